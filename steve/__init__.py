@@ -1,0 +1,1 @@
+"""The ``steve`` command: command line and config composition only, no logic."""

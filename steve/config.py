@@ -1,0 +1,152 @@
+"""Config composition: YAML defaults per concern, a ``--config`` file, ``--set`` overrides.
+
+Each component owns its section's schema (``envs.config.EnvConfig``,
+``memory.config.MemoryConfig``, ...); this module only stacks the layers and validates
+the result, so an unknown key or a wrong type is a one-line error before anything runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from envs.config import EnvConfig
+from memory.config import MemoryConfig
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the command line."""
+
+
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("random", description="which agent plays (random)")
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    episodes: int = Field(1, ge=1, description="episodes to play; episode i uses seed + i")
+    seed: int = Field(0, ge=0, description="seed of the first episode (and of the agent)")
+    out: str | None = Field(None, description="run directory")
+    video: bool = Field(False, description="write an MP4 per episode")
+    video_scale: int = Field(4, ge=1, le=16, description="upscaling of frames in videos")
+    flush_every: int = Field(500, ge=1, description="steps buffered before they reach disk")
+
+
+class Config(BaseModel):
+    """The resolved configuration of a run; written to ``RUN_DIR/config.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: EnvConfig = EnvConfig()
+    agent: AgentConfig = AgentConfig()
+    run: RunConfig = RunConfig()
+    memory: MemoryConfig = MemoryConfig()
+
+    def digest(self) -> str:
+        """A hash of what decides the episodes (not where they are written)."""
+        data = self.model_dump(mode="json")
+        data["run"].pop("out", None)
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+SECTIONS = tuple(Config.model_fields)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``a.b=c`` -> ``{"a": {"b": c}}`` with ``c`` read as YAML (numbers, bools, lists)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. run.episodes=3")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def defaults(config_dir: Path = CONFIG_DIR) -> dict[str, Any]:
+    """The per-concern YAML files, ``configs/<section>.yaml``, as one mapping."""
+    data: dict[str, Any] = {}
+    for section in SECTIONS:
+        path = config_dir / f"{section}.yaml"
+        if path.exists():
+            data[section] = _read_yaml(path)
+    return data
+
+
+def _explain(err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"config: unknown key {loc!r}"
+    got = first.get("input")
+    got_txt = f" (got {got!r})" if not isinstance(got, dict) else ""
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"config: {loc}: {first['msg']}{got_txt}{more}"
+
+
+def validate(data: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_explain(err)) from None
+
+
+def load(
+    files: list[Path] | None = None,
+    overrides: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+    config_dir: Path = CONFIG_DIR,
+) -> Config:
+    """Defaults, then each ``--config`` file, then ``extra`` (CLI flags), then ``--set``."""
+    data = defaults(config_dir)
+    for path in files or []:
+        data = _merge(data, _read_yaml(Path(path)))
+    if extra:
+        data = _merge(data, extra)
+    for text in overrides or []:
+        data = _merge(data, parse_override(text))
+    return validate(data)
