@@ -54,9 +54,10 @@ class Config(BaseModel):
     memory: MemoryConfig = MemoryConfig()
 
     def digest(self) -> str:
-        """A hash of what decides the episodes (not where they are written)."""
+        """A hash of what decides an episode besides its seed: not the run's bookkeeping
+        (how many episodes, where they go, videos), so one episode keeps one id."""
         data = self.model_dump(mode="json")
-        data["run"].pop("out", None)
+        data.pop("run")
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -1,0 +1,194 @@
+"""The ``steve`` command line: parses options, composes the config, calls the packages."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from steve import memory_cli
+from steve.config import ConfigError, load
+
+app = typer.Typer(help="Self-evolving agents in Minecraft-like worlds.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+env_app = typer.Typer(help="Worlds: what they offer.", no_args_is_help=True)
+episodes_app = typer.Typer(help="Recorded episodes: list and check.", no_args_is_help=True)
+app.add_typer(env_app, name="env")
+app.add_typer(episodes_app, name="episodes")
+app.add_typer(memory_cli.app, name="memory")
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigFiles = Annotated[Optional[list[Path]], typer.Option("--config", help="YAML file(s) layered over configs/")]
+Sets = Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. --set env.max_steps=500")]
+
+
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def run(
+    env: Annotated[Optional[str], typer.Option(help="world: crafter | minedojo")] = None,
+    agent: Annotated[Optional[str], typer.Option(help="who plays: random")] = None,
+    episodes: Annotated[Optional[int], typer.Option(help="episodes to play")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed of episode 0; episode i uses seed+i")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="steps before truncation")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="run directory to write")] = None,
+    video: Annotated[Optional[bool], typer.Option("--video/--no-video", help="an MP4 per episode")] = None,
+    config: ConfigFiles = None,
+    set_: Sets = None,
+) -> None:
+    """Play episodes, record them, and print the score table."""
+    from agents.runner import RunDirError, run_episodes
+    from envs import EnvError
+    from envs.episodes import CorruptEpisodeError
+
+    flags: dict[str, Any] = {}
+    for section, key, value in (("env", "name", env), ("agent", "name", agent),
+                                ("run", "episodes", episodes), ("run", "seed", seed),
+                                ("env", "max_steps", max_steps), ("run", "video", video),
+                                ("run", "out", str(out) if out else None)):
+        if value is not None:
+            flags.setdefault(section, {})[key] = value
+    try:
+        cfg = load(config, set_, flags)
+        with _RichProgress(cfg.run.episodes) as progress:
+            summary = run_episodes(cfg, progress)
+    except (ConfigError, RunDirError, EnvError, CorruptEpisodeError, ValueError) as err:
+        fail(str(err))
+    _print_summary(summary, Path(cfg.run.out))
+
+
+class _RichProgress:
+    """Two bars: episodes, and steps of the current episode."""
+
+    def __init__(self, episodes: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TimeElapsedColumn(), console=err_console, transient=False)
+        self._episodes = self._p.add_task("episodes", total=episodes)
+        self._steps = self._p.add_task("steps", total=1)
+
+    def __enter__(self) -> _RichProgress:
+        self._p.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._p.stop()
+
+    def episode_started(self, index: int, seed: int, max_steps: int) -> None:
+        self._p.reset(self._steps, total=max_steps, description=f"steps (seed {seed})")
+
+    def advanced(self, steps: int) -> None:
+        self._p.advance(self._steps, steps)
+
+    def episode_finished(self, index: int, length: int, achievements: list[str]) -> None:
+        self._p.update(self._steps, total=length, completed=length)
+        self._p.advance(self._episodes)
+
+
+def _print_summary(summary: dict[str, Any], out: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{summary['agent']} on {summary['env']}: {summary['episodes']} episodes")
+    table.add_column("achievement")
+    table.add_column("success %", justify="right")
+    for name, rate in summary["success_rates"].items():
+        table.add_row(name, f"{rate:.1f}")
+    console.print(table)
+    console.print(f"Crafter score [bold]{summary['crafter_score']:.2f}[/bold] | "
+                  f"mean return {summary['mean_return']:.2f} | mean length {summary['mean_length']:.0f}")
+    console.print(f"run directory: {out} (summary.json, config.yaml, episodes/, episodes.parquet"
+                  + (", videos/" if summary.get("videos") else "") + ")")
+
+
+@env_app.command("info")
+def env_info(
+    env: Annotated[str, typer.Option(help="world name")] = "crafter",
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Print the action set, observation fields and achievements of a world."""
+    import envs
+    from envs.observation import Observation
+
+    try:
+        world = envs.make(env, **load(extra={"env": {"name": env}}).env.make_kwargs())
+    except (envs.EnvError, ConfigError) as err:
+        fail(str(err))
+    fields = [f.name for f in dataclasses.fields(Observation)]
+    info = {"env": env, "actions": list(world.action_names), "observation_fields": fields,
+            "achievements": list(world.achievements)}
+    world.close()
+    if as_json:
+        console.print_json(json.dumps(info))
+        return
+    console.print(f"[bold]{env}[/bold]")
+    console.print("actions: " + ", ".join(f"{i}:{a}" for i, a in enumerate(info["actions"])))
+    console.print("observation fields: " + ", ".join(fields))
+    console.print(f"achievements ({len(info['achievements'])}): " + ", ".join(info["achievements"]))
+
+
+@episodes_app.command("check")
+def episodes_check(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
+    """Read every episode file; name each truncated or corrupt one. Exit 1 if any."""
+    from envs.episodes import verify_run
+
+    report = verify_run(run_dir)
+    for line in report["corrupt"]:
+        err_console.print(f"[red]corrupt:[/red] {line}", highlight=False)
+    for line in report["incomplete"]:
+        console.print(f"[yellow]incomplete[/yellow] (process died mid-episode; flushed steps kept): {line}")
+    console.print(f"{len(report['ok'])} files ok, {len(report['corrupt'])} corrupt, "
+                  f"{len(report['incomplete'])} incomplete episodes")
+    if report["corrupt"]:
+        raise typer.Exit(1)
+
+
+@episodes_app.command("list")
+def episodes_list(run_dir: Annotated[Path, typer.Argument(help="run directory")],
+                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """One line per finished episode of a run."""
+    from rich.table import Table
+
+    from envs.episodes import CorruptEpisodeError, read_index
+
+    try:
+        metas = read_index(run_dir)
+    except CorruptEpisodeError as err:
+        fail(str(err))
+    if as_json:
+        console.print_json(json.dumps([m.row() for m in metas]))
+        return
+    table = Table()
+    for col in ("episode_id", "seed", "length", "return", "achievements"):
+        table.add_column(col)
+    for m in metas:
+        table.add_row(m.episode_id, str(m.seed), str(m.length), f"{m.episode_return:.1f}", str(len(m.achievements)))
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The real program, in a subprocess, with tiny budgets; checks what it wrote."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from envs.episodes import read_steps
+from tests.conftest import run_cli
+
+ACHIEVEMENTS = 22
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "r"
+    run_cli("run", "--env", "crafter", "--agent", "random", "--episodes", "2", "--seed", "5",
+            "--max-steps", "150", "--out", str(out), "--video")
+    return out
+
+
+def test_run_writes_episodes_summary_config_and_videos(run_dir):
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["episodes"] == 2 and summary["seeds"] == [5, 6]
+    assert len(summary["success_rates"]) == ACHIEVEMENTS
+    assert 0 <= summary["crafter_score"] <= 100
+    assert [e["seed"] for e in summary["per_episode"]] == [5, 6]
+    assert all(e["length"] <= 150 for e in summary["per_episode"])
+    steps = pd.read_parquet(run_dir / "episodes")
+    assert len(steps) == sum(e["length"] for e in summary["per_episode"])
+    assert summary["mean_length"] == pytest.approx(len(steps) / 2)
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert cfg["env"]["max_steps"] == 150 and cfg["run"]["seed"] == 5 and cfg["run"]["episodes"] == 2
+    videos = sorted((run_dir / "videos").glob("*.mp4"))
+    assert len(videos) == 2 and all(v.stat().st_size > 1000 for v in videos)
+
+
+def test_same_seed_writes_the_same_episodes(run_dir, tmp_path):
+    again = tmp_path / "again"
+    run_cli("run", "--episodes", "2", "--seed", "5", "--max-steps", "150", "--out", str(again))
+    a, b = read_steps(run_dir), read_steps(again)
+    assert a.num_rows == b.num_rows
+    for col in ("episode_id", "t", "frame", "action", "reward", "inventory", "achievements"):
+        assert a.column(col).equals(b.column(col)), col
+    assert json.loads((run_dir / "summary.json").read_text())["per_episode"] == \
+        json.loads((again / "summary.json").read_text())["per_episode"]
+
+
+def test_existing_run_directory_is_refused(run_dir):
+    proc = run_cli("run", "--episodes", "1", "--max-steps", "10", "--out", str(run_dir), check=False)
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr
+
+
+def test_bad_config_fails_before_anything_runs(tmp_path):
+    out = tmp_path / "never"
+    proc = run_cli("run", "--out", str(out), "--set", "run.epsiodes=2", check=False)
+    assert proc.returncode == 2
+    assert "unknown key 'run.epsiodes'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_env_info_lists_actions_fields_and_achievements():
+    info = json.loads(run_cli("env", "info", "--env", "crafter", "--json").stdout)
+    assert info["actions"][0] == "noop" and len(info["actions"]) == 17
+    assert len(info["achievements"]) == ACHIEVEMENTS
+    assert {"frame", "inventory", "vitals", "local_view", "position", "facing",
+            "achievements", "step", "daylight"} <= set(info["observation_fields"])
+
+
+def test_episodes_check_names_a_corrupt_file(run_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    victim = sorted((copy / "episodes").rglob("part-*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[:100])
+    proc = run_cli("episodes", "check", str(copy), check=False)
+    assert proc.returncode == 1 and victim.name in proc.stderr
+    ok = run_cli("episodes", "check", str(run_dir))
+    assert "0 corrupt" in ok.stdout
