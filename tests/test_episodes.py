@@ -134,3 +134,14 @@ def test_writing_twice_into_one_directory_is_refused(tmp_path):
     _record(tmp_path, steps=20, flush_every=10)
     with pytest.raises(FileExistsError):
         _record(tmp_path, steps=20, flush_every=10)
+
+
+def test_readable_by_hugging_face_datasets(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    _record(tmp_path / "run", seeds=(0,), steps=30)
+    files = [str(p) for p in part_files(tmp_path / "run")]
+    ds = datasets.load_dataset("parquet", data_files=files, split="train",
+                               cache_dir=str(tmp_path / "cache"))
+    assert ds.num_rows == 30 and ds[0]["task"] == "collect wood" and len(ds[0]["frame"]) == 64 * 64 * 3
