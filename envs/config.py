@@ -21,6 +21,7 @@ class MineDojoOptions(BaseModel):
     task_id: str = Field("open-ended", description="a MineDojo task id")
     image_size: list[int] = Field([64, 64], min_length=2, max_length=2, description="H, W")
     world_seed: int | None = Field(None, description="fixed Minecraft world seed; default: the episode seed")
+    view: int = Field(9, ge=3, description="local view width in blocks (programmatic tasks fix 3)")
 
 
 class EnvConfig(BaseModel):

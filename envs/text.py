@@ -12,9 +12,13 @@ GLYPHS = {
     "tree": "T", "coal": "c", "iron": "i", "diamond": "D", "lava": "L", "table": "t",
     "furnace": "f", "cow": "C", "zombie": "Z", "skeleton": "S", "arrow": "a",
     "plant": "p", "ripe_plant": "P", "fence": "|", "void": " ",
+    # Minecraft (MineDojo) blocks
+    "air": " ", "dirt": ".", "log": "T", "log2": "T", "leaves": "*", "leaves2": "*",
+    "cobblestone": "#", "crafting_table": "t", "bedrock": "B", "gravel": ":", "snow_layer": ".",
+    "coal_ore": "c", "iron_ore": "i", "diamond_ore": "D", "flowing_water": "~", "flowing_lava": "L",
 }
 _DIRS = {(0, 1): "down", (0, -1): "up", (1, 0): "right", (-1, 0): "left"}
-_BORING = {"grass", "sand", "path", "void", "player"}
+_BORING = {"grass", "sand", "path", "void", "player", "air", "dirt"}
 
 
 def describe_offset(dx: int, dy: int) -> str:
