@@ -69,7 +69,10 @@ def main() -> None:
     args = parser.parse_args()
 
     actions = _actions(args.steps, 0)
-    bench_adapter(actions[:200], args.max_steps)  # warm numba's jit and textures
+    # Warm-up outside the timed loops: numba's jit, textures, pyarrow's lazy imports
+    # (the first Parquet write of a process takes ~0.2 s).
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_adapter(actions[:600], args.max_steps, Path(tmp))
     rates: dict[str, list[float]] = {"raw": [], "adapter": [], "recording": []}
     for _ in range(args.rounds):
         rates["raw"].append(bench_raw(actions, args.max_steps))

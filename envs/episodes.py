@@ -99,7 +99,8 @@ def _atomic_write_table(table: pa.Table, path: Path) -> None:
 class EpisodeWriter:
     """Buffers the steps of one episode and writes them as Parquet parts."""
 
-    def __init__(self, run_dir: Path, meta: EpisodeMeta, flush_every: int = 500):
+    def __init__(self, run_dir: Path, meta: EpisodeMeta, flush_every: int = 500,
+                 frame_buffer: np.ndarray | None = None):
         self.run_dir = Path(run_dir)
         self.meta = meta
         self.flush_every = flush_every
@@ -109,11 +110,19 @@ class EpisodeWriter:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._cols: dict[str, list[Any]] = {name: [] for name in _LIST_COLUMNS}
         # Frames go straight into one array: building an Arrow column from a list of
-        # Python bytes costs ~100 us a frame, from one buffer almost nothing.
-        self._frames = np.empty((flush_every, *meta.frame_shape), np.uint8)
+        # Python bytes costs ~100 us a frame, from one buffer almost nothing. A caller
+        # that writes many episodes passes the same buffer each time.
+        shape = (flush_every, *meta.frame_shape)
+        if frame_buffer is None or frame_buffer.shape != shape:
+            frame_buffer = np.empty(shape, np.uint8)
+        self._frames = frame_buffer
         self._parts = 0
         self.length = 0  # steps appended, flushed or not
         self.meta.started_at = time.time()
+
+    @property
+    def frame_buffer(self) -> np.ndarray:
+        return self._frames
 
     def append(self, frame: np.ndarray, **row: Any) -> None:
         """One step: ``frame`` as an array, the other columns of STEP_SCHEMA by name."""

@@ -42,6 +42,7 @@ class EpisodeRecorder(Wrapper):
         self.flush_every = flush_every
         self._context = {"task": task, "subgoal": "", "plan": "", "actor": "teacher"}
         self._writer: EpisodeWriter | None = None
+        self._frame_buffer: Any = None  # reused across episodes (see EpisodeWriter)
         self._obs: Observation | None = None
         self._return = 0.0
         # Episodes already in the run directory (a resumed run) stay in its index.
@@ -73,7 +74,8 @@ class EpisodeRecorder(Wrapper):
             seed=seed, env=self.env.name, agent=self.agent, config_hash=self.config_hash,
             frame_shape=list(obs.frame.shape),
         )
-        self._writer = EpisodeWriter(self.run_dir, meta, self.flush_every)
+        self._writer = EpisodeWriter(self.run_dir, meta, self.flush_every, self._frame_buffer)
+        self._frame_buffer = self._writer.frame_buffer
         self._obs, self._return = obs, 0.0
         info = dict(info, episode_id=meta.episode_id)
         return obs, info
