@@ -1,24 +1,7 @@
 """MineDojo (real Minecraft 1.11.2 via Malmo), optional: ``pip install -e '.[minedojo]'`` and Java 8.
 
 Checks that name what is missing before Minecraft is launched, and the live env; the
-translation of observations is in :mod:`envs.minedojo_obs`. Mapping:
-
-- ``frame``: ``rgb`` (3, H, W) -> (H, W, 3) uint8.
-- ``inventory``: the 36 slots summed by item name (``crafting table`` -> ``crafting_table``),
-  ``air`` (empty slot) left out. Worn armour is not counted; the held item is ``extras["equipped"]``.
-- ``vitals`` on Crafter's 0..9 scale, so thresholds carry over between worlds: ``health``
-  from life (0..20), ``food`` from the hunger bar (0..20). Minecraft has no thirst or
-  fatigue, so ``drink`` and ``energy`` stay full (9): a "drink when low" reflex never fires.
-  Raw values (life, food_level, saturation, oxygen, armor, xp) are in ``extras``.
-- ``local_view``: a top-down grid from the voxels around the player, rows north (-z) to
-  south, cols west (-x) to east: the block at feet level, or the floor below when that is
-  air; the centre cell is ``player`` (as in Crafter), the block under it ``extras["standing_on"]``.
-- ``position``: (x, z) floored; ``y`` (height) is in ``extras``. ``facing``: the yaw snapped to
-  the nearest axis (yaw 0 faces south = (0, 1), 90 west, -90 east, 180 north).
-- ``achievements``: Minecraft's own are not observed, so they are derived from the
-  inventory: ``collect_<item>`` the first time an item's count rises in an episode,
-  ``craft_<item>`` when that rise came from crafting or smelting.
-- ``daylight``: ``sun_brightness`` (about 0.2 at night to 1 at noon).
+translation of observations, and how each field maps, is in :mod:`envs.minedojo_obs`.
 """
 
 from __future__ import annotations
@@ -33,17 +16,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-
 from envs.base import Env, EnvError, StepResult
 from envs.minedojo_actions import ActionTable, item_name, minedojo_action_table
 from envs.minedojo_obs import (  # noqa: F401 - re-exported for callers and tests
     _scalar,
-    inventory_counts,
-    vitals_from_life_stats,
     facing_from_yaw,
+    inventory_counts,
     local_view_from_voxels,
-    unlocked_by_change,
     observation_from_minedojo,
+    unlocked_by_change,
+    vitals_from_life_stats,
 )
 from envs.observation import Observation
 
