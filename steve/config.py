@@ -11,11 +11,12 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agents.llm.config import LLMConfig
 from envs.config import EnvConfig
 from memory.config import MemoryConfig
 
@@ -29,7 +30,11 @@ class ConfigError(ValueError):
 class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field("random", description="which agent plays (random)")
+    name: Literal["random", "steve"] = Field("random", description="which agent plays")
+    planner: Literal["graph", "llm"] = Field("graph", description="steve: the planner (llm falls back to graph)")
+    prior: Literal["full", "partial", "none"] = Field("full", description="steve: what the graph planner knows")
+    task: str = Field("open", description="steve: 'open' (every achievement) or one achievement name")
+    learn: bool = Field(True, description="steve: write experiences and distil skills and guardrails")
 
 
 class RunConfig(BaseModel):
@@ -52,6 +57,7 @@ class Config(BaseModel):
     agent: AgentConfig = AgentConfig()
     run: RunConfig = RunConfig()
     memory: MemoryConfig = MemoryConfig()
+    llm: LLMConfig = LLMConfig()
 
     def digest(self) -> str:
         """A hash of what decides an episode besides its seed: not the run's bookkeeping
