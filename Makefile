@@ -1,5 +1,5 @@
 # Two commands set up everything on a fresh machine with Python 3.11:
-#   make demo   -> installs, then plays a few Crafter episodes with the default agent
+#   make demo   -> installs, then plays a few Crafter episodes with the self-evolving agent
 #   make test   -> installs, then runs the test suite
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	rm -rf runs/demo
-	$(BIN)/steve run --env crafter --agent random --episodes 3 --seed 1 --out runs/demo --video
+	$(BIN)/steve run --env crafter --agent steve --episodes 3 --seed 1 --max-steps 1000 --out runs/demo --video
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

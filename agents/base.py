@@ -18,7 +18,7 @@ class Agent(Protocol):
     def act(self, obs: Observation) -> int: ...
 
 
-_AGENTS = {"random": "agents.random_agent:RandomAgent"}
+_AGENTS = {"random": "agents.random_agent:RandomAgent", "steve": "agents.evolving.agent:SteveAgent"}
 
 
 def make_agent(name: str, env: Env, **config: Any) -> Agent:

@@ -120,6 +120,45 @@ class EpisodeWriter:
         self.length = 0  # steps appended, flushed or not
         self.meta.started_at = time.time()
 
+    @classmethod
+    def reopen(cls, run_dir: Path, meta: EpisodeMeta, keep: int, flush_every: int = 500,
+               frame_buffer: np.ndarray | None = None) -> tuple[EpisodeWriter, pa.Table]:
+        """Continue an episode a killed process left open, from its first ``keep`` steps.
+
+        Steps on disk beyond ``keep`` are cut (a part that straddles it is rewritten);
+        returns the writer and the kept steps, whose actions replay the env to step
+        ``keep``.
+        """
+        folder = episode_dir(run_dir, meta.episode_id)
+        kept: list[pa.Table] = []
+        total = 0
+        for path in part_files(folder):
+            table = _read_file(path)
+            if total >= keep:
+                path.unlink()
+                continue
+            if total + table.num_rows > keep:
+                table = table.slice(0, keep - total)
+                _atomic_write_table(table, path)
+            kept.append(table)
+            total += table.num_rows
+        if total < keep:
+            raise CorruptEpisodeError(f"{folder}: {total} steps on disk, {keep} needed to resume")
+        steps = pa.concat_tables([t.replace_schema_metadata(None) for t in kept]) if kept \
+            else STEP_SCHEMA.empty_table()
+        for leftover in folder.glob(".*.tmp"):
+            leftover.unlink()
+        writer = cls.__new__(cls)
+        writer.run_dir, writer.meta, writer.flush_every, writer.dir = Path(run_dir), meta, flush_every, folder
+        writer._cols = {name: [] for name in _LIST_COLUMNS}
+        shape = (flush_every, *meta.frame_shape)
+        writer._frames = frame_buffer if frame_buffer is not None and frame_buffer.shape == shape \
+            else np.empty(shape, np.uint8)
+        writer._parts = len(kept)
+        writer.length = total
+        meta.started_at = meta.started_at or time.time()
+        return writer, steps
+
     @property
     def frame_buffer(self) -> np.ndarray:
         return self._frames

@@ -6,8 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from envs.base import Env, StepResult, Wrapper
-from envs.episodes import ACTORS, EpisodeMeta, EpisodeWriter, read_index, write_index
+from envs.episodes import (
+    ACTORS,
+    EpisodeMeta,
+    EpisodeWriter,
+    episode_dir,
+    part_files,
+    read_index,
+    write_index,
+)
 from envs.observation import Observation
 
 
@@ -62,23 +72,61 @@ class EpisodeRecorder(Wrapper):
                 self._context[key] = value
 
     @property
+    def last_obs(self) -> Observation | None:
+        """The observation the next action will be chosen from."""
+        return self._obs
+
+    @property
     def episode_id(self) -> str | None:
         return self._writer.meta.episode_id if self._writer else None
 
     def reset(self, seed: int | None = None) -> tuple[Observation, dict[str, Any]]:
-        if self._writer is not None:  # an episode cut short by a new reset still counts
-            self._finish()
-        obs, info = self.env.reset(seed)
-        meta = EpisodeMeta(
-            episode_id=episode_id_for(self.env.name, self.agent, seed, self.config_hash),
-            seed=seed, env=self.env.name, agent=self.agent, config_hash=self.config_hash,
-            frame_shape=list(obs.frame.shape),
-        )
+        obs, info, meta = self._start(seed)
         self._writer = EpisodeWriter(self.run_dir, meta, self.flush_every, self._frame_buffer)
         self._frame_buffer = self._writer.frame_buffer
         self._obs, self._return = obs, 0.0
         info = dict(info, episode_id=meta.episode_id)
         return obs, info
+
+    def _start(self, seed: int | None) -> tuple[Observation, dict[str, Any], EpisodeMeta]:
+        if self._writer is not None:  # an episode cut short by a new reset still counts
+            self._finish()
+        obs, info = self.env.reset(seed)
+        meta = EpisodeMeta(episode_id=self.episode_id_for_seed(seed), seed=seed, env=self.env.name,
+                           agent=self.agent, config_hash=self.config_hash, frame_shape=list(obs.frame.shape))
+        return obs, info, meta
+
+    def flush(self) -> None:
+        """Write the buffered steps of the open episode now."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def episode_id_for_seed(self, seed: int | None) -> str:
+        return episode_id_for(self.env.name, self.agent, seed, self.config_hash)
+
+    def steps_on_disk(self, episode_id: str) -> int:
+        """Steps of an episode already written (from the Parquet footers, no data read)."""
+        return sum(pq.ParquetFile(p).metadata.num_rows
+                   for p in part_files(episode_dir(self.run_dir, episode_id)))
+
+    def resume(self, seed: int, keep: int, on_replay: Any = None) -> tuple[Observation, dict[str, Any]]:
+        """Reopen this seed's episode left by a killed process and replay its first
+        ``keep`` recorded actions (seeded episodes are reproducible), without recording
+        them again. ``on_replay(obs)`` sees every replayed observation."""
+        obs, info, meta = self._start(seed)
+        self._writer, steps = EpisodeWriter.reopen(self.run_dir, meta, keep, self.flush_every,
+                                                   self._frame_buffer)
+        self._frame_buffer = self._writer.frame_buffer
+        self._return = 0.0
+        for action, reward in zip(steps.column("action").to_pylist(), steps.column("reward").to_pylist()):
+            obs, _, terminated, truncated, _ = self.env.step(action)
+            self._return += reward
+            if on_replay is not None:
+                on_replay(obs)
+            if terminated or truncated:
+                raise RuntimeError(f"episode {meta.episode_id} ended while replaying: not reproducible?")
+        self._obs = obs
+        return obs, dict(info, episode_id=meta.episode_id, resumed_at=keep)
 
     def step(self, action: int, teacher_probs: Any = None) -> StepResult:
         if self._writer is None or self._obs is None:

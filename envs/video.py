@@ -62,6 +62,18 @@ class VideoRecorder(Wrapper):
         self._close_writer()
         self.env.close()
 
+    # A recorder may sit inside: what is said to this wrapper reaches it too.
+    def annotate(self, **context: str | None) -> None:
+        """Caption the frames with the subgoal, and pass the context on."""
+        if context.get("subgoal") is not None:
+            self.caption = str(context["subgoal"])
+        if hasattr(self.env, "annotate"):
+            self.env.annotate(**context)
+
+    def flush(self) -> None:
+        if hasattr(self.env, "flush"):
+            self.env.flush()
+
     def _open_writer(self, path: Path) -> None:
         import imageio.v2 as imageio
 

@@ -45,7 +45,12 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> 
 @app.command()
 def run(
     env: Annotated[Optional[str], typer.Option(help="world: crafter | minedojo")] = None,
-    agent: Annotated[Optional[str], typer.Option(help="who plays: random")] = None,
+    agent: Annotated[Optional[str], typer.Option(help="who plays: random | steve")] = None,
+    planner: Annotated[Optional[str], typer.Option(help="steve's planner: graph | llm")] = None,
+    prior: Annotated[Optional[str], typer.Option(help="steve's prior knowledge: full | partial | none")] = None,
+    memory: Annotated[Optional[Path], typer.Option(help="experience store directory (default RUN/memory)")] = None,
+    learn: Annotated[Optional[bool], typer.Option("--learn/--no-learn", help="steve writes experience")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="continue the run in this directory after a kill")] = None,
     episodes: Annotated[Optional[int], typer.Option(help="episodes to play")] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed of episode 0; episode i uses seed+i")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="steps before truncation")] = None,
@@ -60,16 +65,24 @@ def run(
     from envs.episodes import CorruptEpisodeError
 
     flags: dict[str, Any] = {}
+    files = list(config or [])
+    if resume is not None:  # the run's own resolved config, then whatever is given here
+        if not (resume / "config.yaml").exists():
+            fail(f"{resume} holds no run to resume (no config.yaml)")
+        files.insert(0, resume / "config.yaml")
+        out = resume
     for section, key, value in (("env", "name", env), ("agent", "name", agent),
+                                ("agent", "planner", planner), ("agent", "prior", prior),
+                                ("agent", "learn", learn), ("memory", "path", str(memory) if memory else None),
                                 ("run", "episodes", episodes), ("run", "seed", seed),
                                 ("env", "max_steps", max_steps), ("run", "video", video),
                                 ("run", "out", str(out) if out else None)):
         if value is not None:
             flags.setdefault(section, {})[key] = value
     try:
-        cfg = load(config, set_, flags)
+        cfg = load(files, set_, flags)
         with _RichProgress(cfg.run.episodes) as progress:
-            summary = run_episodes(cfg, progress)
+            summary = run_episodes(cfg, progress, resume=resume is not None)
     except (ConfigError, RunDirError, EnvError, CorruptEpisodeError, ValueError) as err:
         fail(str(err))
     _print_summary(summary, Path(cfg.run.out))
@@ -79,7 +92,13 @@ class _RichProgress:
     """Two bars: episodes, and steps of the current episode."""
 
     def __init__(self, episodes: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                            TimeElapsedColumn(), console=err_console, transient=False)

@@ -1,0 +1,128 @@
+"""Dual-track distillation of one attempt: a success becomes a Skill, a failure a Guardrail.
+
+With the ``graph`` planner both are derived from the diagnosis and the tech tree:
+
+- **Skill**: preconditions are what the attempt needed, as facts of the pre-state: the
+  items it consumed (``wood>=2`` if two went), the tree's requirements that held
+  (``wood_pickaxe>=1``), the stations next to the player (``near:table``).
+- **Guardrail** for ``missing_requirement``: the attempt had what the planner believed
+  was enough, so the guardrail states a hypothesis about what was missing, the smallest
+  step beyond what was held: one more of each item the recipe consumes, the next tier of
+  tool for a collect, a station that was not nearby for a craft. Its repair names them
+  ("first get 2 wood"), which the planner reads (``agents.planners.experience``). A
+  wrong hypothesis costs some extra gathering; a right one is confirmed by the skill the
+  next success writes, and support accumulates through the store's merging.
+- **Guardrail** for damage or death: the risk pattern is the danger that held (night,
+  low health), scoped to the task when the player died. Failures with nothing in the
+  state to tell them apart (a timeout in daylight at full health) write no guardrail:
+  one that always matched would hold its subgoal back for good.
+"""
+
+from __future__ import annotations
+
+from agents.plan import Subgoal
+from agents.techtree import STATIONS, TechTree
+from envs import Observation
+from memory.models import Diagnosis, Guardrail, Skill, Trigger
+
+PICKAXES = ("wood_pickaxe", "stone_pickaxe", "iron_pickaxe")
+NIGHT_BELOW = 0.35  # daylight under this is night for guardrails
+LOW_HEALTH = 5
+
+
+def stations_near(obs: Observation, radius: int = 1) -> list[str]:
+    """Stations within ``radius`` cells (Crafter crafts with a station in the 3x3 around)."""
+    pr, pc = obs.player_cell
+    view = obs.local_view
+    found = set()
+    for r in range(max(0, pr - radius), min(view.shape[0], pr + radius + 1)):
+        for c in range(max(0, pc - radius), min(view.shape[1], pc + radius + 1)):
+            if view[r, c] in STATIONS:
+                found.add(str(view[r, c]))
+    return sorted(found)
+
+
+def _requirements(tree: TechTree, subgoal: Subgoal) -> dict[str, int]:
+    kind = "place" if subgoal.kind == "place" else None
+    return tree.requirements(subgoal.target, kind)
+
+
+def skill_from_success(subgoal: Subgoal, pre: Observation, post: Observation, diagnosis: Diagnosis,
+                       experience_id: str, tree: TechTree, actions: list[str]) -> Skill:
+    pre_facts: dict[str, int] = {}
+    for item, need in _requirements(tree, subgoal).items():
+        if item not in STATIONS and pre.inventory.get(item, 0) >= need:
+            pre_facts[item] = need
+    for item, before in pre.inventory.items():
+        used = before - post.inventory.get(item, 0)
+        if used > 0:
+            pre_facts[item] = max(pre_facts.get(item, 0), used)
+    preconditions = [f"{k}>={v}" for k, v in pre_facts.items()]
+    if subgoal.kind in ("craft", "place"):
+        preconditions += [f"near:{s}" for s in stations_near(pre)]
+    finisher = next((a for a in reversed(actions) if not a.startswith("move_") and a != "noop"), "noop")
+    steps = [f"go to the nearest {subgoal.target} or where it can be made", f"{finisher} facing it"]
+    used = diagnosis.indicators.get("budget_used", 0.5)
+    return Skill(
+        name=subgoal.name,
+        trigger=Trigger(subgoal_kind=subgoal.kind, subgoal_target=_slug(subgoal.target)),
+        preconditions=preconditions, steps=steps, verification=subgoal.check.describe(),
+        confidence=round(max(0.5, 1.0 - 0.5 * used), 3), source_experiences=[experience_id],
+    )
+
+
+def _missing_hypothesis(subgoal: Subgoal, pre: Observation, tree: TechTree) -> tuple[list[str], list[str]]:
+    """(risk facts, things to get first) for a missing requirement."""
+    risk: list[str] = []
+    get: list[str] = []
+    recipe = tree.recipe(subgoal.target, "place" if subgoal.kind == "place" else None)
+    if subgoal.kind == "collect":
+        held = [p for p in PICKAXES if pre.inventory.get(p, 0) > 0]
+        tier = PICKAXES.index(held[-1]) + 1 if held else 0
+        if tier < len(PICKAXES):
+            risk.append(f"{PICKAXES[tier]}<1")
+            get.append(PICKAXES[tier])
+        return risk, get
+    for item in (recipe.uses if recipe else {}):
+        have = pre.inventory.get(item, 0)
+        risk.append(f"{item}<{have + 1}")
+        get.append(f"{have + 1} {item}")
+    if subgoal.kind == "craft":
+        near = set(stations_near(pre))
+        for station in STATIONS:
+            if station not in near:
+                risk.append(f"!near:{station}")
+                get.append(f"a {station} nearby")
+    return risk, get
+
+
+def guardrail_from_failure(subgoal: Subgoal, pre: Observation, diagnosis: Diagnosis, experience_id: str,
+                           tree: TechTree, task: str) -> Guardrail | None:
+    cause = diagnosis.failure_cause
+    if not cause:
+        return None
+    trigger = Trigger(subgoal_kind=subgoal.kind, subgoal_target=_slug(subgoal.target))
+    if cause == "missing_requirement":
+        risk, get = _missing_hypothesis(subgoal, pre, tree)
+        if not risk:
+            return None
+        return Guardrail(trigger=trigger, failure_cause=cause, risk_pattern=risk, confidence=0.4,
+                         repair="first get " + ", ".join(get), source_experiences=[experience_id])
+    risk = []
+    if pre.daylight < NIGHT_BELOW:
+        risk.append("night")
+    health = pre.vitals.get("health", 9)
+    if health < LOW_HEALTH or cause == "died":
+        risk.append(f"health<{int(health) + 1}")
+    if not risk or cause not in ("died", "took_damage"):
+        return None
+    scope = "task" if cause == "died" else "subgoal"
+    if scope == "task":
+        trigger = trigger.model_copy(update={"task": _slug(task)})
+    return Guardrail(trigger=trigger, failure_cause=cause, risk_pattern=risk, scope=scope, confidence=0.5,
+                     repair=f"do not {subgoal.name} when {' and '.join(risk)}: eat, drink or rest first",
+                     source_experiences=[experience_id])
+
+
+def _slug(text: str) -> str:
+    return text.strip().lower().replace(" ", "_")

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from agents.diagnosis import AttemptTrace, diagnose, repeating_cycle, state_diff
+from agents.plan import Check, Subgoal
+
+WOOD3 = Subgoal(name="collect wood", kind="collect", target="tree",
+                check=Check(type="inventory", key="wood", value=3), budget=100)
+
+
+@pytest.fixture()
+def pre(crafter_env):
+    obs, _ = crafter_env.reset(seed=3)
+    return obs
+
+
+def with_inventory(obs, **items):
+    return dataclasses.replace(obs, inventory=obs.inventory | items)
+
+
+def walk(n):  # distinct positions: a player that moves around
+    return [(i, 0) for i in range(n)]
+
+
+def test_success_has_no_cause_and_full_progress(pre):
+    post = with_inventory(pre, wood=3)
+    d = diagnose(WOOD3, pre, post, AttemptTrace(actions=[5] * 12, positions=walk(12), steps_used=12,
+                                                budget=100, check_held=True))
+    assert d.outcome == "success" and d.failure_cause is None
+    assert d.indicators["progress"] == 1.0 and d.state_diff["inventory.wood"] == 3
+
+
+def test_partial_progress_is_measured(pre):
+    post = with_inventory(pre, wood=1)
+    d = diagnose(WOOD3, pre, post, AttemptTrace(actions=[1, 2, 3, 4] * 25, positions=walk(100),
+                                                steps_used=100, budget=100))
+    assert d.outcome == "partial" and d.indicators["progress"] == pytest.approx(1 / 3)
+    assert d.indicators["budget_used"] == 1.0
+
+
+def test_standing_still_without_gain_is_stagnation(pre):
+    trace = AttemptTrace(actions=[5] * 40, positions=[(32, 32)] * 40, steps_used=40, budget=100)
+    d = diagnose(WOOD3, pre, pre, trace)
+    assert d.stagnant and d.outcome == "failure" and d.failure_cause == "stagnation"
+
+
+def test_repeating_action_cycle_is_a_loop(pre):
+    assert repeating_cycle([0, 5, 1, 2, 1, 2, 1, 2, 1, 2]) == 2
+    assert repeating_cycle([1, 2, 3, 4, 1, 2, 3]) == 0
+    assert repeating_cycle([5] * 10) == 0  # holding one action (e.g. hitting a tree) is no loop
+    trace = AttemptTrace(actions=[1, 2] * 20, positions=[(32, 32), (33, 32)] * 20, steps_used=40, budget=100)
+    d = diagnose(WOOD3, pre, pre, trace)
+    assert d.looping and d.failure_cause == "loop"
+
+
+def test_death_and_executor_reasons_win(pre):
+    died = diagnose(WOOD3, pre, pre, AttemptTrace(positions=walk(20), steps_used=20, budget=100, died=True,
+                                                  episode_done=True))
+    assert died.failure_cause == "died"
+    missing = diagnose(WOOD3, pre, pre, AttemptTrace(positions=walk(5), steps_used=5, budget=100,
+                                                     executor_reason="missing_requirement"))
+    assert missing.failure_cause == "missing_requirement"
+
+
+def test_moving_until_the_budget_is_a_timeout(pre):
+    trace = AttemptTrace(actions=[1, 1, 3, 2, 4, 4, 2, 3] * 13, positions=walk(100), steps_used=100, budget=100)
+    d = diagnose(WOOD3, pre, pre, trace)
+    assert d.failure_cause == "timeout" and not d.stagnant
+
+
+def test_state_diff_lists_only_changes(pre):
+    post = dataclasses.replace(with_inventory(pre, sapling=1), vitals=pre.vitals | {"health": 6.0},
+                               position=(30, 33), achievements=frozenset({"collect_sapling"}))
+    assert state_diff(pre, post) == {"inventory.sapling": 1, "vitals.health": -3, "moved": 3, "achievements": 1}
+
+
+def test_distance_to_target_uses_the_view(pre):
+    d = diagnose(WOOD3, pre, pre, AttemptTrace(positions=walk(10), steps_used=10, budget=100))
+    assert d.indicators["distance_to_target"] == 6  # seed 3: a tree 4 left, 2 down
