@@ -134,8 +134,9 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     console.print(table)
     console.print(f"Crafter score [bold]{summary['crafter_score']:.2f}[/bold] | "
                   f"mean return {summary['mean_return']:.2f} | mean length {summary['mean_length']:.0f}")
-    console.print(f"run directory: {out} (summary.json, config.yaml, episodes/, episodes.parquet"
-                  + (", videos/" if summary.get("videos") else "") + ")")
+    parts = ["summary.json", "config.yaml", "episodes/", "episodes.parquet"]
+    parts += [f"{name}/" for name in ("plots", "videos", "memory") if (out / name).exists()]
+    console.print(f"run directory: {out} ({', '.join(parts)})")
 
 
 @env_app.command("info")
