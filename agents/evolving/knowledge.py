@@ -28,6 +28,7 @@ from memory.models import Diagnosis, Guardrail, Skill, Trigger
 PICKAXES = ("wood_pickaxe", "stone_pickaxe", "iron_pickaxe")
 NIGHT_BELOW = 0.35  # daylight under this is night for guardrails
 LOW_HEALTH = 5
+SURVIVAL = ("eat", "drink", "sleep")
 
 
 def stations_near(obs: Observation, radius: int = 1) -> list[str]:
@@ -108,14 +109,16 @@ def guardrail_from_failure(subgoal: Subgoal, pre: Observation, diagnosis: Diagno
             return None
         return Guardrail(trigger=trigger, failure_cause=cause, risk_pattern=risk, confidence=0.4,
                          repair="first get " + ", ".join(get), source_experiences=[experience_id])
+    if cause not in ("died", "took_damage") or subgoal.kind in SURVIVAL:
+        return None  # eating, drinking and resting are the repairs themselves
     risk = []
     if pre.daylight < NIGHT_BELOW:
         risk.append("night")
     health = pre.vitals.get("health", 9)
-    if health < LOW_HEALTH or cause == "died":
+    if health < LOW_HEALTH:
         risk.append(f"health<{int(health) + 1}")
-    if not risk or cause not in ("died", "took_damage"):
-        return None
+    if not risk:
+        return None  # nothing in the state warned of it: a pattern would match always
     scope = "task" if cause == "died" else "subgoal"
     if scope == "task":
         trigger = trigger.model_copy(update={"task": _slug(task)})

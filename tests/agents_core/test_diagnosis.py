@@ -80,3 +80,20 @@ def test_state_diff_lists_only_changes(pre):
 def test_distance_to_target_uses_the_view(pre):
     d = diagnose(WOOD3, pre, pre, AttemptTrace(positions=walk(10), steps_used=10, budget=100))
     assert d.indicators["distance_to_target"] == 6  # seed 3: a tree 4 left, 2 down
+
+
+def test_guardrails_only_from_distinguishing_danger(pre):
+    """A death at full health in daylight writes no guardrail: its pattern would always
+    match and hold the subgoal back for good (this once made learning ruin the agent)."""
+    from agents.evolving.knowledge import guardrail_from_failure
+    from agents.techtree import TechTree
+    from memory.models import Diagnosis
+
+    died = Diagnosis(outcome="failure", failure_cause="died")
+    tree = TechTree.load("full")
+    assert guardrail_from_failure(WOOD3, pre, died, "ex-1", tree, "open") is None
+    weak = dataclasses.replace(pre, vitals=pre.vitals | {"health": 2.0}, daylight=0.1)
+    rail = guardrail_from_failure(WOOD3, weak, died, "ex-1", tree, "open")
+    assert rail.risk_pattern == ["health<3", "night"] and rail.scope == "task"
+    rest = Subgoal(name="rest", kind="sleep", target="energy", check=Check(type="vital", key="energy", value=9))
+    assert guardrail_from_failure(rest, weak, died, "ex-1", tree, "open") is None
