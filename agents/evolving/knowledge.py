@@ -7,8 +7,9 @@ With the ``graph`` planner both are derived from the diagnosis and the tech tree
   (``wood_pickaxe>=1``), the stations next to the player (``near:table``).
 - **Guardrail** for ``missing_requirement``: the attempt had what the planner believed
   was enough, so the guardrail states a hypothesis about what was missing, the smallest
-  step beyond what was held: one more of each item the recipe consumes, the next tier of
-  tool for a collect, a station that was not nearby for a craft. Its repair names them
+  step beyond what was held: one more of each item the recipe consumes, or the next
+  tier of tool for a collect. When the attempt lacked what the tree asks for, the tree
+  already explains the failure and no guardrail is written. Its repair names them
   ("first get 2 wood"), which the planner reads (``agents.planners.experience``). A
   wrong hypothesis costs some extra gathering; a right one is confirmed by the skill the
   next success writes, and support accumulates through the store's merging.
@@ -73,27 +74,27 @@ def skill_from_success(subgoal: Subgoal, pre: Observation, post: Observation, di
 
 
 def _missing_hypothesis(subgoal: Subgoal, pre: Observation, tree: TechTree) -> tuple[list[str], list[str]]:
-    """(risk facts, things to get first) for a missing requirement."""
-    risk: list[str] = []
-    get: list[str] = []
-    recipe = tree.recipe(subgoal.target, "place" if subgoal.kind == "place" else None)
+    """(risk facts, things to get first) for a missing requirement, or two empty lists.
+
+    Only when the attempt held everything the tree asks for (otherwise the tree already
+    explains the failure, and a guess would teach noise): then the smallest step past
+    it, one more of each item the recipe consumes, or the next tier of pickaxe.
+    """
+    needs = _requirements(tree, subgoal)
+    if any(pre.inventory.get(item, 0) < n for item, n in needs.items() if item not in STATIONS):
+        return [], []
     if subgoal.kind == "collect":
         held = [p for p in PICKAXES if pre.inventory.get(p, 0) > 0]
         tier = PICKAXES.index(held[-1]) + 1 if held else 0
-        if tier < len(PICKAXES):
-            risk.append(f"{PICKAXES[tier]}<1")
-            get.append(PICKAXES[tier])
-        return risk, get
+        if tier >= len(PICKAXES):
+            return [], []
+        return [f"{PICKAXES[tier]}<1"], [PICKAXES[tier]]
+    recipe = tree.recipe(subgoal.target, "place" if subgoal.kind == "place" else None)
+    risk, get = [], []
     for item in (recipe.uses if recipe else {}):
         have = pre.inventory.get(item, 0)
         risk.append(f"{item}<{have + 1}")
         get.append(f"{have + 1} {item}")
-    if subgoal.kind == "craft":
-        near = set(stations_near(pre))
-        for station in STATIONS:
-            if station not in near:
-                risk.append(f"!near:{station}")
-                get.append(f"a {station} nearby")
     return risk, get
 
 

@@ -97,3 +97,19 @@ def test_guardrails_only_from_distinguishing_danger(pre):
     assert rail.risk_pattern == ["health<3", "night"] and rail.scope == "task"
     rest = Subgoal(name="rest", kind="sleep", target="energy", check=Check(type="vital", key="energy", value=9))
     assert guardrail_from_failure(rest, weak, died, "ex-1", tree, "open") is None
+
+
+def test_missing_requirement_hypotheses_only_past_what_the_tree_asks(pre):
+    from agents.evolving.knowledge import guardrail_from_failure
+    from agents.techtree import TechTree
+    from memory.models import Diagnosis
+
+    missing = Diagnosis(outcome="failure", failure_cause="missing_requirement")
+    tree = TechTree.load("partial")  # thinks a table needs 1 wood (truth: 2)
+    table = Subgoal(name="place table", kind="place", target="table",
+                    check=Check(type="achievement", key="place_table"))
+    # held what the prior asks: the guess is one more wood
+    rail = guardrail_from_failure(table, with_inventory(pre, wood=1), missing, "ex-1", tree, "open")
+    assert rail.risk_pattern == ["wood<2"] and rail.repair == "first get 2 wood"
+    # held less than the prior asks: the prior explains it, no guess
+    assert guardrail_from_failure(table, with_inventory(pre, wood=0), missing, "ex-1", tree, "open") is None
