@@ -5,7 +5,8 @@ LLM-like prior with gaps and errors, ``configs/priors/partial.yaml``; ``none``: 
 requirement known) plus what experience taught (:meth:`TechTree.learn_requirement`,
 :meth:`TechTree.learn_station`). Learned facts always take precedence over the prior.
 
-Nodes of :attr:`TechTree.graph` are things (items, stations, placeables); an edge
+Nodes of :attr:`TechTree.graph` are things (items, stations, and ``place:stone`` /
+``place:plant`` for placing what is also an item); an edge
 ``a -> b`` says "``a`` is needed to get ``b``", with ``relation`` ``uses`` (consumed),
 ``tool`` (held) or ``station`` (nearby) and a ``count``.
 """
@@ -67,7 +68,8 @@ class Step:
 def _deep_merge(base: dict, over: Mapping) -> dict:
     """``over`` wins; a mapping merges key by key, anything else replaces."""
     for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict) and key not in (
+        # ``require``/``uses`` and an empty mapping replace: a prior's {} means "nothing"
+        if value and isinstance(value, Mapping) and isinstance(base.get(key), dict) and key not in (
                 "require", "uses"):
             _deep_merge(base[key], value)
         else:
@@ -293,13 +295,15 @@ class TechTree:
         self._recipes = recipes
         g = nx.DiGraph()
         for r in recipes.values():
-            g.add_node(r.thing, kind=r.kind)
+            # a placed station is the station; placing stone or a plant is its own node
+            node = r.thing if r.kind != "place" or r.thing in STATIONS else f"place:{r.thing}"
+            g.add_node(node, kind=r.kind)
             for item, c in r.uses.items():
-                g.add_edge(item, r.thing, relation="uses", count=c)
+                g.add_edge(item, node, relation="uses", count=c)
             for item, c in r.tools.items():
-                g.add_edge(item, r.thing, relation="tool", count=c)
+                g.add_edge(item, node, relation="tool", count=c)
             for st in r.stations:
-                g.add_edge(st, r.thing, relation="station", count=1)
+                g.add_edge(st, node, relation="station", count=1)
         self.graph = g
 
 

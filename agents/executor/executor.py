@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.executor import guardrails as guard
-from agents.executor.context import SkillContext, SkillFailure, Skill
-from agents.executor.navigation import DIRS, MOVE_NAMES, Navigator
-from agents.executor.skills import collect, craft, explore_until, place, wander
-from agents.executor.reflexes import Reflexes
+from agents.executor.context import Skill, SkillContext, SkillFailure
 from agents.executor.farming import eat_plant
+from agents.executor.navigation import DIRS, MOVE_NAMES, Navigator
+from agents.executor.reflexes import Reflexes
 from agents.executor.shelter import sealed, sleep
+from agents.executor.skills import collect, craft, explore_until, place, wander
 from agents.executor.survival import drink, eat_food, hunt
 from agents.executor.worldmap import CODE, WorldMap
 from agents.plan import Subgoal
@@ -34,6 +34,7 @@ CRAFTER_ACTIONS = ("noop", "move_left", "move_right", "move_up", "move_down", "d
                    "make_stone_pickaxe", "make_iron_pickaxe", "make_wood_sword", "make_stone_sword",
                    "make_iron_sword")
 OnStep = Callable[[int, list[float]], None]
+
 
 @dataclass
 class ExecutionResult:
@@ -56,7 +57,14 @@ class ExecutionResult:
 
 
 class Executor:
-    """Runs subgoals in an env with skills, survival reflexes and guardrails."""
+    """Runs subgoals in an env with skills, survival reflexes and guardrails.
+
+    One executor plays one episode at a time and keeps its map between subgoals (call
+    :meth:`reset` at a new episode; ``run`` also notices one). ``reflexes=False`` turns
+    survival interruptions off (tests of a single skill); ``night_shelter`` walls the
+    player in at night; ``yield_below`` (0: off) ends a subgoal as ``interrupted`` when
+    food or drink falls below it, handing the need to the planner.
+    """
 
     def __init__(self, techtree: TechTree | None = None, action_names: Sequence[str] = CRAFTER_ACTIONS,
                  map_size: int = 64, reflexes: bool = True, night_shelter: bool = True,
@@ -110,8 +118,13 @@ class Executor:
     def run(self, env: Env, obs: Observation, subgoal: Subgoal, guardrails: Sequence[Any] = (),
             on_step: OnStep | None = None) -> ExecutionResult:
         """Act in ``env`` from ``obs`` until ``subgoal.check`` holds, the budget is spent,
-        the skill fails or the episode ends. ``on_step(action, teacher_probs)`` is called
-        after every step with a distribution spread evenly over equally good actions."""
+        the skill fails or the episode ends.
+
+        ``on_step(action, teacher_probs)`` is called after every step with a distribution
+        spread evenly over the equally good actions (the same list goes to
+        ``env.step(..., teacher_probs=...)`` when an episode recorder is inside ``env``).
+        Steps spent walled in for the night or to heal do not count against the budget.
+        """
         if self.ctx is None or obs.step < self.world.step:
             self.reset(obs)
         x = self.ctx

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.executor.context import Face, SkillContext, SkillFailure, Skill, Stand, go
+from agents.executor.context import Skill, SkillContext, SkillFailure, go
+from agents.executor.goals import Face, Stand
 from agents.executor.navigation import DIRS
 from agents.executor.shelter import sleep
 from agents.executor.skills import collect, place, place_stone_at
@@ -25,8 +26,8 @@ def eat_plant(x: SkillContext, wait: int = 60) -> Skill:
     planner can do other things (and the nights near home grow it); when it is that
     close, the player waits beside it walled in.
     """
+    w = x.world
     while True:
-        w = x.world
         if len(w.cells_of(objects=(OBJ["ripe_plant"],))):
             yield from go(x, Face(("ripe_plant",), k=2))
             yield x.a["do"], (x.a["do"],)
@@ -47,11 +48,11 @@ def eat_plant(x: SkillContext, wait: int = 60) -> Skill:
         if age < RIPE_AFTER - wait:
             raise SkillFailure("not_ready", f"plant at {cell} grew {age}/{RIPE_AFTER}")
         if abs(cell[0] - x.pos[0]) + abs(cell[1] - x.pos[1]) > 10:
-            yield from go(x, Stand(lambda cx, cy: abs(cx - cell[0]) + abs(cy - cell[1]) <= 8,
-                                   lambda _: walkable_near(w, cell, 6)))
+            yield from go(x, Stand(lambda cx, cy, c=cell: abs(cx - c[0]) + abs(cy - c[1]) <= 8,
+                                   lambda _, c=cell: walkable_near(w, c, 6)))
             continue
         yield from for_steps(x, sleep(x), wait + 20,
-                             lambda: cell not in w.plants or w.plants[cell] >= RIPE_AFTER)
+                             lambda c=cell: c not in w.plants or w.plants[c] >= RIPE_AFTER)
 
 
 def go_home(x: SkillContext, steps: int = 80) -> Skill:
@@ -128,7 +129,5 @@ def plant_before_night(x: SkillContext) -> Skill:
         return
     if x.inv("stone") < 4:
         return
-    if x.inv("sapling") < 1 and w.known_near("grass", 4):
-        yield from for_steps(x, collect(x, "sapling"), 25, lambda: x.inv("sapling") > 0)
     if x.inv("sapling") > 0:
         yield from for_steps(x, plant_sapling(x, protect=True), 60, lambda: False)

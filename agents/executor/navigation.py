@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from agents.executor.worldmap import CODE, OBJ, MATERIALS, WorldMap
+from agents.executor.worldmap import CODE, MATERIALS, OBJ, WorldMap
 
 INF = 1 << 30
 STEP, MINE, CREATURE, FIRE = 1, 3, 7, 4

@@ -12,9 +12,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agents.executor.context import SkillContext, Skill
-from agents.executor.navigation import DIRS
+import numpy as np
+
+from agents.executor.context import Skill, SkillContext
 from agents.executor.farming import go_home, plant_before_night
+from agents.executor.navigation import DIRS
 from agents.executor.shelter import night, sleep
 from agents.executor.skills import collect
 from agents.executor.survival import HOSTILE, drink, eat_food, ripe_plant_near, strike
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 
 DAY = 300
 NIGHT_START = 125  # walls go up before dusk: from ~115 the game spawns zombies on grass
-GRASSY = 8  # grass cells in view above which the night is spent walled in
+GRASSY = 8  # grass cells in view from which the night is spent walled in (zombie land)
 SAFE = (15, 120)  # steps of each day with (almost) no zombie about: eat and drink then
 ORDER = ("strike", "rest", "drink", "eat", "sleep", "snack", "stock", "sip", "night")  # most urgent first
 STEPS = {"strike": 12, "rest": 300, "drink": 120, "eat": 150, "sleep": 300, "snack": 25, "stock": 20,
@@ -55,15 +57,13 @@ def _chain(*programs: Skill) -> Skill:
 
 
 def _in_view(x: SkillContext, name: str, radius: int) -> bool:
+    """A cell named ``name`` within ``radius`` (Manhattan) of the player, in view."""
     view = x.obs.local_view
-    rows, cols = view.shape
-    cr, cc = rows // 2, cols // 2
-    for r in range(max(0, cr - radius), min(rows, cr + radius + 1)):
-        row = view[r]
-        for c in range(max(0, cc - radius), min(cols, cc + radius + 1)):
-            if row[c] == name and abs(r - cr) + abs(c - cc) <= radius:
-                return True
-    return False
+    hits = view == name
+    if not hits.any():  # the usual case: one vectorised comparison
+        return False
+    rows, cols = np.nonzero(hits)
+    return bool((np.abs(rows - view.shape[0] // 2) + np.abs(cols - view.shape[1] // 2) <= radius).any())
 
 
 @dataclass

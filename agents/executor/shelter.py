@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.executor.context import Face, SkillContext, SkillFailure, Skill, go
+from agents.executor.context import Skill, SkillContext, SkillFailure, go
+from agents.executor.goals import Face
 from agents.executor.navigation import DIRS
 from agents.executor.skills import collect, explore, place_stone_at
 from agents.executor.survival import drink, eat_food, for_steps
-from agents.executor.worldmap import CODE, OBJ, WALKABLE
+from agents.executor.worldmap import CODE, WALKABLE
 
 DAY = 300
 # Walls stop zombies and arrows. Water stops zombies but arrows fly over it, so it is a
@@ -138,7 +139,7 @@ def build_shelter(x: SkillContext) -> Skill:
         try:
             for cell in build:
                 yield from place_stone_at(x, cell)
-            yield from go(x, Face(cells=np.array([p]), k=1, stand_ok=lambda ax, ay: (ax, ay) == (ex, ey)))
+            yield from go(x, Face(cells=np.array([p]), k=1, stand_ok=lambda ax, ay, e=(ex, ey): (ax, ay) == e))
             yield from _seal(x, (ex, ey), k)
             return
         except SkillFailure as err:

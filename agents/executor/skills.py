@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.executor.context import Face, Frontier, SkillContext, SkillFailure, Skill, Stand, go
+from agents.executor.context import Skill, SkillContext, SkillFailure, go
+from agents.executor.goals import Face, Frontier, Stand
 from agents.executor.worldmap import CODE, WALKABLE
 from agents.techtree import STATIONS
 
@@ -79,7 +80,6 @@ def collect(x: SkillContext, item: str) -> Skill:
     misses = 0
     while True:
         yield from face_any(x, (src,))
-        fx, fy = x.front()
         before = x.inv(item)
         yield x.a["do"], (x.a["do"],)
         if probabilistic or x.front_name() != src or x.inv(item) > before:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.executor.context import Face, Frontier, Patrol, SkillContext, SkillFailure, Skill, Stand, go
+from agents.executor.context import Skill, SkillContext, SkillFailure, go
+from agents.executor.goals import Face, Frontier, Patrol, Stand
 from agents.executor.navigation import DIRS
 from agents.executor.skills import collect, face_any
 from agents.executor.worldmap import OBJ, RIPE, WALKABLE
@@ -56,9 +57,9 @@ def hunt(x: SkillContext, creature: str) -> Skill:
         if len(seen) and abs(int(seen[0][0]) - x.pos[0]) + abs(int(seen[0][1]) - x.pos[1]) <= 24:
             cell = (int(seen[0][0]), int(seen[0][1]))
             try:
-                yield from go(x, Stand(lambda cx, cy: abs(cx - cell[0]) + abs(cy - cell[1]) <= 2
+                yield from go(x, Stand(lambda cx, cy, c=cell: abs(cx - c[0]) + abs(cy - c[1]) <= 2
                                        or len(w.cells_of(objects=(code,))) > 0,
-                                       lambda _: _around(w, cell)))
+                                       lambda _, c=cell: _around(w, c)))
             except SkillFailure:
                 pass
             w.seen[code].pop(cell, None)  # looked there: do not come back for it

@@ -75,7 +75,7 @@ class WorldMap:
         rows, cols = view.shape
         px, py = obs.position
         get = self._get
-        codes = np.fromiter((get(n, 0) for n in view.flat), np.int8, rows * cols).reshape(rows, cols)
+        codes = np.array([get(n, 0) for n in view.ravel().tolist()], np.int8).reshape(rows, cols)
         x0, y0 = px - cols // 2, py - rows // 2
         ax0, ay0 = max(x0, 0), max(y0, 0)
         ax1, ay1 = min(x0 + cols, self.size), min(y0 + rows, self.size)

@@ -20,8 +20,8 @@ from collections import Counter
 from typing import Any
 
 from agents.executor.reflexes import need_thresholds
-from agents.planners import experience
 from agents.plan import Check, Plan, PlanContext, Subgoal
+from agents.planners import experience
 from agents.techtree import PlanError, Step, TechTree
 from envs import Observation
 
@@ -99,7 +99,7 @@ class GraphPlanner:
         """Keep ``plan.subgoals[:done]``; hold back what failed; plan the rest afresh."""
         if done < len(plan.subgoals):
             failed = plan.subgoals[done]
-            origin = self._origin.get(id(failed), f"{failed.kind}:{failed.target}")
+            origin = self._origin.get(id(failed)) or self._origin_of(failed)
             self._failures[origin] += 1
             n = self._failures[origin]
             wait = 150 if reason == "not_ready" else min(1500, 150 * n)
@@ -113,6 +113,15 @@ class GraphPlanner:
         fresh = self.plan(ctx)
         return Plan(task=plan.task, subgoals=list(plan.subgoals[:done]) + fresh.subgoals,
                     rationale=f"repair after {reason}: {fresh.rationale}")
+
+    def _origin_of(self, subgoal: Subgoal) -> str:
+        """The achievement a subgoal serves, for subgoals of an older plan."""
+        if subgoal.name in ("drink water", "eat cow", "sleep", "rest in shelter"):
+            return f"survival:{subgoal.target}"
+        for ach in self.tree.achievements:
+            if self.tree.achievement_goal(ach)[1] == subgoal.target:
+                return ach
+        return f"{subgoal.kind}:{subgoal.target}"
 
     # -- choosing targets --------------------------------------------------------------
     def _remaining(self, ctx: PlanContext) -> list[str]:
@@ -152,9 +161,8 @@ class GraphPlanner:
             return False  # by full daylight only: at dusk and dawn one zombie brings others
         if ach == "defeat_skeleton" and obs.vitals.get("health", 0) < 6:
             return False
-        if ach == "wake_up" and not (_dusk(obs) or obs.vitals.get("energy", 9) < 3):
-            return False  # sleep at dusk: awake again at dawn, not in the middle of the night
-        return True
+        # sleep at dusk: awake again at dawn, not in the middle of the night
+        return not (ach == "wake_up" and not (_dusk(obs) or obs.vitals.get("energy", 9) < 3))
 
     # -- survival ------------------------------------------------------------------------
     def _survival(self, obs: Observation) -> list[Subgoal]:
@@ -172,6 +180,12 @@ class GraphPlanner:
                                              check=Check(type="vital", key="food", value=min(9, food_below + 2)),
                                              budget=BUDGETS["cow"])))
         phase = obs.step % DAY
+        ach = obs.achievements
+        if (20 <= phase < 110 and "make_stone_sword" in ach and "eat_plant" not in ach
+                and obs.inventory.get("sapling", 0) < 1):
+            # a sapling in the pocket for the evening: the executor walls it in by its bed
+            needs.append((6, Subgoal(name="collect sapling", kind="collect", target="sapling",
+                                     check=Check(type="inventory", key="sapling", value=1), budget=60)))
         if 60 <= phase < 125 and obs.inventory.get("wood_pickaxe", 0) and obs.inventory.get("stone", 0) < 6:
             # walls for the night: a pocket in the open takes up to six stones
             needs.append((5, Subgoal(name="collect stone", kind="collect", target="stone",
@@ -197,9 +211,7 @@ class GraphPlanner:
             for item, n in self.tree.carry(ach).items():
                 needs.append(("have", item, n))
             kind, target = self.tree.achievement_goal(ach)
-            if kind == "collect" and target != "drink":
-                needs.append(("have", target, inv.get(target, 0) + 1))
-            elif kind == "craft":
+            if (kind == "collect" and target != "drink") or kind == "craft":
                 needs.append(("have", target, inv.get(target, 0) + 1))
             elif kind == "place":
                 needs.append(("place", target, 1))
@@ -222,7 +234,7 @@ class GraphPlanner:
 
     def _serves(self, step: Step, targets: list[str]) -> str:
         for ach in targets:
-            kind, target = self.tree.achievement_goal(ach)
+            _, target = self.tree.achievement_goal(ach)
             if step.thing in (ach, target):
                 return ach
         return targets[0] if targets else "survival"

@@ -1,0 +1,122 @@
+"""Paths on a hand-made map: shortest, around lava, through stone when it can dig, and
+the teacher's equally good moves."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.executor.executor import CRAFTER_ACTIONS
+from agents.executor.navigation import ARRIVED, DIRS, INF, Navigator
+from agents.executor.worldmap import CODE, WorldMap
+
+A = {n: i for i, n in enumerate(CRAFTER_ACTIONS)}
+MOVES = {A["move_left"]: DIRS[0], A["move_right"]: DIRS[1], A["move_up"]: DIRS[2], A["move_down"]: DIRS[3]}
+
+
+def hand_map(rows: list[str]) -> WorldMap:
+    """'.' grass, 'L' lava, '#' stone, '~' water, 'T' tree; the map is padded with grass."""
+    legend = {".": "grass", "L": "lava", "#": "stone", "~": "water", "T": "tree"}
+    w = WorldMap(16)
+    w.mat[:] = CODE["grass"]
+    for y, row in enumerate(rows):
+        for x, ch in enumerate(row):
+            w.mat[y, x] = CODE[legend[ch]]
+    return w
+
+
+def follow(w: WorldMap, nav: Navigator, route, start, facing=(0, 1), limit=60):
+    """Walk a route on the map (no env): moves into free cells, turns into blocked ones."""
+    pos, path = start, [start]
+    for _ in range(limit):
+        w.position = pos
+        step = route.step(pos, facing)
+        assert step is not None
+        if step is ARRIVED:
+            return path, facing
+        action, alts = step
+        assert action in alts
+        if action == A["do"]:  # dig the faced cell
+            fx, fy = pos[0] + facing[0], pos[1] + facing[1]
+            w.mat[fy, fx] = CODE["path"]
+            continue
+        d = MOVES[action]
+        facing = d
+        nxt = (pos[0] + d[0], pos[1] + d[1])
+        if w.mat[nxt[1], nxt[0]] in (CODE["grass"], CODE["sand"], CODE["path"]):
+            pos = nxt
+            path.append(pos)
+            assert w.mat[pos[1], pos[0]] != CODE["lava"]
+        elif (nxt[0] - pos[0], nxt[1] - pos[1]) == facing and route.seeds.get(w.index(*pos)):
+            return path, facing  # the final turn toward a blocking target
+    raise AssertionError("route did not arrive")
+
+
+def test_path_goes_around_lava_and_water():
+    w = hand_map(["......",
+                  ".LLLL.",
+                  ".L~~L.",
+                  "......"])
+    w.position = (0, 3)
+    nav = Navigator(w, A)
+    enter = nav.enter_costs()
+    assert enter[w.index(1, 1)] >= INF and enter[w.index(2, 2)] >= INF  # lava, water
+    route = nav.search(nav.stand_seeds(np.array([[5, 0]])), enter)
+    path, _ = follow(w, nav, route, (0, 3))
+    assert path[-1] == (5, 0)
+    assert len(path) - 1 == route.cost((0, 3)) == 8  # the shortest way round
+
+
+def test_unreachable_goal_gives_no_route():
+    w = hand_map(["..~..",
+                  "..~..",
+                  "~~~.."])
+    w.mat[3:, :] = CODE["water"]
+    w.mat[:, 5:] = CODE["water"]
+    w.position = (0, 0)
+    nav = Navigator(w, A)
+    assert nav.search(nav.stand_seeds(np.array([[4, 0]])), nav.enter_costs()) is None
+
+
+def test_digging_through_stone_only_with_a_pickaxe():
+    w = hand_map(["..#..",
+                  "..#..",
+                  "..#..",
+                  "..#.."])
+    w.mat[4:, :] = CODE["water"]
+    w.position = (0, 0)
+    nav = Navigator(w, A)
+    goal = nav.stand_seeds(np.array([[4, 0]]))
+    assert nav.search(goal, nav.enter_costs(minable=())) is None
+    route = nav.search(goal, nav.enter_costs(minable=("stone",)))
+    path, _ = follow(w, nav, route, (0, 0), facing=(1, 0))
+    assert path[-1] == (4, 0) and w.mat[0, 2] == CODE["path"]
+
+
+def test_facing_a_tree_ends_with_a_turn():
+    w = hand_map([".....",
+                  "...T.",
+                  "....."])
+    w.position = (0, 1)
+    nav = Navigator(w, A)
+    enter = nav.enter_costs()
+    route = nav.search(nav.face_seeds(np.array([[3, 1]]), enter), enter)
+    path, facing = follow(w, nav, route, (0, 1))
+    assert (path[-1][0] + facing[0], path[-1][1] + facing[1]) == (3, 1)
+
+
+def test_teacher_moves_are_all_and_only_the_equally_good_ones():
+    w = hand_map(["......",
+                  "......",
+                  "......"])
+    w.position = (0, 2)
+    nav = Navigator(w, A)
+    enter = nav.enter_costs()
+    route = nav.search(nav.stand_seeds(np.array([[3, 0]])), enter)
+    _, alts = route.step((0, 2), (0, 1))
+    assert set(alts) == {A["move_right"], A["move_up"]}  # both shorten the way by one
+    d = route.cost((0, 2))
+    for a in alts:
+        dx, dy = MOVES[a]
+        assert route.cost((dx, 2 + dy)) == d - 1
+    _, alts = route.step((3, 2), (0, 1))
+    assert alts == (A["move_up"],)  # straight below the goal: one good move
