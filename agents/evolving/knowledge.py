@@ -3,8 +3,11 @@
 With the ``graph`` planner both are derived from the diagnosis and the tech tree:
 
 - **Skill**: preconditions are what the attempt needed, as facts of the pre-state: the
-  items it consumed (``wood>=2`` if two went), the tree's requirements that held
-  (``wood_pickaxe>=1``), the stations next to the player (``near:table``).
+  items of the recipe it consumed (``wood>=2`` if two went), the tree's requirements
+  that held (``wood_pickaxe>=1``), and for a craft the stations next to the player
+  (``near:table``). Anything else it happened to hold or stand near is left out: the
+  planner learns requirements from these, and a spurious one (a plant "needing" a
+  table) misleads every later plan.
 - **Guardrail** for ``missing_requirement``: the attempt had what the planner believed
   was enough, so the guardrail states a hypothesis about what was missing, the smallest
   step beyond what was held: one more of each item the recipe consumes, or the next
@@ -55,12 +58,13 @@ def skill_from_success(subgoal: Subgoal, pre: Observation, post: Observation, di
     for item, need in _requirements(tree, subgoal).items():
         if item not in STATIONS and pre.inventory.get(item, 0) >= need:
             pre_facts[item] = need
-    for item, before in pre.inventory.items():
-        used = before - post.inventory.get(item, 0)
+    recipe = tree.recipe(subgoal.target, "place" if subgoal.kind == "place" else None)
+    for item in (recipe.uses if recipe else {}):  # what the recipe consumes, as much as went
+        used = pre.inventory.get(item, 0) - post.inventory.get(item, 0)
         if used > 0:
             pre_facts[item] = max(pre_facts.get(item, 0), used)
     preconditions = [f"{k}>={v}" for k, v in pre_facts.items()]
-    if subgoal.kind in ("craft", "place"):
+    if subgoal.kind == "craft":  # only crafting needs a station nearby
         preconditions += [f"near:{s}" for s in stations_near(pre)]
     finisher = next((a for a in reversed(actions) if not a.startswith("move_") and a != "noop"), "noop")
     steps = [f"go to the nearest {subgoal.target} or where it can be made", f"{finisher} facing it"]
