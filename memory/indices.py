@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from memory.facts import signature
 from memory.models import ExperienceTuple, Guardrail, Knowledge, Skill, Summary
@@ -92,3 +93,16 @@ def guardrail_text(rail: Guardrail) -> str:
 def summary_text(summary: Summary) -> str:
     """The key only: counts change on every add, the vector should not."""
     return f"summary of {summary.scope} {summary.key}"
+
+
+def record_text(record: Any) -> str:
+    """The text of any record: what is embedded, ranked and shown."""
+    if isinstance(record, ExperienceTuple):
+        return experience_text(record)
+    if isinstance(record, Skill):
+        return skill_text(record)
+    if isinstance(record, Guardrail):
+        return guardrail_text(record)
+    if isinstance(record, Summary):
+        return record.text
+    return str(record)

@@ -99,15 +99,7 @@ def hits_table(hits: list[Hit]) -> Table:
 
 
 def text_of(record: Record) -> str:
-    if isinstance(record, ExperienceTuple):
-        return indices.experience_text(record)
-    if isinstance(record, Skill):
-        return indices.skill_text(record)
-    if isinstance(record, Guardrail):
-        return indices.guardrail_text(record)
-    if isinstance(record, Summary):
-        return record.text
-    return str(record)
+    return indices.record_text(record)
 
 
 def evidence_view(ev: Evidence) -> Group:

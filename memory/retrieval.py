@@ -106,13 +106,7 @@ class Retrieved:
 
 
 def render(record: Any) -> str:
-    if isinstance(record, Skill):
-        return indices.skill_text(record)
-    if isinstance(record, Guardrail):
-        return indices.guardrail_text(record)
-    if isinstance(record, ExperienceTuple):
-        return indices.experience_text(record)
-    return str(record)
+    return indices.record_text(record)
 
 
 def _or(clauses: list[dict]) -> dict | None:
