@@ -120,8 +120,7 @@ def run_episodes(config: Any, progress: Progress | None = None, resume: bool = F
                 continue
             if progress:
                 progress.episode_started(i, seed, config.env.max_steps)
-            started = resume and recorder.steps_on_disk(episode_id) > 0 or \
-                (out / STEPS_DIR / episode_id).exists()
+            started = resume and recorder.steps_on_disk(episode_id) > 0
             if hasattr(agent, "play"):  # agents with their own loop (the graph)
                 hook = _StepCounter(progress)
                 if started and hasattr(agent, "resume"):

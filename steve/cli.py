@@ -63,6 +63,7 @@ def run(
     from agents.runner import RunDirError, run_episodes
     from envs import EnvError
     from envs.episodes import CorruptEpisodeError
+    from memory.errors import StoreError
 
     flags: dict[str, Any] = {}
     files = list(config or [])
@@ -83,7 +84,7 @@ def run(
         cfg = load(files, set_, flags)
         with _RichProgress(cfg.run.episodes) as progress:
             summary = run_episodes(cfg, progress, resume=resume is not None)
-    except (ConfigError, RunDirError, EnvError, CorruptEpisodeError, ValueError) as err:
+    except (ConfigError, RunDirError, EnvError, CorruptEpisodeError, StoreError, ValueError) as err:
         fail(str(err))
     _print_summary(summary, Path(cfg.run.out))
 

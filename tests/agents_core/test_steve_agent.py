@@ -127,3 +127,13 @@ def test_resume_after_sigkill_continues_and_loses_no_step(tmp_path):
     assert list(a.action[:at]) == list(b.action[:at])
     summary = json.loads((killed / "summary.json").read_text())
     assert summary["episodes"] == 1 and summary["per_episode"][0]["length"] == len(a)
+
+
+def test_a_store_held_by_another_process_is_a_one_line_error(tmp_path):
+    store = ExperienceStore.open(MemoryConfig(path=str(tmp_path / "mem"), embedder="hashing"))
+    try:
+        proc = run_cli("run", "--agent", "steve", "--episodes", "1", "--max-steps", "50", "--out",
+                       str(tmp_path / "run"), "--memory", str(tmp_path / "mem"), "--set", HASHING, check=False)
+    finally:
+        store.close()
+    assert proc.returncode == 2 and "another process" in proc.stderr and "Traceback" not in proc.stderr
