@@ -1,0 +1,86 @@
+"""The student playing alone: frame and task in, one action out, nothing else.
+
+``steve run --agent student --checkpoint CKPT`` plays it like any agent. Each decision
+writes the student's own subgoal (greedy, see :meth:`distill.model.Student.decide`)
+and then picks the action from the action head: the most likely one, or a sample at
+``temperature`` when ``sample`` is set (seeded per episode). The subgoal goes into the
+recorded steps (``actor`` "student") and the video captions, as the teacher's does.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from distill.checkpoint import load_student
+from distill.tokenizer import PAD
+from envs import Env, Observation
+
+
+class StudentAgent:
+    """A trained student. ``choose`` decides without committing (DAgger swaps actions);
+    ``observe`` records the action that was actually taken into the history."""
+
+    name = "student"
+
+    def __init__(self, env: Env | None = None, checkpoint: str | Path | None = None, task: str = "open",
+                 sample: bool = True, temperature: float = 1.0, device: str = "cpu", threads: int | None = None):
+        if checkpoint is None:
+            raise ValueError("the student needs a checkpoint: --checkpoint CKPT_DIR")
+        if threads:
+            torch.set_num_threads(threads)
+        self.model, self.ckpt = load_student(Path(checkpoint), device)
+        self.env, self.device = env, device
+        self.sample, self.temperature = sample, temperature
+        if env is not None and list(env.action_names) != self.ckpt.action_names[: len(env.action_names)]:
+            raise ValueError(f"{self.ckpt.path}: trained on actions {self.ckpt.action_names[:4]}..., "
+                             f"this env has {list(env.action_names)[:4]}...")
+        cfg = self.ckpt.config.model
+        ids = self.ckpt.tokenizer.encode(task, max_len=cfg.max_task_len)
+        self.task = torch.tensor([ids + [PAD] * (cfg.max_task_len - len(ids))], device=device)
+        self.history: deque[int] = deque(maxlen=cfg.history)
+        self.draft: torch.Tensor | None = None
+        self.subgoal = ""
+        self.rng = np.random.default_rng(0)
+        self.passes = 0
+
+    def reset(self, obs: Observation, seed: int) -> None:
+        self.history.clear()
+        self.history.extend([self.ckpt.n_actions] * self.history.maxlen)  # "no action yet"
+        self.draft, self.subgoal = None, ""
+        self.rng = np.random.default_rng(seed)
+
+    def choose(self, obs: Observation) -> int:
+        frame = torch.from_numpy(np.ascontiguousarray(obs.frame)).to(self.device).permute(2, 0, 1)[None]
+        history = torch.tensor([list(self.history)], dtype=torch.long, device=self.device)
+        sub, logits, passes = self.model.decide(frame, self.task, history, self.draft)
+        self.passes += passes
+        if self.draft is None or not torch.equal(sub, self.draft):
+            self.subgoal = self.ckpt.tokenizer.decode(sub[0].tolist())
+            if self.env is not None and hasattr(self.env, "annotate"):
+                self.env.annotate(subgoal=self.subgoal, plan="", actor="student")
+        self.draft = sub
+        logits = logits[0].float()
+        if not self.sample:
+            return int(logits.argmax())
+        probs = torch.softmax(logits / self.temperature, -1).numpy().astype(np.float64)
+        return int(self.rng.choice(len(probs), p=probs / probs.sum()))
+
+    def observe(self, action: int) -> None:
+        self.history.append(int(action))
+
+    def act(self, obs: Observation) -> int:
+        action = self.choose(obs)
+        self.observe(action)
+        return action
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> dict[str, Any]:
+        return {"checkpoint": str(self.ckpt.path), "step": self.ckpt.step,
+                "parameters": self.model.num_parameters()}

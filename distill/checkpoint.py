@@ -1,0 +1,139 @@
+"""Checkpoints: safetensors weights plus JSON, loaded without unpickling.
+
+A checkpoint directory ``CKPT/ckpt-0001000/`` holds ``model.safetensors``,
+``optimizer.safetensors`` (AdamW moments, flattened to tensors) and ``meta.json``
+(the distill config, the tokenizer, the step, the action names, schedule state).
+It is written as a dot-directory and renamed, and ``CKPT/latest`` names the newest, so
+a process killed while saving leaves the previous checkpoint whole. ``CKPT`` itself or
+any ``ckpt-*`` inside it can be passed wherever a checkpoint is expected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, load_model, save_file, save_model
+
+from distill.config import DistillConfig
+from distill.model import Student
+from distill.tokenizer import Tokenizer
+
+FORMAT = "steve-student-1"
+LATEST = "latest"
+
+
+class CheckpointError(RuntimeError):
+    """A missing, partial or foreign checkpoint; the message names it."""
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    config: DistillConfig
+    tokenizer: Tokenizer
+    n_actions: int
+    action_names: list[str]
+    step: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    model = getattr(model, "module", model)  # DistributedDataParallel
+    return getattr(model, "_orig_mod", model)  # torch.compile
+
+
+def save(root: Path, model: torch.nn.Module, ckpt: Checkpoint, optimizer: torch.optim.Optimizer | None = None,
+         keep: int = 2) -> Path:
+    """Write ``root/ckpt-<step>`` atomically, point ``root/latest`` at it, keep the newest ``keep``."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"ckpt-{ckpt.step:07d}"
+    tmp = root / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_model(_unwrap(model), str(tmp / "model.safetensors"))
+    meta = {"format": FORMAT, "config": ckpt.config.model_dump(mode="json"), "tokenizer": ckpt.tokenizer.to_dict(),
+            "n_actions": ckpt.n_actions, "action_names": ckpt.action_names, "step": ckpt.step, "extra": ckpt.extra}
+    if optimizer is not None:
+        tensors, groups = _optimizer_tensors(optimizer)
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        meta["optimizer"] = groups
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    final = root / name
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    pointer = root / f".{LATEST}.tmp"
+    pointer.write_text(name + "\n")
+    os.replace(pointer, root / LATEST)
+    for old in sorted(root.glob("ckpt-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def resolve(path: Path) -> Path:
+    """``CKPT`` (its latest) or ``CKPT/ckpt-N`` -> the checkpoint directory."""
+    path = Path(path)
+    if (path / "meta.json").is_file():
+        return path
+    pointer = path / LATEST
+    if pointer.is_file():
+        target = path / pointer.read_text().strip()
+        if (target / "meta.json").is_file():
+            return target
+    found = sorted(p for p in path.glob("ckpt-*") if (p / "meta.json").is_file())
+    if found:
+        return found[-1]
+    raise CheckpointError(f"{path}: no checkpoint there (expected meta.json, or ckpt-* with a 'latest' file)")
+
+
+def read(path: Path) -> Checkpoint:
+    """The checkpoint's JSON part (no weights)."""
+    path = resolve(path)
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path / 'meta.json'}: unreadable ({err})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a student checkpoint (format {meta.get('format')!r}, want {FORMAT!r})")
+    return Checkpoint(path, DistillConfig.model_validate(meta["config"]), Tokenizer.from_dict(meta["tokenizer"]),
+                      int(meta["n_actions"]), list(meta["action_names"]), int(meta["step"]), meta.get("extra", {}))
+
+
+def load_student(path: Path, device: str | torch.device = "cpu") -> tuple[Student, Checkpoint]:
+    """The student in eval mode, and its checkpoint; weights through safetensors only."""
+    ckpt = read(path)
+    model = Student(ckpt.config.model, len(ckpt.tokenizer), ckpt.n_actions)
+    try:
+        missing, unexpected = load_model(model, str(ckpt.path / "model.safetensors"), strict=False)
+    except (SafetensorError, OSError, RuntimeError) as err:
+        raise CheckpointError(f"{ckpt.path / 'model.safetensors'}: unreadable ({str(err).splitlines()[0]})") from None
+    if missing or unexpected:
+        raise CheckpointError(f"{ckpt.path}: weights do not fit the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model.to(device).eval(), ckpt
+
+
+def load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
+    ckpt = resolve(path)
+    meta = json.loads((ckpt / "meta.json").read_text())
+    if "optimizer" not in meta:
+        raise CheckpointError(f"{ckpt}: no optimizer state saved")
+    tensors = load_file(str(ckpt / "optimizer.safetensors"))
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]})
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    sd = optimizer.state_dict()
+    tensors = {f"state.{i}.{name}": (v if torch.is_tensor(v) else torch.tensor(v)).detach().cpu().contiguous()
+               for i, entry in sd["state"].items() for name, v in entry.items()}
+    return tensors, sd["param_groups"]

@@ -1,0 +1,161 @@
+"""The distillation config: ``configs/distill/<size>.yaml``, validated here.
+
+Four sections: ``model`` (the student's shape), ``data`` (which steps become samples),
+``train`` (optimisation, checkpoints) and ``dagger`` (mirrored distillation rounds).
+A wrong key or type is a one-line :class:`DistillConfigError` before anything runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "distill"
+
+
+class DistillConfigError(ValueError):
+    """A configuration problem, phrased for the command line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Section):
+    d_model: int = Field(128, ge=8, description="width of the transformer")
+    n_layers: int = Field(4, ge=1)
+    n_heads: int = Field(4, ge=1)
+    d_ff: int = Field(512, ge=8, description="hidden width of each MLP")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    image_grid: int = Field(8, ge=1, le=64, description="image tokens per side (grid x grid tokens)")
+    conv_channels: list[int] = Field([32, 64], description="channels of the CNN stem before the grid")
+    history: int = Field(8, ge=0, description="previous actions the student sees")
+    max_task_len: int = Field(8, ge=1, description="task tokens (longer tasks are cut)")
+    max_subgoal_len: int = Field(8, ge=2, description="subgoal tokens including BOS/EOS")
+    vlm_path: str | None = Field(None, description="a local pretrained VLM folder instead (never downloaded)")
+
+
+class DataConfig(_Section):
+    actors: list[Literal["teacher", "student", "expert-relabelled"]] = Field(
+        ["teacher", "expert-relabelled"], description="keep steps taken by these actors")
+    min_return: float | None = Field(None, description="keep episodes with at least this return")
+    min_achievements: int = Field(0, ge=0, description="keep episodes that unlocked at least this many")
+    success_only: bool = Field(False, description="keep only steps whose subgoal was reached")
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="episodes held out for validation")
+    split_seed: int = Field(0, description="the train/validation split is a hash of (seed, episode id)")
+    min_word_count: int = Field(1, ge=1, description="rarer words become <unk> in the tokenizer")
+
+
+class TrainConfig(_Section):
+    steps: int = Field(2000, ge=1, description="optimiser steps")
+    batch_size: int = Field(64, ge=1, description="samples per optimiser step (over all accumulation micro-batches)")
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="the cosine schedule ends at lr * this")
+    warmup: int = Field(100, ge=0, description="linear warm-up steps")
+    weight_decay: float = Field(0.01, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    action_loss: Literal["ce", "fkl", "rkl", "jsd", "skew_fkl", "skew_rkl", "taid"] = Field(
+        "fkl", description="loss on the action head where teacher distributions exist (else CE)")
+    beta: float = Field(0.5, ge=0, le=1, description="JSD(beta)")
+    alpha: float = Field(0.1, ge=0, le=1, description="skew KL(alpha)")
+    temperature: float = Field(1.0, gt=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    subgoal_weight: float = Field(0.5, ge=0, description="weight of the plan-level (subgoal text) loss")
+    eval_every: int = Field(500, ge=1)
+    save_every: int = Field(500, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    log_every: int = Field(50, ge=1)
+    workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    compile: bool = Field(False, description="torch.compile the model")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+
+
+class DaggerConfig(_Section):
+    rounds: int = Field(2, ge=0)
+    episodes: int = Field(8, ge=1, description="rollouts per round (seeds seed .. seed+episodes-1)")
+    seed: int = Field(0, ge=0, description="first seed: the teacher's own seeds mirror its worlds")
+    max_steps: int = Field(10000, ge=1)
+    beta: list[float] = Field([0.5, 0.0], description="teacher control per round; the last repeats")
+    workers: int = Field(2, ge=1, description="parallel rollout processes")
+    steps_per_round: int = Field(1000, ge=1, description="optimiser steps after each round")
+    teacher_prior: Literal["full", "partial", "none"] = "full"
+
+
+class DistillConfig(_Section):
+    size: str = "custom"
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    dagger: DaggerConfig = DaggerConfig()
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise DistillConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise DistillConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise DistillConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _override(text: str) -> dict[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise DistillConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.steps=100")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def validate(data: dict[str, Any]) -> DistillConfig:
+    try:
+        return DistillConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise DistillConfigError(f"distill config: unknown key {loc!r}") from None
+        got = first.get("input")
+        got_txt = f" (got {got!r})" if not isinstance(got, dict) else ""
+        raise DistillConfigError(f"distill config: {loc}: {first['msg']}{got_txt}") from None
+
+
+def load(config: str | Path = "small", overrides: list[str] | None = None) -> DistillConfig:
+    """A size name (``tiny``, ``small``, ``base``) or a YAML path, then ``--set`` overrides."""
+    path = Path(config)
+    if not path.suffix and not path.exists():
+        path = CONFIG_DIR / f"{config}.yaml"
+    data = _read_yaml(path)
+    data.setdefault("size", path.stem)
+    for text in overrides or []:
+        data = _merge(data, _override(text))
+    return validate(data)

@@ -1,0 +1,202 @@
+"""Mirrored distillation (DAgger): the student plays the teacher's worlds, the teacher labels.
+
+Each rollout replays one of the teacher's seeds. The teacher (the expert: the scripted
+graph planner and executor of ``agents``, imported lazily) plays as if in control, and
+every action it picks is recorded as the label of the state it was picked in; a
+:class:`MirrorEnv` underneath carries out, at each step, the teacher's action with
+probability ``beta`` and the student's otherwise. So the recorded states are the ones
+the mixed policy visits and the labels the ones the teacher would give (``actor``
+"expert-relabelled"; "teacher" when ``beta`` is 1 and no student plays). Rounds aggregate all labelled rollouts with the original
+episodes and fine-tune the student from its previous checkpoint.
+
+Rollouts run in worker processes behind :class:`RolloutExecutor`, a ``map`` over picklable
+jobs; :class:`LocalPool` is a process pool, :class:`InlinePool` runs in this process.
+A distributed engine (a Ray pool, say) only has to provide ``map``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+import envs
+from distill.config import DistillConfig
+from envs.base import Wrapper
+from envs.recorder import EpisodeRecorder
+from envs.score import crafter_score, success_rates
+
+log = logging.getLogger(__name__)
+
+
+class MirrorEnv(Wrapper):
+    """Carries out the teacher's action with probability ``beta``, else the student's."""
+
+    def __init__(self, env: envs.Env, student: Any, beta: float, seed: int):
+        super().__init__(env)
+        self.student, self.beta = student, beta
+        self.rng = np.random.default_rng([seed, 7])
+        self.obs: envs.Observation | None = None
+        self.steps = self.student_steps = self.agreed = 0
+
+    def reset(self, seed: int | None = None):
+        self.obs, info = self.env.reset(seed)
+        if self.student is not None:
+            self.student.reset(self.obs, seed or 0)
+        return self.obs, info
+
+    def step(self, action: int):
+        taken = int(action)
+        if self.student is not None:
+            assert self.obs is not None
+            mine = self.student.choose(self.obs)
+            self.agreed += int(mine == taken)
+            if self.rng.random() >= self.beta:
+                taken = mine
+                self.student_steps += 1
+            self.student.observe(taken)
+        self.steps += 1
+        self.obs, reward, terminated, truncated, info = self.env.step(taken)
+        return self.obs, reward, terminated, truncated, info
+
+
+@dataclass(frozen=True)
+class RolloutJob:
+    seed: int
+    out: str  # this rollout's own run directory
+    beta: float = 1.0  # teacher control; 1 records plain teacher episodes
+    checkpoint: str | None = None  # the student; None only with beta == 1
+    max_steps: int = 10000
+    prior: str = "full"
+    task: str = "open"
+    label: str = "dagger"  # the recorded episodes' agent name
+    sample: bool = True
+
+
+def rollout(job: RolloutJob) -> dict[str, Any]:
+    """One episode of the mixed policy, labelled by the teacher, recorded into ``job.out``."""
+    import torch
+
+    from agents.executor import Executor
+    from agents.loop import play_episode
+    from agents.planners import GraphPlanner
+
+    torch.set_num_threads(1)
+    student = None
+    if job.beta < 1.0:
+        if job.checkpoint is None:
+            raise ValueError("a rollout with beta < 1 needs the student's checkpoint")
+        from distill.agent import StudentAgent
+
+        student = StudentAgent(None, job.checkpoint, task=job.task, sample=job.sample)
+    base = envs.make("crafter", max_steps=job.max_steps)
+    mirror = MirrorEnv(base, student, job.beta, job.seed)
+    recorder = EpisodeRecorder(mirror, Path(job.out), agent=job.label, config_hash=f"b{job.beta:g}", task=job.task)
+    recorder.annotate(actor="teacher" if student is None else "expert-relabelled")
+    planner = GraphPlanner(prior=job.prior)
+    try:
+        play_episode(recorder, planner, Executor(planner.tree), task=job.task, seed=job.seed, stop_when_done=False)
+    finally:
+        recorder.close()
+    meta = recorder.finished[-1]
+    return {"seed": job.seed, "length": meta.length, "achievements": meta.achievements, "run": job.out,
+            "student_steps": mirror.student_steps, "agreement": mirror.agreed / max(1, mirror.steps) if student else None}
+
+
+class RolloutExecutor(Protocol):
+    def map(self, fn: Callable[[RolloutJob], dict[str, Any]], jobs: Iterable[RolloutJob]) -> list[dict[str, Any]]: ...
+
+
+class InlinePool:
+    """Rollouts one after another in this process (tests, debugging)."""
+
+    def map(self, fn: Callable[[RolloutJob], dict[str, Any]], jobs: Iterable[RolloutJob]) -> list[dict[str, Any]]:
+        return [fn(job) for job in jobs]
+
+
+class LocalPool:
+    """Rollouts in ``workers`` fresh processes (spawned: no state inherited from torch threads)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def map(self, fn: Callable[[RolloutJob], dict[str, Any]], jobs: Iterable[RolloutJob]) -> list[dict[str, Any]]:
+        jobs = list(jobs)
+        if self.workers <= 1 or len(jobs) <= 1:
+            return InlinePool().map(fn, jobs)
+        with ProcessPoolExecutor(min(self.workers, len(jobs)), mp_context=get_context("spawn")) as pool:
+            return list(pool.map(fn, jobs))
+
+
+def pool_for(workers: int) -> RolloutExecutor:
+    return LocalPool(workers) if workers > 1 else InlinePool()
+
+
+def play(jobs: Sequence[RolloutJob], pool: RolloutExecutor) -> dict[str, Any]:
+    """Run ``jobs`` and score them: the Crafter score of the episodes they recorded."""
+    results = pool.map(rollout, jobs)
+    names = envs.make("crafter").achievements
+    rates = success_rates([r["achievements"] for r in results], names)
+    agreement = [r["agreement"] for r in results if r["agreement"] is not None]
+    return {"crafter_score": crafter_score(rates), "success_rates": rates, "episodes": results,
+            "mean_length": float(np.mean([r["length"] for r in results])),
+            "agreement": float(np.mean(agreement)) if agreement else None}
+
+
+def record_teacher(out: Path, seeds: Sequence[int], max_steps: int, prior: str, pool: RolloutExecutor) -> dict[str, Any]:
+    """Teacher episodes (beta 1, actor "teacher") on ``seeds``, one run directory each under ``out``."""
+    jobs = [RolloutJob(seed=s, out=str(Path(out) / f"seed-{s}"), max_steps=max_steps, prior=prior, label="teacher")
+            for s in seeds]
+    return play(jobs, pool)
+
+
+def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: Path,
+               pool: RolloutExecutor | None = None, train_progress: Any = None,
+               on_round: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """``cfg.dagger.rounds`` rounds from ``checkpoint``: roll out, label, aggregate, retrain.
+
+    Writes ``OUT/round-<k>/rollouts/seed-<s>/`` (labelled episodes), ``OUT/round-<k>/student/``
+    (the checkpoint after the round) and ``OUT/dagger.jsonl`` (one line per round).
+    Returns the rounds' summaries; the last round's student is the result.
+    """
+    from distill.trainer import train
+
+    d = cfg.dagger
+    pool = pool or pool_for(d.workers)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = [Path(p) for p in data]
+    current = Path(checkpoint)
+    rounds = []
+    for k in range(d.rounds):
+        beta = d.beta[min(k, len(d.beta) - 1)]
+        round_dir = out / f"round-{k}"
+        shutil.rmtree(round_dir, ignore_errors=True)
+        jobs = [RolloutJob(seed=d.seed + i, out=str(round_dir / "rollouts" / f"seed-{d.seed + i}"), beta=beta,
+                           checkpoint=str(current), max_steps=d.max_steps, prior=d.teacher_prior, label=f"dagger-{k}")
+                for i in range(d.episodes)]
+        played = play(jobs, pool)
+        runs += [Path(r["run"]) for r in played["episodes"]]
+        round_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
+            update={"steps": d.steps_per_round, "warmup": min(cfg.train.warmup, d.steps_per_round // 10)})})
+        metrics = train(round_cfg, runs, round_dir / "student", init=current, resume=False, progress=train_progress)
+        current = round_dir / "student"
+        summary = {"round": k, "beta": beta, "rollout_score": played["crafter_score"],
+                   "rollout_agreement": played["agreement"], "rollout_mean_length": played["mean_length"],
+                   "runs": len(runs), "checkpoint": str(current),
+                   **{key: metrics.get(key) for key in ("action_agreement", "subgoal_exact", "kl", "val_loss")}}
+        with (out / "dagger.jsonl").open("a") as f:
+            f.write(json.dumps(summary) + "\n")
+        rounds.append(summary)
+        if on_round is not None:
+            on_round(summary)
+    return rounds
+

@@ -1,0 +1,199 @@
+"""The student: one small multimodal causal transformer over image, text and history tokens.
+
+One sequence per decision, both levels of the teacher in it::
+
+    [BOS] task words | previous actions | image grid | BOS subgoal words ... | [ACT]
+     \______ what the student is given ______/      \_ plan level: text _/    action level
+
+The subgoal positions are a language model (position j predicts subgoal word j+1, the
+text head); the last position reads everything before it, the subgoal included, and
+the action head predicts the action there. Attention is causal and ignores padding.
+Playing, the student first writes its subgoal (greedy, :meth:`Student.plan`), then
+acts on it (:meth:`Student.act_logits`). The image encoder is a small CNN whose feature
+map is pooled to ``image_grid x image_grid`` tokens; with ``vlm_path`` the features
+come from a pretrained vision model in a local folder instead (see :func:`_local_vision`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from distill.config import ModelConfig
+from distill.tokenizer import BOS, EOS, PAD
+
+
+@dataclass
+class StudentOutput:
+    action_logits: Tensor  # [B, A]
+    subgoal_logits: Tensor  # [B, Ls, V]: position j predicts subgoal_out[j]
+
+
+class _Block(nn.Module):
+    def __init__(self, d: int, heads: int, d_ff: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.norm2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, d_ff), nn.GELU(), nn.Linear(d_ff, d))
+        self.dropout = dropout
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        drop = self.dropout if self.training else 0.0
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
+        x = x + F.dropout(self.proj(a.transpose(1, 2).reshape(b, t, d)), drop, self.training)
+        return x + F.dropout(self.mlp(self.norm2(x)), drop, self.training)
+
+
+class _ConvEncoder(nn.Module):
+    """64x64 RGB -> grid x grid tokens: strided convolutions, then average pooling."""
+
+    def __init__(self, channels: list[int], d: int, grid: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for c in channels:
+            layers += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), nn.GELU()]
+            c_in = c
+        self.convs = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(grid)
+        self.out = nn.Linear(c_in, d)
+
+    def forward(self, frames: Tensor) -> Tensor:
+        x = self.pool(self.convs(frames))  # [B, C, g, g]
+        return self.out(x.flatten(2).transpose(1, 2))  # [B, g*g, d]
+
+
+class _LocalVision(nn.Module):
+    """A pretrained vision tower from a local folder (``transformers``, never downloaded)."""
+
+    def __init__(self, path: str, d: int, grid: int):
+        super().__init__()
+        self.model = _local_vision(path)
+        hidden = self.model.config.hidden_size
+        self.size = getattr(self.model.config, "image_size", 224)
+        self.pool = nn.AdaptiveAvgPool2d(grid)
+        self.out = nn.Linear(hidden, d)
+
+    def forward(self, frames: Tensor) -> Tensor:
+        x = F.interpolate(frames, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        h = self.model(pixel_values=x * 2 - 1).last_hidden_state  # [B, 1 + n*n or n*n, hidden]
+        n = int(math.isqrt(h.shape[1]))
+        h = h[:, h.shape[1] - n * n:]  # drop a class token
+        h = h.transpose(1, 2).reshape(h.shape[0], -1, n, n)
+        return self.out(self.pool(h).flatten(2).transpose(1, 2))
+
+
+def _local_vision(path: str) -> nn.Module:
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"model.vlm_path {path!r}: no config.json there (a local model folder is needed)")
+    try:
+        from transformers import AutoModel
+    except ImportError:
+        raise ImportError("model.vlm_path needs transformers: pip install transformers") from None
+    model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+    return getattr(model, "vision_model", model)  # a CLIP/SigLIP-style VLM: its vision tower
+
+
+class Student(nn.Module):
+    """See the module docstring. ``n_actions`` ids plus one "no action" id for history."""
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int, n_actions: int):
+        super().__init__()
+        if cfg.d_model % cfg.n_heads:
+            raise ValueError(f"model.d_model {cfg.d_model} is not a multiple of model.n_heads {cfg.n_heads}")
+        self.cfg, self.vocab_size, self.n_actions = cfg, vocab_size, n_actions
+        d = cfg.d_model
+        self.words = nn.Embedding(vocab_size, d)
+        self.actions = nn.Embedding(n_actions + 1, d)
+        self.act_query = nn.Parameter(torch.zeros(d))
+        if cfg.vlm_path:
+            self.image: nn.Module = _LocalVision(cfg.vlm_path, d, cfg.image_grid)
+        else:
+            self.image = _ConvEncoder(cfg.conv_channels, d, cfg.image_grid)
+        self.n_image = cfg.image_grid ** 2
+        self.length = 1 + cfg.max_task_len + cfg.history + self.n_image + cfg.max_subgoal_len + 1
+        self.pos = nn.Parameter(torch.zeros(self.length, d))
+        self.blocks = nn.ModuleList(_Block(d, cfg.n_heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.n_layers))
+        self.norm = nn.LayerNorm(d)
+        self.text_head = nn.Linear(d, vocab_size, bias=False)
+        self.text_head.weight = self.words.weight  # tied: words in and out share one table
+        self.action_head = nn.Linear(d, n_actions)
+        self.sub_start = 1 + cfg.max_task_len + cfg.history + self.n_image
+        nn.init.normal_(self.pos, std=0.02)
+        nn.init.normal_(self.act_query, std=0.02)
+        nn.init.normal_(self.words.weight, std=0.02)
+        self.register_buffer("causal", torch.ones(self.length, self.length, dtype=torch.bool).tril(), persistent=False)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, frame: Tensor, task: Tensor, history: Tensor, subgoal_in: Tensor) -> StudentOutput:
+        """``frame`` uint8 [B,3,H,W]; ``task`` [B,Lt], ``history`` [B,H], ``subgoal_in`` [B,Ls] ids."""
+        b = frame.shape[0]
+        bos = torch.full((b, 1), BOS, dtype=torch.long, device=frame.device)
+        text = torch.cat([bos, task], 1)
+        img = self.image(frame.float() / 255.0)
+        x = torch.cat([self.words(text), self.actions(history), img, self.words(subgoal_in),
+                       self.act_query.expand(b, 1, -1)], 1)
+        x = x + self.pos
+        keep = torch.ones(b, self.length, dtype=torch.bool, device=frame.device)
+        keep[:, 1:1 + task.shape[1]] = task != PAD
+        keep[:, self.sub_start:self.sub_start + subgoal_in.shape[1]] = subgoal_in != PAD
+        mask = (self.causal & keep[:, None, :])[:, None]  # [B, 1, T, T]: causal, no padding keys
+        for block in self.blocks:
+            x = block(x, mask)
+        x = self.norm(x)
+        sub = x[:, self.sub_start:self.sub_start + subgoal_in.shape[1]]
+        return StudentOutput(self.action_head(x[:, -1]), self.text_head(sub))
+
+    @torch.inference_mode()
+    def decide(self, frame: Tensor, task: Tensor, history: Tensor,
+               draft: Tensor | None = None) -> tuple[Tensor, Tensor, int]:
+        """Write the subgoal greedily, then act on it: ``(subgoal_in ids [B,Ls], action
+        logits [B,A], forward passes used)``.
+
+        ``draft`` (the previous decision's subgoal) is checked in the same pass that
+        computes the action: where every word of it is what greedy decoding would write
+        next, it *is* the greedy subgoal and that one pass is the whole decision. Where it
+        is not, the first wrong word is replaced and the check repeats, so the result
+        always equals plain greedy decoding, at one pass per decision while the subgoal
+        holds (most steps) and a few when it changes.
+        """
+        b, n = frame.shape[0], self.cfg.max_subgoal_len
+        if draft is None:
+            draft = torch.full((b, n), PAD, dtype=torch.long, device=frame.device)
+            draft[:, 0] = BOS
+        sub = draft.clone()
+        for passes in range(1, n + 2):
+            out = self(frame, task, history, sub)
+            pred = out.subgoal_logits.argmax(-1)  # pred[:, j]: the greedy word after sub[:, :j+1]
+            fixed = True
+            for row in range(b):
+                k = int((sub[row] != PAD).sum()) - 1  # words in this row's subgoal
+                want = torch.cat([sub[row, 1:k + 1], sub.new_tensor([EOS])])[: n - 1]
+                wrong = (pred[row, : len(want)] != want).nonzero()
+                if len(wrong):
+                    j = int(wrong[0])
+                    sub[row, j + 1:] = PAD
+                    if int(pred[row, j]) != EOS:
+                        sub[row, j + 1] = pred[row, j]
+                    fixed = False
+            if fixed:
+                return sub, out.action_logits, passes
+        return sub, out.action_logits, passes
+
+    @torch.inference_mode()
+    def plan(self, frame: Tensor, task: Tensor, history: Tensor) -> Tensor:
+        """Greedy subgoal ids ``[B, Ls]``: BOS, the words, then PAD."""
+        return self.decide(frame, task, history)[0]

@@ -1,0 +1,326 @@
+"""Training the student: CPU or CUDA, bf16 autocast on GPU, resumable after a kill.
+
+Batches are drawn with replacement from a generator seeded by ``(seed, step, rank)``,
+so a resumed run (or one with another number of data workers) sees exactly the batches
+an uninterrupted one would. ``torchrun --nproc-per-node N`` runs it data-parallel with
+no change: each rank draws its own share of the batch, gradients are averaged by DDP,
+rank 0 writes checkpoints and metrics.
+
+Writes into ``OUT``: ``ckpt-*/`` and ``latest`` (see :mod:`distill.checkpoint`),
+``metrics.jsonl`` (one JSON object per log line, ``"split": "train" | "val"``) and
+``loss.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from distill import checkpoint as ck
+from distill.config import DistillConfig
+from distill.data import DistillDataset, build_tokenizer, load_steps, split
+from distill.losses import TAID, action_loss, cross_entropy, forward_kl
+from distill.model import Student
+
+Progress = Callable[[int, int, dict[str, float]], None]  # (step, total, latest metrics)
+
+
+class _StepBatches(Sampler[list[int]]):
+    """Index lists for optimiser steps ``start .. total-1`` (micro-batches within each)."""
+
+    def __init__(self, n: int, batch: int, accum: int, start: int, total: int, seed: int, rank: int, world: int):
+        self.n, self.batch, self.accum = n, batch, accum
+        self.start, self.total, self.seed, self.rank, self.world = start, total, seed, rank, world
+
+    def __len__(self) -> int:
+        return (self.total - self.start) * self.accum
+
+    def __iter__(self) -> Iterator[list[int]]:
+        per_rank = max(1, self.batch // self.world)
+        micro = max(1, per_rank // self.accum)
+        for step in range(self.start, self.total):
+            rng = np.random.default_rng([self.seed, step, self.rank])
+            idx = rng.integers(0, self.n, size=micro * self.accum).tolist()
+            for a in range(self.accum):
+                yield idx[a * micro:(a + 1) * micro]
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device: str) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    return _Dist(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(choice: str) -> str:
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device=cuda but no CUDA device is visible")
+    return choice
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warm-up to 1, then a cosine down to ``min_ratio`` at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _to(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def compute_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: DistillConfig,
+                   taid: TAID | None = None) -> tuple[torch.Tensor, dict[str, float], Any]:
+    """The training loss on one batch: the action objective plus the weighted subgoal LM loss."""
+    t = cfg.train
+    out = model(batch["frame"], batch["task"], batch["history"], batch["subgoal_in"])
+    probs = batch["teacher_probs"] * batch["has_probs"][:, None].to(batch["teacher_probs"].dtype)
+    a_loss = action_loss(t.action_loss, out.action_logits, probs, batch["action"], beta=t.beta, alpha=t.alpha,
+                         temperature=t.temperature, label_smoothing=t.label_smoothing, taid=taid)
+    target = batch["subgoal_out"]
+    s_loss = cross_entropy(out.subgoal_logits, target, mask=target != -100, label_smoothing=t.label_smoothing)
+    loss = a_loss + t.subgoal_weight * s_loss
+    return loss, {"loss": loss.item(), "action_loss": a_loss.item(), "subgoal_loss": s_loss.item()}, out
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, dataset: DistillDataset, cfg: DistillConfig, device: str,
+             batch_size: int = 256, limit: int | None = None) -> dict[str, float]:
+    """Validation metrics: action agreement with the teacher, subgoal exact match (all
+    teacher-forced words right, which is exactly when greedy decoding writes the
+    teacher's subgoal), KL(teacher || student) where the teacher gave a distribution."""
+    was_training = model.training
+    model.eval()
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    agree = exact = kl_sum = kl_n = 0.0
+    losses = []
+    spread = np.linspace(0, len(dataset) - 1, n).round().astype(int).tolist() if n else []
+    loader = DataLoader(torch.utils.data.Subset(dataset, spread), batch_size=batch_size)
+    for batch in loader:
+        batch = _to(batch, device)
+        with _autocast(device):
+            loss, parts, out = compute_losses(model, batch, cfg)
+        losses.append((parts["loss"], len(batch["action"])))
+        logits = out.action_logits.float()
+        agree += float((logits.argmax(-1) == batch["action"]).sum())
+        target = batch["subgoal_out"]
+        right = (out.subgoal_logits.argmax(-1) == target) | (target == -100)
+        exact += float(right.all(-1).sum())
+        has = batch["has_probs"]
+        if bool(has.any()):
+            kl_sum += float(forward_kl(logits[has], batch["teacher_probs"][has].float())) * int(has.sum())
+            kl_n += int(has.sum())
+    model.train(was_training)
+    total = max(1, n)
+    return {"val_loss": sum(v * k for v, k in losses) / total, "action_agreement": agree / total,
+            "subgoal_exact": exact / total, "kl": kl_sum / kl_n if kl_n else float("nan"), "val_samples": n}
+
+
+def _autocast(device: str) -> Any:
+    if device == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos" not in n]
+    other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos" not in n)]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """After a resume, drop log lines past the checkpoint (they will be written again)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                keep.append(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+    path.write_text("".join(k + "\n" for k in keep))
+
+
+def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None = None,
+          resume: bool = True, progress: Progress | None = None) -> dict[str, Any]:
+    """Train (or continue training) a student on the episodes of ``runs``; returns the
+    last validation metrics plus throughput. ``init`` starts from another checkpoint's
+    weights and tokenizer (DAgger's next round); ``resume`` continues ``out``'s own."""
+    t = cfg.train
+    device = pick_device(t.device)
+    dist = _init_distributed(device)
+    if device == "cuda":
+        device = f"cuda:{dist.local}"
+        torch.cuda.set_device(device)
+    torch.manual_seed(t.seed)
+    out = Path(out)
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+
+    table = load_steps(runs, cfg.data)
+    train_idx, val_idx = split(table, cfg.data.val_fraction, cfg.data.split_seed)
+    if len(train_idx) == 0:
+        raise ValueError("no training samples left after the filters and the split")
+    existing = _latest(out) if resume else None
+    source = existing or (Path(init) if init else None)
+    if source is not None:
+        prev = ck.read(source)
+        tokenizer = prev.tokenizer
+        if prev.config.model != cfg.model:
+            raise ValueError(f"{source}: its model config differs from this one; train into a new directory")
+    else:
+        tokenizer = build_tokenizer(table, cfg.data.min_word_count)
+    n_actions = table.n_actions
+    train_set = DistillDataset(table, train_idx, tokenizer, cfg.model)
+    val_set = DistillDataset(table, val_idx, tokenizer, cfg.model)
+
+    model = Student(cfg.model, len(tokenizer), n_actions).to(device)
+    optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=t.lr,
+                                  fused=device.startswith("cuda"))
+    taid = TAID(total_steps=t.steps) if t.action_loss == "taid" else None
+    start = 0
+    if existing is not None:
+        loaded, prev = ck.load_student(existing, device)
+        model.load_state_dict(loaded.state_dict())
+        ck.load_optimizer(existing, optimizer)
+        start = prev.step
+        if taid is not None and "taid" in prev.extra:
+            taid.load_state_dict(prev.extra["taid"])
+    elif init is not None:
+        loaded, _ = ck.load_student(init, device)
+        model.load_state_dict(loaded.state_dict())
+    model.train()
+    if dist.main:
+        _trim_metrics(out / "metrics.jsonl", start)
+    net: torch.nn.Module = model
+    if t.compile:
+        net = torch.compile(net)
+    if dist.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dist.local] if device.startswith("cuda") else None)
+
+    sampler = _StepBatches(len(train_set), t.batch_size, t.grad_accum, start, t.steps, t.seed, dist.rank, dist.world)
+    loader = DataLoader(train_set, batch_sampler=sampler, num_workers=t.workers,
+                        pin_memory=device.startswith("cuda"), persistent_workers=False)
+    names = [table.action_names.get(i, str(i)) for i in range(n_actions)]
+    meta = ck.Checkpoint(out, cfg, tokenizer, n_actions, names, start)
+    metrics_file = out / "metrics.jsonl"
+    last: dict[str, Any] = {}
+    window_samples, window_start = 0, time.perf_counter()
+    total_samples, total_time = 0, 0.0
+    batches = iter(loader)
+    step = start
+    while step < t.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = t.lr * lr_factor(step, t.warmup, t.steps, t.min_lr_ratio)
+        tick = time.perf_counter()
+        parts_sum: dict[str, float] = {}
+        n_step = 0
+        for _ in range(t.grad_accum):
+            batch = _to(next(batches), device)
+            with _autocast(device):
+                loss, parts, _ = compute_losses(net, batch, cfg, taid)
+            (loss / t.grad_accum).backward()
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v / t.grad_accum
+            n_step += len(batch["action"])
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if taid is not None:
+            taid.step(parts_sum["action_loss"])
+        step += 1
+        elapsed = time.perf_counter() - tick
+        window_samples += n_step * dist.world
+        total_samples += n_step * dist.world
+        total_time += elapsed
+        if dist.main and (step % t.log_every == 0 or step == t.steps):
+            now = time.perf_counter()
+            rate = window_samples / max(1e-9, now - window_start)
+            window_samples, window_start = 0, now
+            last = {"split": "train", "step": step, "lr": optimizer.param_groups[0]["lr"],
+                    "samples_per_s": rate, **parts_sum}
+            if taid is not None:
+                last["taid_t"] = taid.t
+            _append(metrics_file, last)
+        if dist.main and (step % t.eval_every == 0 or step == t.steps) and len(val_set):
+            val = {"split": "val", "step": step, **evaluate(model, val_set, cfg, device, limit=4096)}
+            _append(metrics_file, val)
+            last = {**last, **val}
+        if dist.main and (step % t.save_every == 0 or step == t.steps):
+            meta.step = step
+            meta.extra = {"taid": taid.state_dict()} if taid is not None else {}
+            meta.extra["runs"] = [str(r) for r in runs]
+            ck.save(out, model, meta, optimizer, keep=t.keep_checkpoints)
+            plot_losses(metrics_file, out / "loss.png")
+        if progress is not None and dist.main:
+            progress(step, t.steps, last)
+    if dist.world > 1:
+        torch.distributed.barrier()
+    return {**last, "step": step, "parameters": model.num_parameters(), "train_samples": len(train_set),
+            "val_samples_total": len(val_set), "device": device,
+            "train_samples_per_s": total_samples / total_time if total_time else float("nan")}
+
+
+def _latest(out: Path) -> Path | None:
+    try:
+        return ck.resolve(out)
+    except ck.CheckpointError:
+        return None
+
+
+def _append(path: Path, row: dict[str, Any]) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def plot_losses(metrics: Path, png: Path) -> None:
+    """Training and validation loss against the step, one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for split, key, style in (("train", "loss", "-"), ("val", "val_loss", "o-")):
+        pts = [(r["step"], r[key]) for r in rows if r.get("split") == split and key in r]
+        if pts:
+            ax.plot(*zip(*pts), style, label=f"{split} loss", markersize=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = png.with_name(f".{png.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, png)

@@ -1,0 +1,178 @@
+"""``steve distill``: record teacher episodes, train the student, DAgger rounds, offline eval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="STEVE-2: distil the agent into one small student model.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+Data = Annotated[list[Path], typer.Option("--data", help="run directories (or folders of them) with episodes")]
+ConfigOpt = Annotated[str, typer.Option("--config", help="configs/distill/<name>.yaml or a YAML path")]
+Sets = Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. --set train.steps=200")]
+
+
+def _fail(message: str) -> None:
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    from distill.checkpoint import CheckpointError
+    from distill.config import DistillConfigError
+    from envs.episodes import CorruptEpisodeError
+
+    return (DistillConfigError, CheckpointError, CorruptEpisodeError, ValueError, FileNotFoundError, ImportError)
+
+
+class _TrainBar:
+    """A rich progress bar fed by the trainer's ``progress(step, total, metrics)``."""
+
+    def __init__(self, label: str):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                            TimeRemainingColumn(), console=err_console, transient=True)
+        self.task: Any = None
+
+    def __enter__(self) -> _TrainBar:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def __call__(self, step: int, total: int, metrics: dict[str, float]) -> None:
+        if self.task is None:
+            self.task = self.bar.add_task("train", total=total, info="")
+        info = f"loss {metrics['loss']:.3f}" if "loss" in metrics else ""
+        if "action_agreement" in metrics:
+            info += f"  agree {metrics['action_agreement']:.3f}"
+        self.bar.update(self.task, completed=step, total=total, info=info)
+
+
+def _table(title: str, rows: dict[str, Any]) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in rows.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+@app.command()
+def teacher(
+    out: Annotated[Path, typer.Option(help="folder for the episodes (one run directory per seed)")],
+    episodes: Annotated[int, typer.Option(help="episodes to record")] = 20,
+    seed: Annotated[int, typer.Option(help="seed of the first episode")] = 0,
+    max_steps: Annotated[int, typer.Option(help="steps before truncation")] = 10000,
+    prior: Annotated[str, typer.Option(help="the teacher's prior: full | partial | none")] = "full",
+    workers: Annotated[int, typer.Option(help="parallel processes")] = 2,
+) -> None:
+    """Record teacher episodes (graph planner + executor) in parallel, for training."""
+    from distill.dagger import pool_for, record_teacher
+
+    try:
+        played = record_teacher(out, range(seed, seed + episodes), max_steps, prior, pool_for(workers))
+    except _errors() as err:
+        _fail(str(err))
+    _table(f"teacher, {episodes} episodes", {"crafter_score": played["crafter_score"],
+                                            "mean_length": played["mean_length"], "out": str(out)})
+
+
+@app.command()
+def train(
+    data: Data,
+    out: Annotated[Path, typer.Option(help="checkpoint directory to write (resumed if it holds one)")],
+    config: ConfigOpt = "small",
+    set_: Sets = None,
+    init: Annotated[Optional[Path], typer.Option(help="start from this checkpoint's weights")] = None,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue OUT's own checkpoint")] = True,
+) -> None:
+    """Train the student on recorded episodes."""
+    from distill.config import load
+    from distill.data import find_runs
+    from distill.trainer import train as run_train
+
+    try:
+        cfg = load(config, set_)
+        runs = find_runs(data)
+        with _TrainBar("train") as bar:
+            metrics = run_train(cfg, runs, out, init=init, resume=resume, progress=bar)
+    except _errors() as err:
+        _fail(str(err))
+    _table(f"student ({cfg.size}) -> {out}", {k: v for k, v in metrics.items() if k != "split"})
+
+
+@app.command()
+def dagger(
+    data: Data,
+    checkpoint: Annotated[Path, typer.Option(help="the student to start from")],
+    out: Annotated[Path, typer.Option(help="folder for rounds: rollouts and checkpoints")],
+    rounds: Annotated[Optional[int], typer.Option(help="DAgger rounds")] = None,
+    episodes: Annotated[Optional[int], typer.Option(help="rollouts per round")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="first seed (use the teacher's)")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="parallel rollout processes")] = None,
+    config: ConfigOpt = "small",
+    set_: Sets = None,
+) -> None:
+    """Mirrored distillation: the student plays, the teacher labels, the student retrains."""
+    from distill.config import load
+    from distill.dagger import run_dagger
+    from distill.data import find_runs
+
+    sets = list(set_ or [])
+    for key, value in (("rounds", rounds), ("episodes", episodes), ("seed", seed), ("workers", workers)):
+        if value is not None:
+            sets.append(f"dagger.{key}={value}")
+    try:
+        cfg = load(config, sets)
+        with _TrainBar("retrain") as bar:
+            summaries = run_dagger(cfg, find_runs(data), checkpoint, out, train_progress=bar,
+                                   on_round=lambda s: err_console.print(
+                                       f"round {s['round']}: beta {s['beta']}, rollout score {s['rollout_score']:.1f}"))
+    except _errors() as err:
+        _fail(str(err))
+    table = Table(title=f"DAgger -> {out}")
+    for col in ("round", "beta", "rollout score", "agreement (rollouts)", "val agreement", "checkpoint"):
+        table.add_column(col)
+    for s in summaries:
+        agree = "" if s["rollout_agreement"] is None else f"{s['rollout_agreement']:.3f}"
+        table.add_row(str(s["round"]), f"{s['beta']:g}", f"{s['rollout_score']:.1f}", agree,
+                      f"{s.get('action_agreement') or float('nan'):.3f}", s["checkpoint"])
+    console.print(table)
+
+
+@app.command("eval")
+def evaluate(
+    checkpoint: Annotated[Path, typer.Option(help="the student")],
+    data: Data,
+    limit: Annotated[Optional[int], typer.Option(help="at most this many samples")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Offline metrics on recorded episodes: action agreement, subgoal exact match, KL."""
+    from distill.checkpoint import load_student
+    from distill.data import DistillDataset, find_runs, load_steps
+    from distill.trainer import evaluate as run_eval
+
+    try:
+        model, ckpt = load_student(checkpoint)
+        table = load_steps(find_runs(data), ckpt.config.data.model_copy(update={"actors": ["teacher", "expert-relabelled"]}))
+        dataset = DistillDataset(table, list(range(len(table))), ckpt.tokenizer, ckpt.config.model)
+        metrics = run_eval(model, dataset, ckpt.config, "cpu", limit=limit)
+    except _errors() as err:
+        _fail(str(err))
+    metrics = {"checkpoint": str(ckpt.path), "step": ckpt.step, "parameters": model.num_parameters(), **metrics}
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        _table("offline evaluation", metrics)

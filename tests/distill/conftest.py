@@ -1,0 +1,91 @@
+"""Shared fixtures of the distillation tests: a small real Crafter run, recorded once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import envs
+from envs.recorder import EpisodeRecorder
+
+# (subgoal, check as the planner writes it); "" is a stretch without a subgoal.
+SUBGOALS = (
+    ("collect wood", "inventory wood >= 1"),
+    ("make wood_pickaxe", "achievement make_wood_pickaxe"),
+    ("", None),
+    ("eat cow", "achievement eat_cow"),
+)
+LENGTHS = (60, 100, 150)  # cut by the next reset or max_steps, unless the player dies first
+SEGMENT = 25  # steps per subgoal
+
+
+def plan_text(first: int) -> str:
+    lines = []
+    for n, (name, check) in enumerate(s for s in SUBGOALS[first:] + SUBGOALS[:first] if s[0]):
+        lines.append(f"{n + 1}. [ ] {name} (until {check}, 250 steps)")
+    return "\n".join(lines)
+
+
+@dataclass
+class RecordedEpisode:
+    episode_id: str
+    seed: int
+    task: str
+    frames: np.ndarray  # uint8 [n, 64, 64, 3], the frame each action was chosen from
+    actions: list[int]
+    subgoals: list[str]
+    actors: list[str]
+    probs: list[np.ndarray | None]  # the teacher distribution passed, or None
+
+
+@dataclass
+class RecordedRun:
+    run_dir: Path
+    episodes: list[RecordedEpisode]
+    action_names: tuple[str, ...]
+
+
+@pytest.fixture(scope="session")
+def recorded_run(tmp_path_factory) -> RecordedRun:
+    """Three Crafter episodes (up to 60, 100, 150 steps; seeds 0, 1, 2), random actions.
+
+    Subgoals change every 25 steps (one stretch has none), steps 30-39 are the
+    student's and 40-44 expert-relabelled, every third step has no teacher_probs, and
+    parts are 40 steps. Session-scoped: copy ``run_dir`` before damaging it.
+    """
+    run_dir = tmp_path_factory.mktemp("distill_run")
+    env = EpisodeRecorder(envs.make("crafter", max_steps=max(LENGTHS)), run_dir, agent="test",
+                          config_hash="0123456789abcdef", flush_every=40)
+    names = tuple(env.action_names)
+    rng = np.random.default_rng(0)
+    episodes = []
+    for ep, length in enumerate(LENGTHS):
+        obs, info = env.reset(seed=ep)
+        task = "collect diamond" if ep == 0 else "open"
+        env.annotate(task=task)
+        rec = RecordedEpisode(info["episode_id"], ep, task, np.zeros(0), [], [], [], [])
+        frames = []
+        for k in range(length):
+            if k % SEGMENT == 0:
+                first = (k // SEGMENT + ep) % len(SUBGOALS)
+                env.annotate(subgoal=SUBGOALS[first][0], plan=plan_text(first))
+            actor = "student" if 30 <= k < 40 else "expert-relabelled" if 40 <= k < 45 else "teacher"
+            env.annotate(actor=actor)
+            logits = rng.normal(size=len(names))
+            probs = np.exp(logits) / np.exp(logits).sum() if k % 3 else None
+            action = int(rng.integers(0, len(names)))
+            frames.append(obs.frame.copy())
+            rec.actions.append(action)
+            rec.subgoals.append(SUBGOALS[(k // SEGMENT + ep) % len(SUBGOALS)][0])
+            rec.actors.append(actor)
+            rec.probs.append(probs)
+            obs, _, terminated, truncated, _ = env.step(action, teacher_probs=probs)
+            if terminated or truncated:
+                break
+        rec.frames = np.stack(frames)
+        episodes.append(rec)
+    env.close()
+    return RecordedRun(run_dir, episodes, names)
