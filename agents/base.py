@@ -18,7 +18,9 @@ class Agent(Protocol):
     def act(self, obs: Observation) -> int: ...
 
 
-_AGENTS = {"random": "agents.random_agent:RandomAgent", "steve": "agents.evolving.agent:SteveAgent"}
+# "student" lives in distill (it is trained there); the string keeps that import lazy.
+_AGENTS = {"random": "agents.random_agent:RandomAgent", "steve": "agents.evolving.agent:SteveAgent",
+           "student": "distill.agent:StudentAgent"}
 
 
 def make_agent(name: str, env: Env, **config: Any) -> Agent:

@@ -97,6 +97,8 @@ def play_episode(env: Env, planner: Planner, executor: Executor, task: str = "op
             idx += 1
             continue
         start, replans = obs.step, 0
+        if hasattr(env, "annotate"):  # an episode recorder inside: the steps carry the subgoal
+            env.annotate(task=task, subgoal=subgoal.name, plan=plan.text(idx))
         result = executor.run(env, obs, subgoal, guardrails=guardrails, on_step=on_step)
         obs = result.obs
         reward += result.reward

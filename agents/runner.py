@@ -79,6 +79,9 @@ def open_store(config: Any, out: Path) -> Any:
 
 
 def _make_agent(config: Any, env: envs.Env, out: Path, store: Any) -> Any:
+    if config.agent.name == "student":
+        return make_agent("student", env, checkpoint=config.agent.checkpoint, task=config.agent.task,
+                          sample=config.agent.sample)
     if config.agent.name != "steve":
         return make_agent(config.agent.name, env)
     a = config.agent
@@ -107,7 +110,7 @@ def run_episodes(config: Any, progress: Progress | None = None, resume: bool = F
     env: envs.Env = recorder
     if config.run.video:  # outermost, so it sees the recorder's episode id
         env = VideoRecorder(recorder, out / "videos", scale=config.run.video_scale,
-                            captions=config.agent.name == "steve")  # the current subgoal
+                            captions=config.agent.name in ("steve", "student"))  # the current subgoal
     store = open_store(config, out) if config.agent.name == "steve" else None
     agent = _make_agent(config, env, out, store)
     stats: dict[str, dict[str, Any]] = {}

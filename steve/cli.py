@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
-from steve import memory_cli
+from steve import distill_cli, memory_cli
 from steve.config import ConfigError, load
 
 app = typer.Typer(help="Self-evolving agents in Minecraft-like worlds.", no_args_is_help=True,
@@ -22,6 +22,7 @@ episodes_app = typer.Typer(help="Recorded episodes: list and check.", no_args_is
 app.add_typer(env_app, name="env")
 app.add_typer(episodes_app, name="episodes")
 app.add_typer(memory_cli.app, name="memory")
+app.add_typer(distill_cli.app, name="distill")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -45,7 +46,8 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> 
 @app.command()
 def run(
     env: Annotated[Optional[str], typer.Option(help="world: crafter | minedojo")] = None,
-    agent: Annotated[Optional[str], typer.Option(help="who plays: random | steve")] = None,
+    agent: Annotated[Optional[str], typer.Option(help="who plays: random | steve | student")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="student: its checkpoint directory")] = None,
     planner: Annotated[Optional[str], typer.Option(help="steve's planner: graph | llm")] = None,
     prior: Annotated[Optional[str], typer.Option(help="steve's prior knowledge: full | partial | none")] = None,
     memory: Annotated[Optional[Path], typer.Option(help="experience store directory (default RUN/memory)")] = None,
@@ -65,6 +67,8 @@ def run(
     from envs.episodes import CorruptEpisodeError
     from memory.errors import StoreError
 
+    from distill.checkpoint import CheckpointError
+
     flags: dict[str, Any] = {}
     files = list(config or [])
     if resume is not None:  # the run's own resolved config, then whatever is given here
@@ -74,7 +78,9 @@ def run(
         out = resume
     for section, key, value in (("env", "name", env), ("agent", "name", agent),
                                 ("agent", "planner", planner), ("agent", "prior", prior),
-                                ("agent", "learn", learn), ("memory", "path", str(memory) if memory else None),
+                                ("agent", "learn", learn),
+                                ("agent", "checkpoint", str(checkpoint) if checkpoint else None),
+                                ("memory", "path", str(memory) if memory else None),
                                 ("run", "episodes", episodes), ("run", "seed", seed),
                                 ("env", "max_steps", max_steps), ("run", "video", video),
                                 ("run", "out", str(out) if out else None)):
@@ -84,7 +90,8 @@ def run(
         cfg = load(files, set_, flags)
         with _RichProgress(cfg.run.episodes) as progress:
             summary = run_episodes(cfg, progress, resume=resume is not None)
-    except (ConfigError, RunDirError, EnvError, CorruptEpisodeError, StoreError, ValueError) as err:
+    except (ConfigError, RunDirError, EnvError, CorruptEpisodeError, StoreError, CheckpointError,
+            ValueError) as err:
         fail(str(err))
     _print_summary(summary, Path(cfg.run.out))
 

@@ -30,11 +30,13 @@ class ConfigError(ValueError):
 class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["random", "steve"] = Field("random", description="which agent plays")
+    name: Literal["random", "steve", "student"] = Field("random", description="which agent plays")
     planner: Literal["graph", "llm"] = Field("graph", description="steve: the planner (llm falls back to graph)")
     prior: Literal["full", "partial", "none"] = Field("full", description="steve: what the graph planner knows")
     task: str = Field("open", description="steve: 'open' (every achievement) or one achievement name")
     learn: bool = Field(True, description="steve: write experiences and distil skills and guardrails")
+    checkpoint: str | None = Field(None, description="student: the trained student's checkpoint directory")
+    sample: bool = Field(True, description="student: sample its action (false: the most likely one)")
 
 
 class RunConfig(BaseModel):
