@@ -28,7 +28,7 @@ class StudentAgent:
     name = "student"
 
     def __init__(self, env: Env | None = None, checkpoint: str | Path | None = None, task: str = "open",
-                 sample: bool = True, temperature: float = 1.0, device: str = "cpu", threads: int | None = None):
+                 sample: bool = True, temperature: float = 1.0, device: str = "cpu", threads: int | None = 1):
         if checkpoint is None:
             raise ValueError("the student needs a checkpoint: --checkpoint CKPT_DIR")
         if threads:

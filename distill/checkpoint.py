@@ -124,7 +124,10 @@ def load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
     meta = json.loads((ckpt / "meta.json").read_text())
     if "optimizer" not in meta:
         raise CheckpointError(f"{ckpt}: no optimizer state saved")
-    tensors = load_file(str(ckpt / "optimizer.safetensors"))
+    try:
+        tensors = load_file(str(ckpt / "optimizer.safetensors"))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{ckpt / 'optimizer.safetensors'}: unreadable ({str(err).splitlines()[0]})") from None
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         _, index, name = key.split(".", 2)

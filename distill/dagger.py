@@ -79,6 +79,7 @@ class RolloutJob:
     task: str = "open"
     label: str = "dagger"  # the recorded episodes' agent name
     sample: bool = True
+    teacher: bool = True  # False: the student plays alone, nobody labels (evaluation)
 
 
 def rollout(job: RolloutJob) -> dict[str, Any]:
@@ -90,6 +91,8 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
     from agents.planners import GraphPlanner
 
     torch.set_num_threads(1)
+    if not job.teacher:
+        return _student_alone(job)
     student = None
     if job.beta < 1.0:
         if job.checkpoint is None:
@@ -109,6 +112,28 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
     meta = recorder.finished[-1]
     return {"seed": job.seed, "length": meta.length, "achievements": meta.achievements, "run": job.out,
             "student_steps": mirror.student_steps, "agreement": mirror.agreed / max(1, mirror.steps) if student else None}
+
+
+def _student_alone(job: RolloutJob) -> dict[str, Any]:
+    from distill.agent import StudentAgent
+
+    if job.checkpoint is None:
+        raise ValueError("a student rollout needs the student's checkpoint")
+    recorder = EpisodeRecorder(envs.make("crafter", max_steps=job.max_steps), Path(job.out), agent=job.label,
+                               config_hash="student", task=job.task)
+    student = StudentAgent(recorder, job.checkpoint, task=job.task, sample=job.sample)
+    try:
+        obs, _ = recorder.reset(job.seed)
+        student.reset(obs, job.seed)
+        done = False
+        while not done:
+            obs, _, terminated, truncated, _ = recorder.step(student.act(obs))
+            done = terminated or truncated
+    finally:
+        recorder.close()
+    meta = recorder.finished[-1]
+    return {"seed": job.seed, "length": meta.length, "achievements": meta.achievements, "run": job.out,
+            "student_steps": meta.length, "agreement": None, "passes": student.passes}
 
 
 class RolloutExecutor(Protocol):

@@ -1,4 +1,4 @@
-"""The student: one small multimodal causal transformer over image, text and history tokens.
+r"""The student: one small multimodal causal transformer over image, text and history tokens.
 
 One sequence per decision, both levels of the teacher in it::
 
@@ -9,9 +9,10 @@ The subgoal positions are a language model (position j predicts subgoal word j+1
 text head); the last position reads everything before it, the subgoal included, and
 the action head predicts the action there. Attention is causal and ignores padding.
 Playing, the student first writes its subgoal (greedy, :meth:`Student.plan`), then
-acts on it (:meth:`Student.act_logits`). The image encoder is a small CNN whose feature
-map is pooled to ``image_grid x image_grid`` tokens; with ``vlm_path`` the features
-come from a pretrained vision model in a local folder instead (see :func:`_local_vision`).
+acts on it, both in :meth:`Student.decide`. The image encoder gives one token per
+7-pixel square, which in Crafter is one cell of the world or the inventory (``patch``),
+or a small CNN pooled to a grid (``conv``); with ``vlm_path`` the features come from a
+pretrained vision model in a local folder instead (see :func:`_local_vision`).
 """
 
 from __future__ import annotations
@@ -73,6 +74,19 @@ class _ConvEncoder(nn.Module):
         return self.out(x.flatten(2).transpose(1, 2))  # [B, g*g, d]
 
 
+class _PatchEncoder(nn.Module):
+    """One token per ``patch x patch`` square: Crafter draws its world in 7-pixel cells,
+    so at 64 pixels and patch 7 each of the 9 x 9 tokens is exactly one cell (the last
+    pixel row and column are border)."""
+
+    def __init__(self, patch: int, d: int):
+        super().__init__()
+        self.embed = nn.Conv2d(3, d, patch, stride=patch)
+
+    def forward(self, frames: Tensor) -> Tensor:
+        return self.embed(frames).flatten(2).transpose(1, 2)  # [B, n*n, d]
+
+
 class _LocalVision(nn.Module):
     """A pretrained vision tower from a local folder (``transformers``, never downloaded)."""
 
@@ -119,9 +133,13 @@ class Student(nn.Module):
         self.act_query = nn.Parameter(torch.zeros(d))
         if cfg.vlm_path:
             self.image: nn.Module = _LocalVision(cfg.vlm_path, d, cfg.image_grid)
+            self.n_image = cfg.image_grid ** 2
+        elif cfg.image_encoder == "patch":
+            self.image = _PatchEncoder(cfg.patch_size, d)
+            self.n_image = (cfg.frame_size // cfg.patch_size) ** 2
         else:
             self.image = _ConvEncoder(cfg.conv_channels, d, cfg.image_grid)
-        self.n_image = cfg.image_grid ** 2
+            self.n_image = cfg.image_grid ** 2
         self.length = 1 + cfg.max_task_len + cfg.history + self.n_image + cfg.max_subgoal_len + 1
         self.pos = nn.Parameter(torch.zeros(self.length, d))
         self.blocks = nn.ModuleList(_Block(d, cfg.n_heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.n_layers))
@@ -175,9 +193,11 @@ class Student(nn.Module):
             draft = torch.full((b, n), PAD, dtype=torch.long, device=frame.device)
             draft[:, 0] = BOS
         sub = draft.clone()
+        never = torch.tensor([PAD, BOS], device=frame.device)
         for passes in range(1, n + 2):
             out = self(frame, task, history, sub)
-            pred = out.subgoal_logits.argmax(-1)  # pred[:, j]: the greedy word after sub[:, :j+1]
+            # pred[:, j]: the greedy word after sub[:, :j+1]; PAD and BOS are never words
+            pred = out.subgoal_logits.index_fill(-1, never, float("-inf")).argmax(-1)
             fixed = True
             for row in range(b):
                 k = int((sub[row] != PAD).sum()) - 1  # words in this row's subgoal

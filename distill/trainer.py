@@ -124,10 +124,12 @@ def evaluate(model: torch.nn.Module, dataset: DistillDataset, cfg: DistillConfig
     losses = []
     spread = np.linspace(0, len(dataset) - 1, n).round().astype(int).tolist() if n else []
     loader = DataLoader(torch.utils.data.Subset(dataset, spread), batch_size=batch_size)
+    # TAID's training target moves with its state; validation measures against the teacher itself (t = 1).
+    taid = TAID(t_start=1.0) if cfg.train.action_loss == "taid" else None
     for batch in loader:
         batch = _to(batch, device)
         with _autocast(device):
-            loss, parts, out = compute_losses(model, batch, cfg)
+            loss, parts, out = compute_losses(model, batch, cfg, taid)
         losses.append((parts["loss"], len(batch["action"])))
         logits = out.action_logits.float()
         agree += float((logits.argmax(-1) == batch["action"]).sum())

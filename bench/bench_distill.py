@@ -1,0 +1,201 @@
+"""The STEVE-2 student against its teacher: the table the distillation issue asks for.
+
+    python bench/bench_distill.py --teacher-episodes 200 --eval-episodes 20 --minutes 45 --dagger-rounds 2
+
+Steps, each skipped when its output is given:
+
+1. the teacher (graph planner + executor, prior full) records ``--teacher-episodes``
+   episodes on seeds 0.. (``--teacher DIR`` reuses them);
+2. the student (``--config``, default small) trains on them on this machine's CPU for at
+   most ``--minutes`` (``--checkpoint CKPT`` reuses one);
+3. DAgger rounds on the teacher's own seeds (``--dagger-rounds``, 0 for none);
+4. teacher and student play the same held-out seeds (``--eval-seed``..), side by side;
+5. latency of one decision at batch 1 on CPU (1 thread and all threads), over frames
+   of those episodes, subgoal decoding included;
+6. with a GPU: training samples/s and model FLOPs utilisation on it.
+
+Writes ``bench/results/distill.json`` and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+
+from distill.agent import StudentAgent
+from distill.checkpoint import load_student, read
+from distill.config import load
+from distill.dagger import RolloutJob, play, pool_for, record_teacher, run_dagger
+from distill.data import DistillDataset, find_runs, load_steps, split
+from distill.trainer import evaluate, train
+from envs.episodes import decode_frames, iter_episodes, read_index
+
+log = logging.getLogger("bench_distill")
+OUT = Path("bench/results/distill")
+
+# Dense bf16 peak of cards a bench might meet, for model FLOPs utilisation (vendor sheets).
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "L4": 121e12}
+
+
+def latency(checkpoint: Path, run_dirs: list[Path], threads: int, decisions: int = 2000) -> dict[str, float]:
+    """Seconds per decision (frame -> subgoal -> action) at batch 1 on CPU, as the student
+    plays: frames in episode order, so the subgoal draft holds as it does in play."""
+    torch.set_num_threads(threads)
+    agent = StudentAgent(None, checkpoint, sample=True)
+    times: list[float] = []
+    for run in run_dirs:
+        shape = read_index(run)[0].frame_shape
+        for _, steps in iter_episodes(run, columns=["frame"]):
+            frames = decode_frames(steps.column("frame").to_pylist(), shape)
+            obs = SimpleNamespace(frame=frames[0])  # the student reads the frame only
+            agent.reset(obs, 0)
+            for frame in frames:
+                obs.frame = frame
+                start = time.perf_counter()
+                agent.act(obs)
+                times.append(time.perf_counter() - start)
+                if len(times) >= decisions:
+                    return _percentiles(times, agent.passes / len(times))
+    return _percentiles(times, agent.passes / max(1, len(times)))
+
+
+def _percentiles(times: list[float], passes: float) -> dict[str, float]:
+    ms = np.array(times[50:] or times) * 1000  # the first decisions warm caches up
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+            "mean_ms": float(ms.mean()), "passes_per_decision": passes}
+
+
+def gpu_throughput(cfg_name: str, runs: list[Path], steps: int = 60) -> dict[str, Any] | None:
+    """Training samples/s and model FLOPs utilisation on the GPU, when there is one."""
+    if not torch.cuda.is_available():
+        return None
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from distill.model import Student
+    from distill.tokenizer import Tokenizer
+
+    cfg = load(cfg_name)
+    table = load_steps(runs[:20], cfg.data)
+    idx, _ = split(table, 0.0, 0)
+    tok = Tokenizer.build(table.subgoals + table.tasks)
+    data = DistillDataset(table, idx, tok, cfg.model)
+    batch = torch.utils.data.default_collate([data[i % len(data)] for i in range(cfg.train.batch_size)])
+    batch = {k: v.cuda() for k, v in batch.items()}
+    model = Student(cfg.model, len(tok), table.n_actions).cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+
+    def one_step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = model(batch["frame"], batch["task"], batch["history"], batch["subgoal_in"])
+            loss = torch.nn.functional.cross_entropy(out.action_logits.float(), batch["action"])
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    with FlopCounterMode(display=False) as counter:
+        one_step()
+    flops = counter.get_total_flops()
+    for _ in range(10):
+        one_step()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        one_step()
+    torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / steps
+    name = torch.cuda.get_device_name()
+    peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+    return {"device": name, "batch": cfg.train.batch_size, "samples_per_s": cfg.train.batch_size / seconds,
+            "mfu": flops / seconds / peak if peak else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--teacher", type=Path, help="reuse these teacher episodes (a folder of run directories)")
+    ap.add_argument("--teacher-episodes", type=int, default=200)
+    ap.add_argument("--checkpoint", type=Path, help="reuse this student (skip training and DAgger)")
+    ap.add_argument("--config", default="small")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="distill config overrides")
+    ap.add_argument("--minutes", type=float, default=45.0, help="CPU training budget before DAgger")
+    ap.add_argument("--dagger-rounds", type=int, default=2)
+    ap.add_argument("--eval-episodes", type=int, default=20)
+    ap.add_argument("--eval-seed", type=int, default=10_000, help="held-out seeds for teacher and student")
+    ap.add_argument("--max-steps", type=int, default=10_000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    pool = pool_for(args.workers)
+    report: dict[str, Any] = {"config": args.config, "sets": args.sets}
+
+    teacher_dir = args.teacher or args.out / "teacher"
+    if args.teacher is None:
+        t0 = time.perf_counter()
+        played = record_teacher(teacher_dir, range(args.teacher_episodes), args.max_steps, "full", pool)
+        report["teacher_train"] = {"episodes": args.teacher_episodes, "crafter_score": played["crafter_score"],
+                                   "seconds": time.perf_counter() - t0}
+        log.info("teacher: %d episodes, score %.1f", args.teacher_episodes, played["crafter_score"])
+    runs = find_runs([teacher_dir])
+
+    checkpoint = args.checkpoint
+    if checkpoint is None:
+        cfg = load(args.config, args.sets)
+        probe = train(cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 30, "log_every": 10,
+                      "eval_every": 30, "save_every": 30})}), runs, args.out / "probe", resume=False)
+        steps = int(args.minutes * 60 * probe["train_samples_per_s"] / cfg.train.batch_size)
+        cfg = load(args.config, [*args.sets, f"train.steps={steps}"])
+        log.info("training %d steps (%.0f samples/s measured)", steps, probe["train_samples_per_s"])
+        t0 = time.perf_counter()
+        metrics = train(cfg, runs, args.out / "student", resume=False)
+        report["train"] = {**metrics, "seconds": time.perf_counter() - t0}
+        checkpoint = args.out / "student"
+        if args.dagger_rounds:
+            cfg = load(args.config, [*args.sets, f"dagger.rounds={args.dagger_rounds}", "dagger.seed=0",
+                                     f"dagger.max_steps={args.max_steps}", f"dagger.workers={args.workers}"])
+            t0 = time.perf_counter()
+            report["dagger"] = run_dagger(cfg, runs, checkpoint, args.out / "dagger", pool=pool)
+            report["dagger_seconds"] = time.perf_counter() - t0
+            checkpoint = Path(report["dagger"][-1]["checkpoint"])
+
+    seeds = range(args.eval_seed, args.eval_seed + args.eval_episodes)
+    teacher = record_teacher(args.out / "eval-teacher", seeds, args.max_steps, "full", pool)
+    student = play([RolloutJob(seed=s, out=str(args.out / "eval-student" / f"seed-{s}"), checkpoint=str(checkpoint),
+                               max_steps=args.max_steps, teacher=False, label="student") for s in seeds], pool)
+    model, _ = load_student(checkpoint)
+    ckpt = read(checkpoint)
+    table = load_steps(find_runs([args.out / "eval-teacher"]), ckpt.config.data)
+    offline = evaluate(model, DistillDataset(table, np.arange(len(table)), ckpt.tokenizer, ckpt.config.model),
+                       ckpt.config, "cpu", limit=8192)
+    eval_runs = find_runs([args.out / "eval-teacher"])
+    report.update({
+        "checkpoint": str(checkpoint), "parameters": model.num_parameters(), "eval_seeds": [seeds[0], seeds[-1]],
+        "teacher": {k: teacher[k] for k in ("crafter_score", "success_rates", "mean_length")},
+        "student": {k: student[k] for k in ("crafter_score", "success_rates", "mean_length")},
+        "ratio": student["crafter_score"] / teacher["crafter_score"] if teacher["crafter_score"] else None,
+        "offline_on_eval_seeds": offline,
+        "latency_1_thread": latency(checkpoint, eval_runs, threads=1),
+        "latency_all_threads": latency(checkpoint, eval_runs, threads=torch.get_num_threads() or 2),
+        "gpu": gpu_throughput(args.config, runs),
+    })
+    (args.out.parent / "distill.json").write_text(json.dumps(report, indent=2))
+    samples = report.get("train", {}).get("train_samples_per_s")
+    lat = report["latency_1_thread"]
+    print("| parameters | teacher score | student score | ratio | action agreement | latency p50 / p95 (1 thread) "
+          "| training samples/s (CPU) |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| {report['parameters']:,} | {teacher['crafter_score']:.1f} | {student['crafter_score']:.1f} | "
+          f"{report['ratio']:.2f} | {offline['action_agreement']:.3f} | {lat['p50_ms']:.2f} / {lat['p95_ms']:.2f} ms | "
+          f"{samples if samples is None else round(samples)} |")
+
+
+if __name__ == "__main__":
+    main()

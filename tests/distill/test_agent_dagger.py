@@ -1,0 +1,296 @@
+"""The student playing Crafter, the mirror env, teacher-labelled rollouts and DAgger rounds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import envs
+from distill import checkpoint as ck
+from distill.agent import StudentAgent
+from distill.config import load
+from distill.dagger import (
+    InlinePool,
+    LocalPool,
+    MirrorEnv,
+    RolloutJob,
+    play,
+    record_teacher,
+    rollout,
+    run_dagger,
+)
+from distill.trainer import train
+from envs.base import Wrapper
+from envs.episodes import decode_frames, episode_dir, read_index, read_steps
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def run_dir(recorded_run, tmp_path_factory) -> Path:
+    copy = tmp_path_factory.mktemp("agent") / "run"
+    shutil.copytree(recorded_run.run_dir, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def student_ckpt(run_dir, tmp_path_factory) -> Path:
+    """A tiny student, a few steps trained: it plays (badly) and its choices vary."""
+    out = tmp_path_factory.mktemp("student") / "ckpt"
+    train(load("tiny", ["train.steps=4"]), [run_dir], out)
+    return out
+
+
+def _episode(run: Path) -> tuple[object, dict[str, list]]:
+    """The one episode of a run directory: its index row and its step columns."""
+    (meta,) = read_index(run)
+    steps = read_steps(episode_dir(run, meta.episode_id))
+    cols = steps.select(["action", "actor", "subgoal", "t"]).to_pydict()
+    cols["frame"] = decode_frames(steps.column("frame").to_pylist(), meta.frame_shape)
+    return meta, cols
+
+
+def _play_student(agent: StudentAgent, seed: int, max_steps: int = 200) -> list[int]:
+    env = envs.make("crafter", max_steps=max_steps)
+    agent.env = env
+    obs, _ = env.reset(seed)
+    agent.reset(obs, seed)
+    actions, done = [], False
+    while not done:
+        a = agent.act(obs)
+        actions.append(a)
+        obs, _, term, trunc, _ = env.step(a)
+        done = term or trunc
+    env.close()
+    return actions
+
+
+# -- the student agent --------------------------------------------------------------------
+
+def test_student_plays_crafter_reproducibly(student_ckpt):
+    agent = StudentAgent(envs.make("crafter", max_steps=200), student_ckpt, sample=True)
+    first = _play_student(agent, seed=3)
+    n_actions = len(envs.make("crafter").action_names)
+    assert 20 <= len(first) <= 200 and all(0 <= a < n_actions for a in first)
+    assert len(set(first)) > 3  # sampled: not one action over and over
+    assert agent.passes >= len(first)  # at least one forward pass per decision
+    assert list(agent.history) == first[-agent.history.maxlen:]
+    again = StudentAgent(None, student_ckpt, sample=True)
+    assert _play_student(again, seed=3) == first  # the same seed, the same episode
+    assert _play_student(agent, seed=4) != first  # the same agent, reset: another seed
+    assert _play_student(agent, seed=3) == first  # and back: reset re-seeds the sampling
+
+
+def test_greedy_student_picks_the_most_likely_action(student_ckpt):
+    agent = StudentAgent(None, student_ckpt, sample=False)
+    env = envs.make("crafter", max_steps=60)
+    obs, _ = env.reset(0)
+    agent.reset(obs, 0)
+    assert list(agent.history) == [agent.ckpt.n_actions] * agent.history.maxlen  # "no action yet"
+    done, steps = False, 0
+    while not done:
+        frame = torch.from_numpy(obs.frame.copy()).permute(2, 0, 1)[None]
+        history = torch.tensor([list(agent.history)])
+        sub, logits, _ = agent.model.decide(frame, agent.task, history, agent.draft)
+        action = agent.act(obs)
+        assert action == int(logits[0].argmax()), steps
+        assert agent.subgoal == agent.ckpt.tokenizer.decode(sub[0].tolist())
+        obs, _, term, trunc, _ = env.step(action)
+        done, steps = term or trunc, steps + 1
+    assert steps == 60
+
+
+def test_student_task_is_cut_like_the_training_data(student_ckpt):
+    n = ck.read(student_ckpt).config.model.max_task_len
+    a = StudentAgent(None, student_ckpt, task=" ".join(["collect"] * n + ["diamond"]))
+    b = StudentAgent(None, student_ckpt, task=" ".join(["collect"] * n + ["wood", "now"]))
+    assert a.task.shape == (1, n) and torch.equal(a.task, b.task)
+    c = StudentAgent(None, student_ckpt, task="collect diamond")
+    assert c.task[0, 2:].eq(0).all() and not torch.equal(a.task, c.task)  # short: PAD-filled
+
+
+class _Renamed(Wrapper):
+    @property
+    def action_names(self):
+        return tuple(reversed(self.env.action_names))
+
+
+def test_student_refuses_other_actions(student_ckpt):
+    with pytest.raises(ValueError, match="actions"):
+        StudentAgent(_Renamed(envs.make("crafter")), student_ckpt)
+    with pytest.raises(ValueError, match="checkpoint"):
+        StudentAgent(envs.make("crafter"), None)
+    with pytest.raises(ck.CheckpointError):
+        StudentAgent(None, student_ckpt.parent / "nothing-here")
+
+
+# -- the mirror env -----------------------------------------------------------------------
+
+class _Log(Wrapper):
+    """Remembers the actions that reach the env."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.actions: list[int] = []
+
+    def step(self, action):
+        self.actions.append(int(action))
+        return self.env.step(action)
+
+
+class _Scripted:
+    """A stand-in student that always wants ``action`` and logs what it is told."""
+
+    def __init__(self, action: int):
+        self.action, self.observed, self.resets = action, [], []
+
+    def reset(self, obs, seed):
+        self.resets.append(seed)
+
+    def choose(self, obs):
+        return self.action
+
+    def observe(self, action):
+        self.observed.append(int(action))
+
+
+def _drive(beta: float, student, steps: int = 60, seed: int = 2):
+    log = _Log(envs.make("crafter", max_steps=1000))
+    mirror = MirrorEnv(log, student, beta, seed)
+    mirror.reset(seed)
+    rng = np.random.default_rng(0)
+    teacher = [int(a) for a in rng.integers(1, 5, size=steps)]  # moves: never the student's noop
+    for a in teacher:
+        mirror.step(a)
+    return mirror, log.actions, teacher
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.0, 0.5])
+def test_mirror_env_executes_by_beta(beta):
+    student = _Scripted(0)
+    mirror, executed, teacher = _drive(beta, student)
+    assert student.resets == [2]
+    assert student.observed == executed  # the student's history holds what was done
+    assert mirror.steps == len(teacher) and mirror.agreed == 0
+    from_student = [e == 0 for e in executed]
+    assert mirror.student_steps == sum(from_student)
+    assert all(e == t for e, t, s in zip(executed, teacher, from_student) if not s)
+    if beta == 1.0:
+        assert executed == teacher
+    elif beta == 0.0:
+        assert executed == [0] * len(teacher)
+    else:
+        assert 0.3 < mirror.student_steps / mirror.steps < 0.7
+        assert _drive(beta, _Scripted(0))[1] == executed  # the coin is seeded
+
+
+def test_mirror_env_without_student_is_the_teacher():
+    mirror, executed, teacher = _drive(0.0, None)
+    assert executed == teacher and mirror.student_steps == 0
+
+
+def test_mirror_env_feeds_the_real_student_its_history(student_ckpt):
+    student = StudentAgent(None, student_ckpt, sample=True)
+    mirror, executed, _ = _drive(0.5, student, steps=40)
+    assert list(student.history) == executed[-student.history.maxlen:]
+    assert 0 < mirror.student_steps < 40
+
+
+# -- rollouts -----------------------------------------------------------------------------
+
+def test_rollout_records_the_teacher_labels_of_the_student_states(student_ckpt, tmp_path):
+    """beta 0: the student acts at every step, the recorded action is the teacher's.
+    Replaying the student (same seed, same sampling) from scratch reproduces every
+    recorded frame, so the frames are the student's states; the labels differ from
+    what the student did."""
+    out = tmp_path / "roll"
+    result = rollout(RolloutJob(seed=1, out=str(out), beta=0.0, checkpoint=str(student_ckpt), max_steps=150))
+    meta, cols = _episode(out)
+    n = meta.length
+    assert result["length"] == n > 10 and result["student_steps"] == n
+    assert set(cols["actor"]) == {"expert-relabelled"}
+    assert meta.seed == 1 and meta.agent == "dagger"
+
+    env = envs.make("crafter", max_steps=150)
+    student = StudentAgent(None, student_ckpt, sample=True)
+    obs, _ = env.reset(1)
+    student.reset(obs, 1)
+    done_by_student = []
+    for t in range(n):
+        assert np.array_equal(obs.frame, cols["frame"][t]), t
+        a = student.act(obs)
+        done_by_student.append(a)
+        obs, *_ = env.step(a)
+    labels = cols["action"]
+    agree = np.mean([a == b for a, b in zip(labels, done_by_student)])
+    assert agree < 0.9  # labels are not the executed actions
+    assert result["agreement"] == pytest.approx(agree)
+
+
+def test_record_teacher_plays_and_annotates(tmp_path):
+    played = record_teacher(tmp_path, [0], max_steps=80, prior="full", pool=InlinePool())
+    assert len(played["episodes"]) == 1 and played["agreement"] is None
+    assert 0.0 <= played["crafter_score"] <= 100.0 and played["mean_length"] == 80
+    meta, cols = _episode(tmp_path / "seed-0")
+    assert meta.agent == "teacher" and meta.length == 80
+    assert set(cols["actor"]) == {"teacher"}
+    assert sum(bool(s) for s in cols["subgoal"]) > 40  # the plain loop annotates subgoals
+    # beta 1: the recorded actions are the executed ones: replaying them gives the frames
+    env = envs.make("crafter", max_steps=80)
+    obs, _ = env.reset(0)
+    for t, a in enumerate(cols["action"]):
+        assert np.array_equal(obs.frame, cols["frame"][t]), t
+        obs, *_ = env.step(a)
+
+
+def test_rollout_needs_a_checkpoint_below_beta_one(tmp_path):
+    with pytest.raises(ValueError, match="checkpoint"):
+        rollout(RolloutJob(seed=0, out=str(tmp_path / "x"), beta=0.5, checkpoint=None, max_steps=10))
+
+
+def test_run_dagger_one_round(run_dir, student_ckpt, tmp_path):
+    cfg = load("tiny", ["dagger.rounds=1", "dagger.episodes=2", "dagger.max_steps=120", "dagger.beta=[0.0]",
+                        "dagger.steps_per_round=3", "dagger.seed=5"])
+    seen = []
+    rounds = run_dagger(cfg, [run_dir], student_ckpt, tmp_path / "dg", pool=InlinePool(), on_round=seen.append)
+    assert len(rounds) == 1 and seen == rounds
+    r = rounds[0]
+    assert r["round"] == 0 and r["beta"] == 0.0 and r["runs"] == 3
+    assert 0.0 <= r["rollout_agreement"] <= 1.0 and 0.0 <= r["action_agreement"] <= 1.0
+    for seed in (5, 6):
+        meta, cols = _episode(tmp_path / "dg" / "round-0" / "rollouts" / f"seed-{seed}")
+        assert meta.seed == seed and meta.agent == "dagger-0" and set(cols["actor"]) == {"expert-relabelled"}
+    new = ck.read(tmp_path / "dg" / "round-0" / "student")
+    assert new.step == 3 and Path(r["checkpoint"]) == tmp_path / "dg" / "round-0" / "student"
+    assert new.tokenizer.vocab == ck.read(student_ckpt).tokenizer.vocab  # fine-tuned from the student
+    assert new.extra["runs"][-2:] == [str(tmp_path / "dg" / "round-0" / "rollouts" / f"seed-{s}") for s in (5, 6)]
+    lines = (tmp_path / "dg" / "dagger.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [json.loads(json.dumps(r))]
+
+
+@pytest.mark.slow
+def test_local_pool_matches_inline(student_ckpt, tmp_path):
+    def jobs(where):
+        return [RolloutJob(seed=s, out=str(tmp_path / where / f"seed-{s}"), beta=0.5, checkpoint=str(student_ckpt),
+                           max_steps=100) for s in (0, 1)]
+
+    inline = play(jobs("inline"), InlinePool())
+    pooled = play(jobs("pool"), LocalPool(2))
+    for a, b in zip(inline["episodes"], pooled["episodes"]):
+        assert {k: v for k, v in a.items() if k != "run"} == {k: v for k, v in b.items() if k != "run"}
+    assert inline["crafter_score"] == pooled["crafter_score"]
+    for s in (0, 1):
+        (_, x), (_, y) = _episode(tmp_path / "inline" / f"seed-{s}"), _episode(tmp_path / "pool" / f"seed-{s}")
+        assert x["action"] == y["action"] and np.array_equal(x["frame"], y["frame"])
+    assert inline["episodes"][0]["student_steps"] > 0

@@ -1,0 +1,132 @@
+"""``steve distill ...`` and ``steve run --agent student`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from distill import checkpoint as ck
+from envs.episodes import read_index, read_steps
+from tests.conftest import run_cli
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch):
+    # run_cli's subprocesses inherit this: batch-1 inference on a busy 2-core box is
+    # many times slower with two threads than with one.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="module")
+def run_dir(recorded_run, tmp_path_factory) -> Path:
+    copy = tmp_path_factory.mktemp("cli") / "run"
+    shutil.copytree(recorded_run.run_dir, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def ckpt(run_dir, tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("cli_ckpt") / "ckpt"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")
+        proc = run_cli("distill", "train", "--data", str(run_dir), "--config", "tiny", "--out", str(out),
+                       "--set", "train.steps=3")
+    return out, proc.stdout
+
+
+def _one_line_error(proc, *needles: str) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    err = proc.stderr.strip()
+    assert "Traceback" not in err and "Traceback" not in proc.stdout
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def test_train_prints_a_table(ckpt):
+    out, stdout = ckpt
+    assert "student (tiny)" in stdout
+    for row in ("action_agreement", "val_loss", "parameters", "train_samples"):
+        assert row in stdout
+    assert ck.read(out).step == 3 and (out / "metrics.jsonl").exists()
+
+
+def test_train_unknown_key_is_one_line(run_dir, tmp_path):
+    proc = run_cli("distill", "train", "--data", str(run_dir), "--config", "tiny", "--out", str(tmp_path / "o"),
+                   "--set", "train.nope=1", check=False)
+    _one_line_error(proc, "train.nope")
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_bad_value_is_one_line(run_dir, tmp_path):
+    proc = run_cli("distill", "train", "--data", str(run_dir), "--config", "tiny", "--out", str(tmp_path / "o"),
+                   "--set", "train.action_loss=mse", check=False)
+    _one_line_error(proc, "train.action_loss")
+
+
+def test_train_missing_data_is_one_line(tmp_path):
+    missing = tmp_path / "no-such-run"
+    proc = run_cli("distill", "train", "--data", str(missing), "--config", "tiny", "--out", str(tmp_path / "o"),
+                   check=False)
+    _one_line_error(proc, str(missing))
+
+
+def test_eval_prints_json(ckpt, run_dir):
+    out, _ = ckpt
+    proc = run_cli("distill", "eval", "--checkpoint", str(out), "--data", str(run_dir), "--json")
+    metrics = json.loads(proc.stdout)
+    assert metrics["step"] == 3 and metrics["checkpoint"] == str(out / "ckpt-0000003")
+    assert 0.0 <= metrics["action_agreement"] <= 1.0 and 0.0 <= metrics["subgoal_exact"] <= 1.0
+    assert metrics["val_samples"] > 0 and metrics["parameters"] > 0
+
+
+def test_eval_bad_checkpoint_is_one_line(run_dir, tmp_path):
+    proc = run_cli("distill", "eval", "--checkpoint", str(tmp_path), "--data", str(run_dir), check=False)
+    _one_line_error(proc, str(tmp_path))
+
+
+def test_run_student(ckpt, tmp_path):
+    out, _ = ckpt
+    run = tmp_path / "play"
+    run_cli("run", "--agent", "student", "--checkpoint", str(out), "--episodes", "1", "--max-steps", "100",
+            "--out", str(run))
+    summary = json.loads((run / "summary.json").read_text())
+    assert 0.0 <= summary["crafter_score"] <= 100.0 and summary["agent"] == "student"
+    (meta,) = read_index(run)
+    assert meta.agent == "student" and 0 < meta.length <= 100
+    steps = read_steps(run / "episodes" / meta.episode_id, columns=["actor", "subgoal"]).to_pydict()
+    assert set(steps["actor"]) == {"student"}  # the agent annotates itself
+
+
+def test_run_student_without_checkpoint_is_one_line(tmp_path):
+    proc = run_cli("run", "--agent", "student", "--episodes", "1", "--max-steps", "10",
+                   "--out", str(tmp_path / "play"), check=False)
+    _one_line_error(proc, "checkpoint")
+
+
+def test_teacher_records_episodes(tmp_path):
+    out = tmp_path / "teacher"
+    proc = run_cli("distill", "teacher", "--out", str(out), "--episodes", "1", "--max-steps", "80", "--workers", "1")
+    assert "crafter_score" in proc.stdout
+    (meta,) = read_index(out / "seed-0")
+    assert meta.agent == "teacher" and meta.length == 80
+
+
+@pytest.mark.slow
+def test_dagger_round(ckpt, run_dir, tmp_path):
+    out, _ = ckpt
+    dg = tmp_path / "dg"
+    proc = run_cli("distill", "dagger", "--data", str(run_dir), "--checkpoint", str(out), "--out", str(dg),
+                   "--config", "tiny", "--rounds", "1", "--episodes", "2", "--workers", "1",
+                   "--set", "dagger.max_steps=100", "--set", "dagger.steps_per_round=2")
+    assert "DAgger" in proc.stdout and "round 0" in proc.stderr
+    (line,) = (dg / "dagger.jsonl").read_text().splitlines()
+    summary = json.loads(line)
+    assert summary["round"] == 0 and summary["runs"] == 3
+    assert ck.read(dg / "round-0" / "student").step == 2
+    assert sorted(p.name for p in (dg / "round-0" / "rollouts").iterdir()) == ["seed-0", "seed-1"]

@@ -1,0 +1,497 @@
+"""Checkpoints and the trainer: safe loading, the schedule, the batches, resuming exactly."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import envs
+from distill import checkpoint as ck
+from distill.config import load
+from distill.data import build_tokenizer, load_steps
+from distill.model import Student
+from distill.trainer import _StepBatches, lr_factor, train
+from envs.recorder import EpisodeRecorder
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def run_dir(recorded_run, tmp_path_factory) -> Path:
+    """A private copy of the recorded run (the session fixture must stay intact)."""
+    copy = tmp_path_factory.mktemp("trainer") / "run"
+    shutil.copytree(recorded_run.run_dir, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def other_run(tmp_path_factory) -> Path:
+    """One short episode whose subgoal words appear nowhere in ``recorded_run``."""
+    run = tmp_path_factory.mktemp("other") / "run"
+    env = EpisodeRecorder(envs.make("crafter", max_steps=40), run, agent="other", config_hash="fedcba9876543210")
+    rng = np.random.default_rng(1)
+    for seed in (5, 6):
+        env.reset(seed=seed)
+        env.annotate(task="open", subgoal="place furnace nearby", actor="teacher")
+        done = False
+        while not done:
+            p = rng.dirichlet(np.ones(len(env.action_names)))
+            _, _, term, trunc, _ = env.step(int(rng.integers(len(env.action_names))), teacher_probs=p)
+            done = term or trunc
+    env.close()
+    return run
+
+
+@pytest.fixture(scope="module")
+def trained(run_dir, tmp_path_factory) -> tuple[Path, dict]:
+    """A tiny student trained for 4 steps (checkpoints at 2 and 4)."""
+    out = tmp_path_factory.mktemp("trained") / "ckpt"
+    cfg = load("tiny", ["train.steps=4", "train.save_every=2", "train.eval_every=2", "train.log_every=1"])
+    return out, train(cfg, [run_dir], out)
+
+
+def _random_student(cfg, tok, n_actions=17, seed=0) -> Student:
+    torch.manual_seed(seed)
+    return Student(cfg.model, len(tok), n_actions)
+
+
+def _inputs(cfg, b=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    m = cfg.model
+    return (torch.randint(0, 256, (b, 3, 64, 64), dtype=torch.uint8, generator=g),
+            torch.randint(4, 8, (b, m.max_task_len), generator=g),
+            torch.randint(0, 18, (b, m.history), generator=g),
+            torch.cat([torch.ones(b, 1, dtype=torch.long), torch.randint(4, 8, (b, m.max_subgoal_len - 1), generator=g)], 1))
+
+
+@pytest.fixture(scope="module")
+def tok(run_dir):
+    return build_tokenizer(load_steps([run_dir], load("tiny").data))
+
+
+def _meta(cfg, tok, step, path=Path(".")):
+    return ck.Checkpoint(path, cfg, tok, 17, [f"a{i}" for i in range(17)], step, {"note": "x"})
+
+
+# -- checkpoints ------------------------------------------------------------------------
+
+def test_save_then_load_gives_the_same_model(tmp_path, tok):
+    cfg = load("tiny")
+    model = _random_student(cfg, tok).eval()
+    saved = ck.save(tmp_path / "c", model, _meta(cfg, tok, 7))
+    assert saved == tmp_path / "c" / "ckpt-0000007"
+    loaded, meta = ck.load_student(tmp_path / "c")
+    assert not loaded.training
+    assert meta.step == 7 and meta.tokenizer.vocab == tok.vocab and meta.config == cfg
+    assert meta.action_names == [f"a{i}" for i in range(17)] and meta.extra == {"note": "x"}
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    x = _inputs(cfg)
+    a, b = model(*x), loaded(*x)
+    assert torch.equal(a.action_logits, b.action_logits) and torch.equal(a.subgoal_logits, b.subgoal_logits)
+    assert loaded.text_head.weight is loaded.words.weight  # still tied after loading
+
+
+def test_resolve_follows_latest(tmp_path, tok):
+    cfg = load("tiny")
+    model = _random_student(cfg, tok)
+    root = tmp_path / "c"
+    ck.save(root, model, _meta(cfg, tok, 5), keep=3)
+    ck.save(root, model, _meta(cfg, tok, 3), keep=3)  # written last: 'latest', though not the highest
+    assert (root / "latest").read_text().strip() == "ckpt-0000003"
+    assert ck.resolve(root) == root / "ckpt-0000003"
+    assert ck.read(root).step == 3
+    assert ck.resolve(root / "ckpt-0000005") == root / "ckpt-0000005"
+    (root / "latest").write_text("ckpt-0000999\n")  # names one that is gone: the newest there
+    assert ck.resolve(root) == root / "ckpt-0000005"
+    (root / "latest").unlink()
+    assert ck.resolve(root) == root / "ckpt-0000005"
+
+
+def test_keep_prunes_old_checkpoints(tmp_path, tok):
+    cfg = load("tiny")
+    model = _random_student(cfg, tok)
+    for step in (1, 2, 3, 4, 5):
+        ck.save(tmp_path, model, _meta(cfg, tok, step), keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-0000004", "ckpt-0000005", "latest"]
+    assert ck.read(tmp_path).step == 5
+
+
+def _saved(tmp_path, tok) -> Path:
+    cfg = load("tiny")
+    return ck.save(tmp_path / "c", _random_student(cfg, tok), _meta(cfg, tok, 1))
+
+
+def test_no_checkpoint_is_a_named_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for path in (tmp_path / "empty", tmp_path / "missing"):
+        with pytest.raises(ck.CheckpointError, match=str(path)):
+            ck.load_student(path)
+
+
+def test_foreign_format_is_a_named_error(tmp_path, tok):
+    path = _saved(tmp_path, tok)
+    meta = json.loads((path / "meta.json").read_text())
+    meta["format"] = "someone-else-3"
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ck.CheckpointError, match="someone-else-3") as err:
+        ck.load_student(path)
+    assert str(path) in str(err.value)
+
+
+def test_broken_meta_is_a_named_error(tmp_path, tok):
+    path = _saved(tmp_path, tok)
+    (path / "meta.json").write_text('{"format": "steve-stu')
+    with pytest.raises(ck.CheckpointError) as err:
+        ck.load_student(path)
+    assert str(path / "meta.json") in str(err.value)
+
+
+def test_truncated_weights_are_a_named_error(tmp_path, tok):
+    path = _saved(tmp_path, tok)
+    weights = path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ck.CheckpointError) as err:
+        ck.load_student(path)
+    assert str(weights) in str(err.value)
+    weights.write_bytes(b"")
+    with pytest.raises(ck.CheckpointError, match=str(weights)):
+        ck.load_student(path)
+
+
+def test_weights_of_another_shape_are_a_named_error(tmp_path, tok):
+    path = _saved(tmp_path, tok)
+    meta = json.loads((path / "meta.json").read_text())
+    meta["config"]["model"]["d_ff"] = 128
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ck.CheckpointError, match=str(path)):
+        ck.load_student(path)
+
+
+def _adam_step(model, seed):
+    torch.manual_seed(seed)
+    cfg = load("tiny")
+    out = model(*_inputs(cfg, seed=seed))
+    (out.action_logits.square().mean() + out.subgoal_logits.square().mean()).backward()
+
+
+def test_optimizer_state_round_trips(tmp_path, tok):
+    cfg = load("tiny")
+    model = _random_student(cfg, tok)
+    opt = torch.optim.AdamW([{"params": [p for p in model.parameters() if p.ndim >= 2], "weight_decay": 0.01},
+                             {"params": [p for p in model.parameters() if p.ndim < 2], "weight_decay": 0.0}], lr=1e-3)
+    for s in range(2):
+        _adam_step(model, s)
+        opt.step()
+        opt.zero_grad()
+    ck.save(tmp_path, model, _meta(cfg, tok, 2), opt)
+
+    loaded, _ = ck.load_student(tmp_path)
+    loaded.train()
+    opt2 = torch.optim.AdamW([{"params": [p for p in loaded.parameters() if p.ndim >= 2], "weight_decay": 0.01},
+                              {"params": [p for p in loaded.parameters() if p.ndim < 2], "weight_decay": 0.0}], lr=5.0)
+    ck.load_optimizer(tmp_path, opt2)
+    a, b = opt.state_dict(), opt2.state_dict()
+    # betas come back as a list
+    assert json.loads(json.dumps(a["param_groups"])) == json.loads(json.dumps(b["param_groups"]))  # lr, betas, weight decay and all
+    assert b["param_groups"][0]["lr"] == 1e-3
+    assert a["state"].keys() == b["state"].keys() and len(a["state"]) == len(list(model.parameters()))
+    for i in a["state"]:
+        for name, value in a["state"][i].items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(b["state"][i][name])), (i, name)
+    # and the next step is the same step
+    _adam_step(model, 9)
+    _adam_step(loaded, 9)
+    opt.step()
+    opt2.step()
+    for p, q in zip(model.parameters(), loaded.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_optimizer_missing_is_a_named_error(tmp_path, tok):
+    path = _saved(tmp_path, tok)  # saved without an optimizer
+    opt = torch.optim.AdamW(_random_student(load("tiny"), tok).parameters())
+    with pytest.raises(ck.CheckpointError, match=str(path)):
+        ck.load_optimizer(path, opt)
+
+
+def test_truncated_optimizer_state_is_a_named_error(tmp_path, tok):
+    cfg = load("tiny")
+    model = _random_student(cfg, tok)
+    opt = torch.optim.AdamW(model.parameters())
+    _adam_step(model, 0)
+    opt.step()
+    path = ck.save(tmp_path, model, _meta(cfg, tok, 1), opt)
+    state = path / "optimizer.safetensors"
+    state.write_bytes(state.read_bytes()[:1000])
+    with pytest.raises(ck.CheckpointError, match=str(state)):
+        ck.load_optimizer(path, torch.optim.AdamW(model.parameters()))
+    state.unlink()
+    with pytest.raises(ck.CheckpointError, match=str(state)):
+        ck.load_optimizer(path, torch.optim.AdamW(model.parameters()))
+
+
+def test_loading_never_unpickles(tmp_path, tok, monkeypatch):
+    cfg = load("tiny")
+    model = _random_student(cfg, tok)
+    opt = torch.optim.AdamW(model.parameters())
+    _adam_step(model, 0)
+    opt.step()
+    ck.save(tmp_path, model, _meta(cfg, tok, 1), opt)
+    files = sorted(p.name for p in (tmp_path / "ckpt-0000001").iterdir())
+    assert files == ["meta.json", "model.safetensors", "optimizer.safetensors"]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a checkpoint was unpickled")
+
+    for mod, name in ((torch, "load"), (pickle, "load"), (pickle, "loads"), (pickle, "Unpickler")):
+        monkeypatch.setattr(mod, name, refuse)
+    loaded, meta = ck.load_student(tmp_path)
+    ck.load_optimizer(tmp_path, torch.optim.AdamW(loaded.parameters()))
+    assert meta.step == 1
+
+
+# -- schedule and batches -----------------------------------------------------------------
+
+def test_lr_warmup_then_cosine():
+    warmup, total, low = 10, 100, 0.1
+    f = [lr_factor(s, warmup, total, low) for s in range(total + 1)]
+    assert f[0] == pytest.approx(1 / warmup)
+    assert all(a < b for a, b in itertools.pairwise(f[:warmup]))  # rising
+    assert f[warmup - 1] == pytest.approx(1.0) and f[warmup] == pytest.approx(1.0)
+    assert all(a > b for a, b in itertools.pairwise(f[warmup:]))  # then strictly falling
+    assert f[total] == pytest.approx(low)
+    assert low < f[total - 1] < low + (1 - low) * 1e-3  # the last step is within a hair of the floor
+    assert f[(warmup + total) // 2] == pytest.approx(low + (1 - low) / 2)  # the cosine's midpoint
+    assert lr_factor(10 * total, warmup, total, low) == pytest.approx(low)  # past the end: the floor
+    assert lr_factor(0, 0, total, low) == pytest.approx(1.0)  # no warm-up
+    assert lr_factor(0, 0, 1, 0.0) == pytest.approx(1.0)  # one step: full lr
+    assert lr_factor(50, 10, 100, 1.0) == pytest.approx(1.0)  # min ratio 1: constant
+
+
+def test_step_batches_are_deterministic_and_resume_exactly():
+    def lists(start, total, **kw):
+        args = {"n": 37, "batch": 8, "accum": 2, "seed": 3, "rank": 0, "world": 1} | kw
+        return list(_StepBatches(start=start, total=total, **args))
+
+    full = lists(0, 12)
+    assert len(full) == 12 * 2 == len(_StepBatches(37, 8, 2, 0, 12, 3, 0, 1))
+    assert all(len(b) == 4 and all(0 <= i < 37 for i in b) for b in full)
+    assert full == lists(0, 12)  # the same every time
+    for k in (1, 5, 11):
+        assert lists(k, 12) == full[2 * k:]  # resuming at step k: the tail of the full run
+    assert lists(0, 12, seed=4) != full
+    assert lists(0, 20)[:24] == full  # the total does not change the early steps
+    r0, r1 = lists(0, 12, world=2), lists(0, 12, world=2, rank=1)
+    assert all(len(b) == 2 for b in r0) and r0 != r1  # each rank its own share
+    assert len({i for b in full for i in b}) > 30  # draws cover the data
+
+
+# -- training -----------------------------------------------------------------------------
+
+def test_train_writes_checkpoints_metrics_and_plot(trained):
+    out, metrics = trained
+    assert sorted(p.name for p in out.glob("ckpt-*")) == ["ckpt-0000002", "ckpt-0000004"]
+    assert (out / "latest").read_text().strip() == "ckpt-0000004"
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.glob(".*"))  # no temporary leftovers
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [r["step"] for r in rows if r["split"] == "train"]
+    val_steps = [r["step"] for r in rows if r["split"] == "val"]
+    assert train_steps == [1, 2, 3, 4] and val_steps == [2, 4]
+    assert all(math.isfinite(r["loss"]) and r["lr"] > 0 for r in rows if r["split"] == "train")
+    assert metrics["step"] == 4 and 0.0 <= metrics["action_agreement"] <= 1.0
+    assert 0.0 <= metrics["subgoal_exact"] <= 1.0 and math.isfinite(metrics["val_loss"])
+    assert metrics["train_samples"] > 0 and metrics["val_samples_total"] > 0
+    model, meta = ck.load_student(out)
+    assert meta.step == 4 and metrics["parameters"] == model.num_parameters()
+    assert meta.n_actions == 17 and meta.action_names[0] == "noop"
+    assert ck.load_student(out / "ckpt-0000002")[1].step == 2
+
+
+def test_training_lowers_the_loss(run_dir, tmp_path):
+    cfg = load("tiny", ["train.steps=30", "train.eval_every=30", "train.save_every=30", "train.log_every=1",
+                        "train.action_loss=ce", "train.warmup=0"])
+    train(cfg, [run_dir], tmp_path)
+    losses = [r["loss"] for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
+              if r["split"] == "train"]
+    # random actions (CE stays near log 17): the subgoal words are what is learnable here
+    assert np.mean(losses[-5:]) < 0.95 * np.mean(losses[:5]), losses
+
+
+class _Stop(Exception):
+    pass
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return ck.load_student(path)[0].state_dict()
+
+
+@pytest.mark.parametrize("loss", ["fkl", "taid"])
+def test_resume_gives_the_same_weights(run_dir, tmp_path, loss):
+    """Stopped after the checkpoint at step 5 and started again: the result is the one
+    of an uninterrupted run (data order, optimizer state, schedule and TAID state)."""
+    cfg = load("tiny", ["train.steps=10", "train.save_every=5", "train.eval_every=3", "train.log_every=1",
+                        f"train.action_loss={loss}"])
+    train(cfg, [run_dir], tmp_path / "full")
+
+    def stop_at_5(step, total, metrics):
+        assert total == 10
+        if step == 5:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(cfg, [run_dir], tmp_path / "split", progress=stop_at_5)
+    assert ck.read(tmp_path / "split").step == 5
+    with (tmp_path / "split" / "metrics.jsonl").open("a") as f:  # as if killed after logging step 6
+        f.write(json.dumps({"split": "train", "step": 6, "loss": 1.0}) + "\n" + '{"split": "tr')
+    seen = []
+    result = train(cfg, [run_dir], tmp_path / "split", progress=lambda s, t, m: seen.append(s))
+    assert seen == list(range(6, 11)) and result["step"] == 10
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "split")
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-6, msg=name)
+    full_opt, split_opt = (json.loads((tmp_path / d / "ckpt-0000010" / "meta.json").read_text())
+                           for d in ("full", "split"))
+    assert full_opt["extra"].get("taid") == split_opt["extra"].get("taid")
+    if loss == "taid":
+        assert split_opt["extra"]["taid"]["step"] == 10
+
+    def steps(d):
+        rows = [json.loads(line) for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+        return [(r["split"], r["step"], round(r.get("loss", r.get("val_loss")), 5)) for r in rows]
+
+    assert steps("split") == steps("full")  # no duplicated or lost lines, the same values
+
+
+def test_no_resume_starts_over(trained, run_dir, tmp_path):
+    out = tmp_path / "ckpt"
+    shutil.copytree(trained[0], out)
+    cfg = load("tiny", ["train.steps=2", "train.save_every=1", "train.eval_every=2"])
+    seen = []
+    train(cfg, [run_dir], out, resume=False, progress=lambda s, t, m: seen.append(s))
+    assert seen == [1, 2] and ck.read(out).step == 2
+
+
+def test_init_keeps_the_tokenizer_and_weights(trained, other_run, tmp_path):
+    source, _ = trained
+    before = ck.read(source)
+    own = build_tokenizer(load_steps([other_run], load("tiny").data))
+    assert own.vocab != before.tokenizer.vocab and "furnace" in own.vocab
+    assert "furnace" not in before.tokenizer.vocab
+    # one step at a vanishing learning rate: the weights are the init's, the vocabulary too
+    cfg = load("tiny", ["train.steps=1", "train.lr=1e-12", "train.warmup=0"])
+    train(cfg, [other_run], tmp_path / "next", init=source)
+    after = ck.read(tmp_path / "next")
+    assert after.tokenizer.vocab == before.tokenizer.vocab and after.step == 1
+    a, b = _weights(source), _weights(tmp_path / "next")
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-6, msg=name)
+    # without init the same data gives its own vocabulary
+    train(cfg, [other_run], tmp_path / "fresh")
+    assert ck.read(tmp_path / "fresh").tokenizer.vocab == own.vocab
+
+
+def test_a_different_model_config_is_refused(trained, run_dir, tmp_path):
+    source, _ = trained
+    cfg = load("tiny", ["train.steps=1", "model.d_model=16"])
+    with pytest.raises(ValueError, match="model config differs"):
+        train(cfg, [run_dir], tmp_path / "a", init=source)
+    out = tmp_path / "b"
+    shutil.copytree(source, out)
+    with pytest.raises(ValueError, match="model config differs"):
+        train(cfg, [run_dir], out)  # resuming it
+    assert ck.read(out).step == 4  # left alone
+
+
+@pytest.mark.parametrize("loss", ["ce", "fkl", "jsd", "taid"])
+def test_each_action_loss_trains(run_dir, tmp_path, loss):
+    cfg = load("tiny", ["train.steps=2", "train.log_every=1", "train.eval_every=2", f"train.action_loss={loss}"])
+    metrics = train(cfg, [run_dir], tmp_path)
+    for key in ("loss", "action_loss", "subgoal_loss", "val_loss", "kl"):
+        assert math.isfinite(metrics[key]), (key, metrics[key])
+    assert metrics["action_loss"] > 0 and metrics["step"] == 2
+    for name, p in ck.load_student(tmp_path)[0].state_dict().items():
+        assert torch.isfinite(p).all(), name
+    if loss == "taid":
+        assert "taid_t" in metrics and 0.4 <= metrics["taid_t"] <= 1.0
+        assert ck.read(tmp_path).extra["taid"]["step"] == 2
+
+
+def test_no_training_data_is_a_clear_error(tmp_path):
+    run = tmp_path / "one"
+    env = EpisodeRecorder(envs.make("crafter", max_steps=10), run, agent="one", config_hash="0" * 16)
+    env.reset(seed=0)
+    for _ in range(10):
+        env.step(0)
+    env.close()
+    cfg = load("tiny", ["train.steps=1", "data.val_fraction=0.99"])  # its only episode is held out
+    with pytest.raises(ValueError, match="no training samples"):
+        train(cfg, [run], tmp_path / "out")
+    train(load("tiny", ["train.steps=1", "data.val_fraction=0.0"]), [run], tmp_path / "out")  # but it can train
+    with pytest.raises(ValueError, match="not found"):
+        train(cfg, [tmp_path / "nowhere"], tmp_path / "out2")
+
+
+@pytest.mark.slow
+def test_killed_training_resumes(run_dir, tmp_path):
+    """``steve distill train`` killed (SIGKILL) after its first checkpoint, then run again
+    with the same command: it finishes at the right step, each step logged once."""
+    out = tmp_path / "ckpt"
+    steps = 400
+    cmd = [sys.executable, "-m", "steve.cli", "distill", "train", "--data", str(run_dir), "--config", "tiny",
+           "--out", str(out), "--set", f"train.steps={steps}", "--set", "train.save_every=20",
+           "--set", "train.log_every=10", "--set", "train.eval_every=100", "--set", "train.keep_checkpoints=3"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="200")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "latest").exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = ck.read(out).step
+    assert 20 <= killed_at < steps, killed_at
+    before = [line for line in (out / "metrics.jsonl").read_text().splitlines()
+              if line.endswith("}") and json.loads(line)["step"] <= killed_at]
+
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stderr
+    assert ck.read(out).step == steps
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    for split, every in (("train", 10), ("val", 100)):
+        got = [r["step"] for r in rows if r["split"] == split]
+        assert got == list(range(every, steps + 1, every)), (split, got)
+    assert max(p.name for p in out.glob("ckpt-*")) == f"ckpt-{steps:07d}"
+    # it went on from the checkpoint: the lines logged up to it are kept as they were
+    # (a run started over would log them again, with other throughput figures)
+    assert (out / "metrics.jsonl").read_text().splitlines()[:len(before)] == before
+    assert not list(out.glob(".ckpt-*"))
