@@ -113,3 +113,7 @@ class Planner(Protocol):
     def repair(self, ctx: PlanContext, plan: Plan, done: int, reason: str) -> Plan:
         """A new plan that keeps ``plan.subgoals[:done]`` and replaces the rest."""
         ...
+
+    def note_failure(self, ctx: PlanContext, failed: Subgoal, reason: str) -> None:
+        """A subgoal failed and no replan was triggered: the next fresh plan should know."""
+        ...

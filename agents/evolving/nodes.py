@@ -218,7 +218,13 @@ def route(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     reason = replan_reason(attempts) if out and "diagnosis" in out and not out["success"] else None
     update: dict[str, Any] = {"history": history, "replan_reason": reason, **counts}
     if out and not out.get("success") and not reason:
-        update["cursor"] = state.get("cursor", 0) + 1  # move on; a fresh plan brings it back
+        # No trigger: the planner hears of the failure (it holds the target back for a
+        # while) and the next pass plans afresh, as after a success.
+        ctx = runtime.context
+        if hasattr(ctx.planner, "note_failure"):
+            ctx.planner.note_failure(_plan_context(state, ctx), Subgoal.model_validate(out["subgoal"]),
+                                     out.get("reason") or "")
+        update["cursor"] = len(_plan(state).subgoals)
     return update
 
 

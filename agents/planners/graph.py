@@ -98,21 +98,24 @@ class GraphPlanner:
     def repair(self, ctx: PlanContext, plan: Plan, done: int, reason: str) -> Plan:
         """Keep ``plan.subgoals[:done]``; hold back what failed; plan the rest afresh."""
         if done < len(plan.subgoals):
-            failed = plan.subgoals[done]
-            origin = self._origin.get(id(failed)) or self._origin_of(failed)
-            self._failures[origin] += 1
-            n = self._failures[origin]
-            wait = 150 if reason == "not_ready" else min(1500, 150 * n)
-            if reason == "interrupted":  # not the subgoal's fault: a need came first
-                self._failures[origin] -= 1
-                wait = 0
-            if origin.startswith("survival"):
-                wait = 30  # a need does not go away: try again soon (other needs meanwhile)
-            self._held_until[origin] = ctx.obs.step + wait
-            log.debug("repair: %s failed (%s), held back %d steps", failed.name, reason, wait)
+            self.note_failure(ctx, plan.subgoals[done], reason)
         fresh = self.plan(ctx)
         return Plan(task=plan.task, subgoals=list(plan.subgoals[:done]) + fresh.subgoals,
                     rationale=f"repair after {reason}: {fresh.rationale}")
+
+    def note_failure(self, ctx: PlanContext, failed: Subgoal, reason: str) -> None:
+        """Hold the failed subgoal's target back for a while (longer each time it fails)."""
+        origin = self._origin.get(id(failed)) or self._origin_of(failed)
+        self._failures[origin] += 1
+        n = self._failures[origin]
+        wait = 150 if reason == "not_ready" else min(1500, 150 * n)
+        if reason == "interrupted":  # not the subgoal's fault: a need came first
+            self._failures[origin] -= 1
+            wait = 0
+        if origin.startswith("survival"):
+            wait = 30  # a need does not go away: try again soon (other needs meanwhile)
+        self._held_until[origin] = ctx.obs.step + wait
+        log.debug("%s failed (%s), held back %d steps", failed.name, reason, wait)
 
     def _origin_of(self, subgoal: Subgoal) -> str:
         """The achievement a subgoal serves, for subgoals of an older plan."""

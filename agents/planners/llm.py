@@ -96,6 +96,11 @@ class LLMPlanner:
             return self.fallback.plan(ctx)
         return Plan(task=ctx.task, subgoals=reply.subgoals, rationale=reply.rationale)
 
+    def note_failure(self, ctx: PlanContext, failed: Subgoal, reason: str) -> None:
+        """The model reads failures in the history lines; the fallback planner holds them back."""
+        if hasattr(self.fallback, "note_failure"):
+            self.fallback.note_failure(ctx, failed, reason)
+
     def repair(self, ctx: PlanContext, plan: Plan, done: int, reason: str) -> Plan:
         """Keeps ``plan.subgoals[:done]``; asks the model only for what replaces the rest."""
         done = max(0, min(done, len(plan.subgoals)))
