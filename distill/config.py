@@ -54,6 +54,8 @@ class DataConfig(_Section):
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="episodes held out for validation")
     split_seed: int = Field(0, description="the train/validation split is a hash of (seed, episode id)")
     min_word_count: int = Field(1, ge=1, description="rarer words become <unk> in the tokenizer")
+    relabelled_weight: int = Field(1, ge=1, description="an expert-relabelled (DAgger) step is drawn this "
+                                   "many times as often as a teacher step")
 
 
 class TrainConfig(_Section):

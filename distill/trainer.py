@@ -31,6 +31,7 @@ from distill.config import DistillConfig
 from distill.data import DistillDataset, build_tokenizer, load_steps, split
 from distill.losses import TAID, action_loss, cross_entropy, forward_kl
 from distill.model import Student
+from envs.episodes import ACTORS
 
 Progress = Callable[[int, int, dict[str, float]], None]  # (step, total, latest metrics)
 
@@ -158,6 +159,15 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
 
 
+def weighted_indices(table: Any, indices: np.ndarray, relabelled_weight: int) -> np.ndarray:
+    """``indices`` with each expert-relabelled step repeated ``relabelled_weight`` times:
+    DAgger's few new states would otherwise be a sliver of every batch."""
+    if relabelled_weight <= 1:
+        return indices
+    relabelled = indices[table.actor[indices] == ACTORS.index("expert-relabelled")]
+    return np.concatenate([indices, np.repeat(relabelled, relabelled_weight - 1)])
+
+
 def _trim_metrics(path: Path, step: int) -> None:
     """After a resume, drop log lines past the checkpoint (they will be written again)."""
     if not path.exists():
@@ -192,6 +202,7 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
     train_idx, val_idx = split(table, cfg.data.val_fraction, cfg.data.split_seed)
     if len(train_idx) == 0:
         raise ValueError("no training samples left after the filters and the split")
+    train_idx = weighted_indices(table, train_idx, cfg.data.relabelled_weight)
     existing = _latest(out) if resume else None
     source = existing or (Path(init) if init else None)
     if source is not None:

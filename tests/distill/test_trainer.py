@@ -495,3 +495,18 @@ def test_killed_training_resumes(run_dir, tmp_path):
     # (a run started over would log them again, with other throughput figures)
     assert (out / "metrics.jsonl").read_text().splitlines()[:len(before)] == before
     assert not list(out.glob(".ckpt-*"))
+
+
+def test_relabelled_steps_are_drawn_more_often(run_dir):
+    from distill.trainer import weighted_indices
+    from envs.episodes import ACTORS
+
+    table = load_steps([run_dir], load("tiny").data)
+    idx = np.arange(len(table))
+    relabelled = idx[table.actor == ACTORS.index("expert-relabelled")]
+    assert len(relabelled), "the recorded run has expert-relabelled steps"
+    assert np.array_equal(weighted_indices(table, idx, 1), idx)
+    out = weighted_indices(table, idx, 3)
+    counts = np.bincount(out, minlength=len(table))
+    assert (counts[relabelled] == 3).all()
+    assert (np.delete(counts, relabelled) == 1).all()
