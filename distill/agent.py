@@ -36,7 +36,9 @@ class StudentAgent:
         self.model, self.ckpt = load_student(Path(checkpoint), device)
         self.env, self.device = env, device
         self.sample, self.temperature = sample, temperature
-        if env is not None and list(env.action_names) != self.ckpt.action_names[: len(env.action_names)]:
+        known = [(i, n) for i, n in enumerate(self.ckpt.action_names) if n]  # "": not in the training data
+        if env is not None and (len(env.action_names) != self.ckpt.n_actions
+                                or any(env.action_names[i] != n for i, n in known)):
             raise ValueError(f"{self.ckpt.path}: trained on actions {self.ckpt.action_names[:4]}..., "
                              f"this env has {list(env.action_names)[:4]}...")
         cfg = self.ckpt.config.model

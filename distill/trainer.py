@@ -243,7 +243,7 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
     sampler = _StepBatches(len(train_set), t.batch_size, t.grad_accum, start, t.steps, t.seed, dist.rank, dist.world)
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=t.workers,
                         pin_memory=device.startswith("cuda"), persistent_workers=False)
-    names = [table.action_names.get(i, str(i)) for i in range(n_actions)]
+    names = [table.action_names.get(i, "") for i in range(n_actions)]  # "": never taken in the data
     meta = ck.Checkpoint(out, cfg, tokenizer, n_actions, names, start)
     metrics_file = out / "metrics.jsonl"
     last: dict[str, Any] = {}

@@ -130,3 +130,23 @@ def test_dagger_round(ckpt, run_dir, tmp_path):
     assert summary["round"] == 0 and summary["runs"] == 3
     assert ck.read(dg / "round-0" / "student").step == 2
     assert sorted(p.name for p in (dg / "round-0" / "rollouts").iterdir()) == ["seed-0", "seed-1"]
+
+
+@pytest.mark.slow
+def test_end_to_end_record_train_play(tmp_path):
+    """The whole pipeline as the README gives it: the teacher records, the student trains
+    on those episodes (and learns from them), then plays alone."""
+    teacher = tmp_path / "teacher"
+    run_cli("distill", "teacher", "--out", str(teacher), "--episodes", "2", "--max-steps", "200", "--workers", "2")
+    student = tmp_path / "student"
+    run_cli("distill", "train", "--data", str(teacher), "--config", "tiny", "--out", str(student),
+            "--set", "train.steps=60", "--set", "train.eval_every=60", "--set", "data.val_fraction=0.0")
+    rows = [json.loads(line) for line in (student / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if r["split"] == "train"]
+    assert losses[-1] < 0.8 * losses[0], losses  # it learned something from the teacher
+    play = tmp_path / "play"
+    run_cli("run", "--agent", "student", "--checkpoint", str(student), "--episodes", "1", "--seed", "5",
+            "--max-steps", "150", "--out", str(play))
+    summary = json.loads((play / "summary.json").read_text())
+    assert summary["agent"] == "student" and summary["episodes"] == 1
+    assert ck.read(student).tokenizer.encode("collect wood")[0] != 3  # the teacher's words, not <unk>
