@@ -81,7 +81,7 @@ def open_store(config: Any, out: Path) -> Any:
 def _make_agent(config: Any, env: envs.Env, out: Path, store: Any) -> Any:
     if config.agent.name == "student":
         return make_agent("student", env, checkpoint=config.agent.checkpoint, task=config.agent.task,
-                          sample=config.agent.sample)
+                          sample=config.agent.sample, temperature=config.agent.temperature)
     if config.agent.name != "steve":
         return make_agent(config.agent.name, env)
     a = config.agent

@@ -79,6 +79,7 @@ class RolloutJob:
     task: str = "open"
     label: str = "dagger"  # the recorded episodes' agent name
     sample: bool = True
+    temperature: float = 1.0  # of the student's action sampling
     teacher: bool = True  # False: the student plays alone, nobody labels (evaluation)
 
 
@@ -99,7 +100,7 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
             raise ValueError("a rollout with beta < 1 needs the student's checkpoint")
         from distill.agent import StudentAgent
 
-        student = StudentAgent(None, job.checkpoint, task=job.task, sample=job.sample)
+        student = StudentAgent(None, job.checkpoint, task=job.task, sample=job.sample, temperature=job.temperature)
     base = envs.make("crafter", max_steps=job.max_steps)
     mirror = MirrorEnv(base, student, job.beta, job.seed)
     recorder = EpisodeRecorder(mirror, Path(job.out), agent=job.label, config_hash=f"b{job.beta:g}", task=job.task)
@@ -121,7 +122,8 @@ def _student_alone(job: RolloutJob) -> dict[str, Any]:
         raise ValueError("a student rollout needs the student's checkpoint")
     recorder = EpisodeRecorder(envs.make("crafter", max_steps=job.max_steps), Path(job.out), agent=job.label,
                                config_hash="student", task=job.task)
-    student = StudentAgent(recorder, job.checkpoint, task=job.task, sample=job.sample)
+    student = StudentAgent(recorder, job.checkpoint, task=job.task, sample=job.sample,
+                           temperature=job.temperature)
     try:
         obs, _ = recorder.reset(job.seed)
         student.reset(obs, job.seed)

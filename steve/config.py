@@ -37,6 +37,7 @@ class AgentConfig(BaseModel):
     learn: bool = Field(True, description="steve: write experiences and distil skills and guardrails")
     checkpoint: str | None = Field(None, description="student: the trained student's checkpoint directory")
     sample: bool = Field(True, description="student: sample its action (false: the most likely one)")
+    temperature: float = Field(1.0, gt=0, description="student: temperature of that sampling")
 
 
 class RunConfig(BaseModel):
