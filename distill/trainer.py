@@ -324,14 +324,15 @@ def plot_losses(metrics: Path, png: Path) -> None:
 
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for split, key, style in (("train", "loss", "-"), ("val", "val_loss", "o-")):
-        pts = [(r["step"], r[key]) for r in rows if r.get("split") == split and key in r]
+    for part, key, style in (("train", "loss", "-"), ("val", "val_loss", "o-")):
+        pts = [(r["step"], r[key]) for r in rows if r.get("split") == part and key in r]
         if pts:
-            ax.plot(*zip(*pts), style, label=f"{split} loss", markersize=3)
+            ax.plot(*zip(*pts), style, label=f"{part} loss", markersize=3)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.lines:
+        ax.legend()
     fig.tight_layout()
     tmp = png.with_name(f".{png.name}.tmp.png")
     fig.savefig(tmp, dpi=100)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,3 +90,22 @@ def recorded_run(tmp_path_factory) -> RecordedRun:
         episodes.append(rec)
     env.close()
     return RecordedRun(run_dir, episodes, names)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny batch-1 ops: one torch thread is faster, and immune to a busy second core."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def run_dir(recorded_run, tmp_path_factory) -> Path:
+    """A private copy of the recorded run per test module (the session fixture must stay intact)."""
+    copy = tmp_path_factory.mktemp("run") / "run"
+    shutil.copytree(recorded_run.run_dir, copy)
+    return copy

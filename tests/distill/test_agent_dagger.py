@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,21 +26,6 @@ from distill.dagger import (
 from distill.trainer import train
 from envs.base import Wrapper
 from envs.episodes import decode_frames, episode_dir, read_index, read_steps
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def run_dir(recorded_run, tmp_path_factory) -> Path:
-    copy = tmp_path_factory.mktemp("agent") / "run"
-    shutil.copytree(recorded_run.run_dir, copy)
-    return copy
 
 
 @pytest.fixture(scope="module")

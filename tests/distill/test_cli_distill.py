@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,6 @@ def _one_thread(monkeypatch):
     # run_cli's subprocesses inherit this: batch-1 inference on a busy 2-core box is
     # many times slower with two threads than with one.
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-
-@pytest.fixture(scope="module")
-def run_dir(recorded_run, tmp_path_factory) -> Path:
-    copy = tmp_path_factory.mktemp("cli") / "run"
-    shutil.copytree(recorded_run.run_dir, copy)
-    return copy
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,6 @@ N_ACTIONS = 17
 VOCAB = 10  # 4 specials + 6 words
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny batch-1 ops: one thread is faster, and immune to a busy second core.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def cfg():
     return load("tiny")

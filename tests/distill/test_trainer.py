@@ -29,22 +29,6 @@ from envs.recorder import EpisodeRecorder
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def run_dir(recorded_run, tmp_path_factory) -> Path:
-    """A private copy of the recorded run (the session fixture must stay intact)."""
-    copy = tmp_path_factory.mktemp("trainer") / "run"
-    shutil.copytree(recorded_run.run_dir, copy)
-    return copy
-
-
 @pytest.fixture(scope="module")
 def other_run(tmp_path_factory) -> Path:
     """One short episode whose subgoal words appear nowhere in ``recorded_run``."""
