@@ -7,11 +7,12 @@ sample asks for it, so a million steps fit in a few GB. ``split`` holds out whol
 episodes, ``build_tokenizer`` makes the word vocabulary of tasks and subgoals, and
 :class:`DistillDataset` turns a step into one training sample.
 
-One sample trains both levels of the hierarchy at once, as one token sequence::
+One sample trains both levels of the hierarchy at once, as one token sequence (the
+order :mod:`distill.model` lays it out)::
 
-    [frame tokens] [task tokens] [history: previous actions] <bos> subgoal words -> <eos>, action
-    \\___________________ plan level: frame + task + history -> subgoal text ____________/
-                         action level: frame + subgoal + history -> action
+    <bos> task words | previous actions | frame tokens | <bos> subgoal words ... | ACT
+    plan level:   frame + task + history -> subgoal text (the subgoal positions)
+    action level: frame + subgoal + history -> action (the ACT position)
 
 - plan level: from the frame, the task and the recent actions the student writes the
   current subgoal word by word, with teacher forcing (``subgoal_in`` = BOS + words,

@@ -269,3 +269,19 @@ def test_decide_never_writes_pad_or_bos(cfg, runner_up):
     assert sub[:, 1:].tolist() == [[runner_up] * k + [PAD] * (n - 1 - k)] * 2 and passes == k + 1
     assert _check_decide(model, frame, task, history) == {k}
     assert model.decide(frame, task, history, draft=sub)[2] == 1
+
+
+def test_local_vision_tower_replaces_the_image_encoder(tmp_path, cfg):
+    """model.vlm_path: a pretrained vision tower from a local folder, never downloaded."""
+    transformers = pytest.importorskip("transformers")
+    vision = transformers.CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                           num_attention_heads=2, image_size=32, patch_size=8)
+    transformers.CLIPVisionModel(vision).save_pretrained(tmp_path / "tower")
+    mcfg = cfg.model.model_copy(update={"vlm_path": str(tmp_path / "tower"), "image_grid": 2})
+    model = Student(mcfg, VOCAB, 17)
+    assert model.n_image == 4
+    out = model(torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8), torch.zeros(2, mcfg.max_task_len, dtype=torch.long),
+                torch.zeros(2, mcfg.history, dtype=torch.long), torch.ones(2, mcfg.max_subgoal_len, dtype=torch.long))
+    assert out.action_logits.shape == (2, 17) and torch.isfinite(out.action_logits).all()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        Student(mcfg.model_copy(update={"vlm_path": str(tmp_path / "nowhere")}), VOCAB, 17)
