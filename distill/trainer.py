@@ -322,6 +322,8 @@ def plot_losses(metrics: Path, png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not metrics.exists():  # saved before the first log line
+        return
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for part, key, style in (("train", "loss", "-"), ("val", "val_loss", "o-")):

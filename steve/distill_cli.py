@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -110,7 +111,8 @@ def train(
             metrics = run_train(cfg, runs, out, init=init, resume=resume, progress=bar)
     except _errors() as err:
         _fail(str(err))
-    _table(f"student ({cfg.size}) -> {out}", {k: v for k, v in metrics.items() if k != "split"})
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one table
+        _table(f"student ({cfg.size}) -> {out}", {k: v for k, v in metrics.items() if k != "split"})
 
 
 @app.command()

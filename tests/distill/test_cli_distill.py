@@ -142,3 +142,22 @@ def test_end_to_end_record_train_play(tmp_path):
     summary = json.loads((play / "summary.json").read_text())
     assert summary["agent"] == "student" and summary["episodes"] == 1
     assert ck.read(student).tokenizer.encode("collect wood")[0] != 3  # the teacher's words, not <unk>
+
+
+@pytest.mark.slow
+def test_torchrun_data_parallel(run_dir, tmp_path):
+    """``torchrun --nproc-per-node 2`` trains with no change (gloo on CPU here): one
+    checkpoint, one metrics file, one table."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    proc = subprocess.run([str(torchrun), "--nproc-per-node", "2", "-m", "steve.cli", "distill", "train",
+                           "--data", str(run_dir), "--config", "tiny", "--out", str(out), "--set", "train.steps=4",
+                           "--set", "train.save_every=2"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("student (tiny)") == 1
+    assert ck.read(out).step == 4
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 4
