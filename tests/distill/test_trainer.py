@@ -494,3 +494,19 @@ def test_relabelled_steps_are_drawn_more_often(run_dir):
     counts = np.bincount(out, minlength=len(table))
     assert (counts[relabelled] == 3).all()
     assert (np.delete(counts, relabelled) == 1).all()
+
+
+def test_gradient_accumulation_equals_one_big_batch(run_dir, tmp_path):
+    """Two micro-batches of 8 give the step one batch of the same 16 samples gives (the
+    action loss is a mean per sample; the subgoal loss, a mean per word, is left out)."""
+    base = ["train.steps=3", "train.batch_size=16", "train.subgoal_weight=0", "train.action_loss=ce"]
+    train(load("tiny", base + ["train.grad_accum=1"]), [run_dir], tmp_path / "one")
+    train(load("tiny", base + ["train.grad_accum=2"]), [run_dir], tmp_path / "two")
+    a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    d = load("tiny").model.d_model
+    for name in a:
+        if name.endswith("qkv.bias"):  # the key bias shifts every score of a row alike: its
+            keep = torch.ones_like(a[name], dtype=torch.bool)  # gradient is 0 up to rounding,
+            keep[d:2 * d] = False  # which Adam's normalisation blows up to +-lr
+            a[name], b[name] = a[name][keep], b[name][keep]
+        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
