@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,7 +37,7 @@ from distill.config import load
 from distill.dagger import RolloutJob, play, pool_for, record_teacher, run_dagger
 from distill.data import DistillDataset, find_runs, load_steps, split
 from distill.trainer import evaluate, train
-from envs.episodes import decode_frames, iter_episodes, read_index
+from envs.episodes import decode_frames, iter_episodes
 
 log = logging.getLogger("bench_distill")
 OUT = Path("bench/results/distill")
@@ -48,22 +49,19 @@ PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A1
 def latency(checkpoint: Path, run_dirs: list[Path], threads: int, decisions: int = 2000) -> dict[str, float]:
     """Seconds per decision (frame -> subgoal -> action) at batch 1 on CPU, as the student
     plays: frames in episode order, so the subgoal draft holds as it does in play."""
-    torch.set_num_threads(threads)
-    agent = StudentAgent(None, checkpoint, sample=True)
+    agent = StudentAgent(None, checkpoint, sample=True, threads=threads)
     times: list[float] = []
-    for run in run_dirs:
-        shape = read_index(run)[0].frame_shape
-        for _, steps in iter_episodes(run, columns=["frame"]):
-            frames = decode_frames(steps.column("frame").to_pylist(), shape)
-            obs = SimpleNamespace(frame=frames[0])  # the student reads the frame only
-            agent.reset(obs, 0)
-            for frame in frames:
-                obs.frame = frame
-                start = time.perf_counter()
-                agent.act(obs)
-                times.append(time.perf_counter() - start)
-                if len(times) >= decisions:
-                    return _percentiles(times, agent.passes / len(times))
+    for meta, steps in iter_episodes(run_dirs, columns=["frame"]):
+        frames = decode_frames(steps.column("frame").to_pylist(), meta.frame_shape)
+        obs = SimpleNamespace(frame=frames[0])  # the student reads the frame only
+        agent.reset(obs, 0)
+        for frame in frames:
+            obs.frame = frame
+            start = time.perf_counter()
+            agent.act(obs)
+            times.append(time.perf_counter() - start)
+            if len(times) >= decisions:
+                return _percentiles(times, agent.passes / len(times))
     return _percentiles(times, agent.passes / max(1, len(times)))
 
 
@@ -187,12 +185,13 @@ def main() -> None:
         "ratio": student["crafter_score"] / teacher["crafter_score"] if teacher["crafter_score"] else None,
         "offline_on_eval_seeds": offline,
         "latency_1_thread": latency(checkpoint, eval_runs, threads=1),
-        "latency_all_threads": latency(checkpoint, eval_runs, threads=torch.get_num_threads() or 2),
+        "latency_all_cores": latency(checkpoint, eval_runs, threads=os.cpu_count() or 2),
         "gpu": gpu_throughput(args.config, runs),
     })
     (args.out.parent / "distill.json").write_text(json.dumps(report, indent=2))
     samples = report.get("train", {}).get("train_samples_per_s")
     lat = report["latency_1_thread"]
+    print(f"latency with {os.cpu_count()} threads: p50 {report['latency_all_cores']['p50_ms']:.2f} ms")
     print("| parameters | teacher score | student score | ratio | action agreement | latency p50 / p95 (1 thread) "
           "| training samples/s (CPU) |")
     print("|---|---|---|---|---|---|---|")

@@ -13,7 +13,6 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from distill.checkpoint import load_student
@@ -47,17 +46,17 @@ class StudentAgent:
         self.history: deque[int] = deque(maxlen=cfg.history)
         self.draft: torch.Tensor | None = None
         self.subgoal = ""
-        self.rng = np.random.default_rng(0)
+        self.rng = torch.Generator().manual_seed(0)
         self.passes = 0
 
     def reset(self, obs: Observation, seed: int) -> None:
         self.history.clear()
         self.history.extend([self.ckpt.n_actions] * self.history.maxlen)  # "no action yet"
         self.draft, self.subgoal = None, ""
-        self.rng = np.random.default_rng(seed)
+        self.rng = torch.Generator().manual_seed(int(seed))
 
     def choose(self, obs: Observation) -> int:
-        frame = torch.from_numpy(np.ascontiguousarray(obs.frame)).to(self.device).permute(2, 0, 1)[None]
+        frame = torch.tensor(obs.frame, device=self.device).permute(2, 0, 1)[None]  # a copy: frames may be read-only
         history = torch.tensor([list(self.history)], dtype=torch.long, device=self.device)
         sub, logits, passes = self.model.decide(frame, self.task, history, self.draft)
         self.passes += passes
@@ -69,8 +68,8 @@ class StudentAgent:
         logits = logits[0].float()
         if not self.sample:
             return int(logits.argmax())
-        probs = torch.softmax(logits / self.temperature, -1).numpy().astype(np.float64)
-        return int(self.rng.choice(len(probs), p=probs / probs.sum()))
+        probs = torch.softmax(logits / self.temperature, -1)
+        return int(torch.multinomial(probs, 1, generator=self.rng))
 
     def observe(self, action: int) -> None:
         self.history.append(int(action))

@@ -46,12 +46,16 @@ class _Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, d_ff), nn.GELU(), nn.Linear(d_ff, d))
         self.dropout = dropout
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor, start: int = 0) -> Tensor:
+        """``x`` [B,T,d] -> [B,T-start,d]: every position is a key, only ``start:`` query
+        (the last block computes only the positions the heads read)."""
         b, t, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if start:
+            q, mask, x = q[:, :, start:], mask[:, :, start:], x[:, start:]
         drop = self.dropout if self.training else 0.0
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
-        x = x + F.dropout(self.proj(a.transpose(1, 2).reshape(b, t, d)), drop, self.training)
+        x = x + F.dropout(self.proj(a.transpose(1, 2).reshape(b, x.shape[1], d)), drop, self.training)
         return x + F.dropout(self.mlp(self.norm2(x)), drop, self.training)
 
 
@@ -81,10 +85,18 @@ class _PatchEncoder(nn.Module):
 
     def __init__(self, patch: int, d: int):
         super().__init__()
+        self.patch = patch
         self.embed = nn.Conv2d(3, d, patch, stride=patch)
 
     def forward(self, frames: Tensor) -> Tensor:
-        return self.embed(frames).flatten(2).transpose(1, 2)  # [B, n*n, d]
+        # The convolution as one matrix product over cut-out patches: the same numbers,
+        # ~40 % less time than Conv2d at batch 1 on CPU.
+        b, c, h, w = frames.shape
+        p = self.patch
+        rows, cols = h // p, w // p
+        x = frames[:, :, : rows * p, : cols * p].reshape(b, c, rows, p, cols, p)
+        x = x.permute(0, 2, 4, 1, 3, 5).reshape(b, rows * cols, c * p * p)
+        return F.linear(x, self.embed.weight.reshape(self.embed.out_channels, -1), self.embed.bias)
 
 
 class _LocalVision(nn.Module):
@@ -169,11 +181,10 @@ class Student(nn.Module):
         keep[:, 1:1 + task.shape[1]] = task != PAD
         keep[:, self.sub_start:self.sub_start + subgoal_in.shape[1]] = subgoal_in != PAD
         mask = (self.causal & keep[:, None, :])[:, None]  # [B, 1, T, T]: causal, no padding keys
-        for block in self.blocks:
+        for block in self.blocks[:-1]:
             x = block(x, mask)
-        x = self.norm(x)
-        sub = x[:, self.sub_start:self.sub_start + subgoal_in.shape[1]]
-        return StudentOutput(self.action_head(x[:, -1]), self.text_head(sub))
+        x = self.norm(self.blocks[-1](x, mask, start=self.sub_start))  # [B, Ls + 1, d]: what the heads read
+        return StudentOutput(self.action_head(x[:, -1]), self.text_head(x[:, :subgoal_in.shape[1]]))
 
     @torch.inference_mode()
     def decide(self, frame: Tensor, task: Tensor, history: Tensor,
@@ -194,23 +205,22 @@ class Student(nn.Module):
             draft[:, 0] = BOS
         sub = draft.clone()
         never = torch.tensor([PAD, BOS], device=frame.device)
+        pos = torch.arange(n - 1, device=frame.device)
         for passes in range(1, n + 2):
             out = self(frame, task, history, sub)
             # pred[:, j]: the greedy word after sub[:, :j+1]; PAD and BOS are never words
-            pred = out.subgoal_logits.index_fill(-1, never, float("-inf")).argmax(-1)
-            fixed = True
-            for row in range(b):
-                k = int((sub[row] != PAD).sum()) - 1  # words in this row's subgoal
-                want = torch.cat([sub[row, 1:k + 1], sub.new_tensor([EOS])])[: n - 1]
-                wrong = (pred[row, : len(want)] != want).nonzero()
-                if len(wrong):
-                    j = int(wrong[0])
-                    sub[row, j + 1:] = PAD
-                    if int(pred[row, j]) != EOS:
-                        sub[row, j + 1] = pred[row, j]
-                    fixed = False
-            if fixed:
+            pred = out.subgoal_logits.index_fill(-1, never, float("-inf")).argmax(-1)[:, : n - 1]
+            k = (sub != PAD).sum(1, keepdim=True) - 1  # words in each row's subgoal
+            want = torch.where(pos < k, sub[:, 1:], torch.where(pos == k, EOS, -1))  # -1: past the end
+            wrong = (pred != want) & (want >= 0)
+            if not bool(wrong.any()):
                 return sub, out.action_logits, passes
+            for row in wrong.any(1).nonzero().flatten().tolist():
+                j = int(wrong[row].nonzero()[0])
+                sub[row, j + 1:] = PAD
+                if int(pred[row, j]) != EOS:
+                    sub[row, j + 1] = pred[row, j]
+        return sub, out.action_logits, passes
         return sub, out.action_logits, passes
 
     @torch.inference_mode()
