@@ -45,6 +45,10 @@ def _near(obs: Observation, name: str, radius: int) -> bool:
     return Check(type="nearby", key=name, value=radius).holds(obs)
 
 
+def _key(subgoal: Subgoal) -> tuple[str, str, str]:
+    return subgoal.kind, subgoal.target, subgoal.name
+
+
 class GraphPlanner:
     """Plans over :class:`TechTree` under a prior (``full``, ``partial``, ``none``)."""
 
@@ -72,7 +76,9 @@ class GraphPlanner:
         self._last_step = -1
         self._held_until: dict[str, int] = {}
         self._failures: Counter[str] = Counter()
-        self._origin: dict[int, str] = {}  # id(subgoal) -> the achievement it serves
+        # (kind, target, name) of the newest plan's subgoals -> the achievement each serves;
+        # by content, not identity: the graph hands back copies read from its state
+        self._origin: dict[tuple[str, str, str], str] = {}
 
     # -- Planner protocol ----------------------------------------------------------------
     def plan(self, ctx: PlanContext) -> Plan:
@@ -86,7 +92,7 @@ class GraphPlanner:
         subgoals = self._survival(obs)
         targets = self._targets(ctx)
         for sg in subgoals:
-            self._origin[id(sg)] = f"survival:{sg.target}"
+            self._origin[_key(sg)] = f"survival:{sg.target}"
         subgoals += self._expand(targets, obs)
         if not targets and self._remaining(ctx) and not subgoals:
             # all that is left failed recently: look around a while, then try again
@@ -105,7 +111,7 @@ class GraphPlanner:
 
     def note_failure(self, ctx: PlanContext, failed: Subgoal, reason: str) -> None:
         """Hold the failed subgoal's target back for a while (longer each time it fails)."""
-        origin = self._origin.get(id(failed)) or self._origin_of(failed)
+        origin = self._origin.get(_key(failed)) or self._origin_of(failed)
         self._failures[origin] += 1
         n = self._failures[origin]
         wait = 150 if reason == "not_ready" else min(1500, 150 * n)
@@ -122,7 +128,7 @@ class GraphPlanner:
         if subgoal.name in ("drink water", "eat cow", "sleep", "rest in shelter"):
             return f"survival:{subgoal.target}"
         for ach in self.tree.achievements:
-            if self.tree.achievement_goal(ach)[1] == subgoal.target:
+            if self.tree.achievement_goal(ach) == (subgoal.kind, subgoal.target):
                 return ach
         return f"{subgoal.kind}:{subgoal.target}"
 
@@ -231,7 +237,7 @@ class GraphPlanner:
         for step in steps:
             sg = self._subgoal(step, targets, obs)
             if sg is not None:
-                self._origin[id(sg)] = self._serves(step, targets)
+                self._origin[_key(sg)] = self._serves(step, targets)
                 out.append(sg)
         return out
 

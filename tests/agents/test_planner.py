@@ -78,6 +78,23 @@ def test_repair_keeps_the_done_part_and_holds_the_failure_back():
     assert "collect sapling" in names(planner.plan(PlanContext(task="open", obs=later)))
 
 
+def test_a_failure_noted_without_a_repair_holds_the_target_back_from_fresh_plans():
+    """What the graph does after a failure that triggers no replan: note it, plan afresh."""
+    planner = GraphPlanner(prior="full")
+    obs = make_obs(achievements=("collect_wood", "place_table", "make_wood_pickaxe", "make_wood_sword"),
+                   inventory={"wood_pickaxe": 1, "wood_sword": 1})
+    ctx = PlanContext(task="open", obs=obs)
+    plan = planner.plan(ctx)
+    assert plan.subgoals[0].name == "collect sapling"
+    assert names(plan)[:2] == ["collect sapling", "place plant"]
+    planner.note_failure(ctx, plan.subgoals[0], "target_not_found")
+    assert "collect_sapling" not in planner.plan(ctx).rationale  # its own target is held back ...
+    planner.note_failure(ctx, plan.subgoals[1], "target_not_found")
+    assert "collect sapling" not in names(planner.plan(ctx))  # ... and with place_plant, every sapling
+    planner.note_failure(ctx, next(s for s in planner.plan(ctx).subgoals if s.name == "collect stone"), "interrupted")
+    assert "collect stone" in names(planner.plan(ctx))  # interrupted by a need: not its fault
+
+
 def test_missing_requirement_guardrail_teaches_the_partial_prior():
     guard = {"trigger": {"subgoal_kind": "collect", "subgoal_target": "iron"},
              "failure_cause": "missing_requirement", "risk_pattern": [],
