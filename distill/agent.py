@@ -50,6 +50,10 @@ class StudentAgent:
         self.passes = 0
 
     def reset(self, obs: Observation, seed: int) -> None:
+        size = self.ckpt.config.model.frame_size
+        if self.ckpt.config.model.image_encoder == "patch" and tuple(obs.frame.shape[:2]) != (size, size):
+            raise ValueError(f"{self.ckpt.path}: trained on {size}x{size} frames, this env gives "
+                             f"{obs.frame.shape[0]}x{obs.frame.shape[1]} (set env.crafter.size={size})")
         self.history.clear()
         self.history.extend([self.ckpt.n_actions] * self.history.maxlen)  # "no action yet"
         self.draft, self.subgoal = None, ""

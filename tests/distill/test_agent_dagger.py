@@ -278,3 +278,10 @@ def test_local_pool_matches_inline(student_ckpt, tmp_path):
         (_, x), (_, y) = _episode(tmp_path / "inline" / f"seed-{s}"), _episode(tmp_path / "pool" / f"seed-{s}")
         assert x["action"] == y["action"] and np.array_equal(x["frame"], y["frame"])
     assert inline["episodes"][0]["student_steps"] > 0
+
+
+def test_student_refuses_frames_of_another_size(student_ckpt):
+    env = envs.make("crafter", size=96, max_steps=10)
+    obs, _ = env.reset(0)
+    with pytest.raises(ValueError, match="64x64"):
+        StudentAgent(env, student_ckpt).reset(obs, 0)
