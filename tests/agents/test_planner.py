@@ -62,13 +62,20 @@ def test_unknown_task_is_refused():
         GraphPlanner().plan(PlanContext(task="build_a_castle", obs=make_obs()))
 
 
-def test_repair_keeps_the_done_part_and_holds_the_failure_back():
+def _wood_tier_done() -> tuple[GraphPlanner, PlanContext, Plan]:
+    """A planner whose next plan, past the wood tier, starts with a sapling."""
     planner = GraphPlanner(prior="full")
     obs = make_obs(achievements=("collect_wood", "place_table", "make_wood_pickaxe", "make_wood_sword"),
                    inventory={"wood_pickaxe": 1, "wood_sword": 1})
     ctx = PlanContext(task="open", obs=obs)
     plan = planner.plan(ctx)
     assert plan.subgoals[0].name == "collect sapling"
+    return planner, ctx, plan
+
+
+def test_repair_keeps_the_done_part_and_holds_the_failure_back():
+    planner, ctx, plan = _wood_tier_done()
+    obs = ctx.obs
     repaired = planner.repair(ctx, plan, 1, "target_not_found")
     assert repaired.subgoals[:1] == plan.subgoals[:1]  # the done part is kept as it was
     fresh = planner.repair(ctx, plan, 0, "target_not_found")
@@ -80,12 +87,7 @@ def test_repair_keeps_the_done_part_and_holds_the_failure_back():
 
 def test_a_failure_noted_without_a_repair_holds_the_target_back_from_fresh_plans():
     """What the graph does after a failure that triggers no replan: note it, plan afresh."""
-    planner = GraphPlanner(prior="full")
-    obs = make_obs(achievements=("collect_wood", "place_table", "make_wood_pickaxe", "make_wood_sword"),
-                   inventory={"wood_pickaxe": 1, "wood_sword": 1})
-    ctx = PlanContext(task="open", obs=obs)
-    plan = planner.plan(ctx)
-    assert plan.subgoals[0].name == "collect sapling"
+    planner, ctx, plan = _wood_tier_done()
     assert names(plan)[:2] == ["collect sapling", "place plant"]
     planner.note_failure(ctx, plan.subgoals[0], "target_not_found")
     assert "collect_sapling" not in planner.plan(ctx).rationale  # its own target is held back ...
