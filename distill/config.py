@@ -106,29 +106,34 @@ class DistillConfig(_Section):
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+# YAML layering, shared with ``steve.config`` (which may import this module; the
+# reverse would tie distill to the command line). ``error`` is the caller's error class.
+def read_yaml(path: Path, error: type[Exception] = DistillConfigError) -> dict[str, Any]:
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except FileNotFoundError:
-        raise DistillConfigError(f"config file not found: {path}") from None
+        raise error(f"config file not found: {path}") from None
     except yaml.YAMLError as err:
-        raise DistillConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        raise error(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict):
-        raise DistillConfigError(f"{path}: expected a mapping at the top level")
+        raise error(f"{path}: expected a mapping at the top level")
     return data
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` laid on ``base``, mappings merged key by key; neither is changed."""
     out = copy.deepcopy(base)
     for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
 
 
-def _override(text: str) -> dict[str, Any]:
+def parse_override(text: str, error: type[Exception] = DistillConfigError,
+                   example: str = "train.steps=100") -> dict[str, Any]:
+    """``a.b=c`` -> ``{"a": {"b": c}}`` with ``c`` read as YAML (numbers, bools, lists)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise DistillConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.steps=100")
+        raise error(f"--set {text!r}: expected KEY=VALUE, e.g. {example}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
@@ -160,8 +165,8 @@ def load(config: str | Path = "small", overrides: list[str] | None = None) -> Di
     path = Path(config)
     if not path.suffix and not path.exists():
         path = CONFIG_DIR / f"{config}.yaml"
-    data = _read_yaml(path)
+    data = read_yaml(path)
     data.setdefault("size", path.stem)
     for text in overrides or []:
-        data = _merge(data, _override(text))
+        data = merge(data, parse_override(text))
     return validate(data)

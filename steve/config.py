@@ -7,7 +7,6 @@ the result, so an unknown key or a wrong type is a one-line error before anythin
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from pathlib import Path
@@ -17,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.llm.config import LLMConfig
+from distill.config import merge, read_yaml
+from distill.config import parse_override as _parse_override
 from envs.config import EnvConfig
 from memory.config import MemoryConfig
 
@@ -78,43 +79,12 @@ SECTIONS = tuple(Config.model_fields)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+    return read_yaml(path, ConfigError)
 
 
 def parse_override(text: str) -> dict[str, Any]:
     """``a.b=c`` -> ``{"a": {"b": c}}`` with ``c`` read as YAML (numbers, bools, lists)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. run.episodes=3")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    out: dict[str, Any] = {}
-    node = out
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
+    return _parse_override(text, ConfigError, "run.episodes=3")
 
 
 def defaults(config_dir: Path = CONFIG_DIR) -> dict[str, Any]:
@@ -154,9 +124,9 @@ def load(
     """Defaults, then each ``--config`` file, then ``extra`` (CLI flags), then ``--set``."""
     data = defaults(config_dir)
     for path in files or []:
-        data = _merge(data, _read_yaml(Path(path)))
+        data = merge(data, _read_yaml(Path(path)))
     if extra:
-        data = _merge(data, extra)
+        data = merge(data, extra)
     for text in overrides or []:
-        data = _merge(data, parse_override(text))
+        data = merge(data, parse_override(text))
     return validate(data)
