@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import deque
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -85,7 +84,3 @@ class StudentAgent:
 
     def close(self) -> None:
         pass
-
-    def describe(self) -> dict[str, Any]:
-        return {"checkpoint": str(self.ckpt.path), "step": self.ckpt.step,
-                "parameters": self.model.num_parameters()}

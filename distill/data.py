@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 
 from distill.config import DataConfig, ModelConfig
 from distill.tokenizer import PAD, SPECIALS, Tokenizer, words
@@ -559,8 +559,3 @@ class DistillDataset(Dataset):
             "teacher_probs": torch.from_numpy(t.teacher_probs[i].astype(np.float32)),
             "has_probs": torch.tensor(bool(t.has_probs[i])),
         }
-
-
-def collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Stack samples into a batch (torch's default collate, named for DataLoader use)."""
-    return default_collate(batch)

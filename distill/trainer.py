@@ -7,8 +7,9 @@ no change: each rank draws its own share of the batch, gradients are averaged by
 rank 0 writes checkpoints and metrics.
 
 Writes into ``OUT``: ``ckpt-*/`` and ``latest`` (see :mod:`distill.checkpoint`),
-``metrics.jsonl`` (one JSON object per log line, ``"split": "train" | "val"``) and
-``loss.png``.
+``data.json`` (what it trained on: runs, episodes, steps per actor, what the filters
+dropped), ``metrics.jsonl`` (one JSON object per log line, ``"split": "train" | "val"``)
+and ``loss.png``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from distill import checkpoint as ck
 from distill.config import DistillConfig
-from distill.data import DistillDataset, build_tokenizer, load_steps, split
+from distill.data import DistillDataset, build_tokenizer, describe, load_steps, split
 from distill.losses import TAID, action_loss, cross_entropy, forward_kl
 from distill.model import Student
 from envs.episodes import ACTORS
@@ -234,6 +235,7 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
     model.train()
     if dist.main:
         _trim_metrics(out / "metrics.jsonl", start)
+        (out / "data.json").write_text(json.dumps(describe(table), indent=1, default=str))
     net: torch.nn.Module = model
     if t.compile:
         net = torch.compile(net)

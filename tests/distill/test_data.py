@@ -13,7 +13,6 @@ from distill.config import DataConfig, ModelConfig
 from distill.data import (
     DistillDataset,
     build_tokenizer,
-    collate,
     describe,
     load_steps,
     parse_check,
@@ -285,7 +284,7 @@ def test_sample_shapes_and_values(recorded_run, table):
     assert np.allclose(s["teacher_probs"].numpy(), rec.probs[7], atol=1e-3)
     j = int(_rows(table, rec.episode_id)[9])  # 9 % 3 == 0: no teacher distribution
     assert not ds[j]["has_probs"] and ds[j]["teacher_probs"].eq(0).all()
-    batch = next(iter(DataLoader(ds, batch_size=5, collate_fn=collate)))
+    batch = next(iter(DataLoader(ds, batch_size=5)))
     assert batch["frame"].shape == (5, 3, 64, 64) and batch["history"].shape == (5, 8)
     assert batch["subgoal_out"].shape == (5, 6) and batch["action"].shape == (5,)
 

@@ -299,6 +299,7 @@ def test_train_writes_checkpoints_metrics_and_plot(trained):
     assert sorted(p.name for p in out.glob("ckpt-*")) == ["ckpt-0000002", "ckpt-0000004"]
     assert (out / "latest").read_text().strip() == "ckpt-0000004"
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "data.json").read_text())["steps"] > 0  # what the checkpoint was trained on
     assert not list(out.glob(".*"))  # no temporary leftovers
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train_steps = [r["step"] for r in rows if r["split"] == "train"]
