@@ -75,7 +75,9 @@ def open_store(config: Any, out: Path) -> Any:
     mem = config.memory
     if not mem.url and not mem.path:
         mem = mem.model_copy(update={"path": str(out / "memory")})
-    return ExperienceStore.open(mem)
+    store = ExperienceStore.open(mem)
+    store.warm()
+    return store
 
 
 def _make_agent(config: Any, env: envs.Env, out: Path, store: Any) -> Any:

@@ -64,31 +64,29 @@ def evolution(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def speed(args: argparse.Namespace) -> dict[str, Any]:
-    """Steps per second: bare Crafter (uniform random actions) and the whole agent
-    (graph, memory with MiniLM, recording), alternated so noise hits both alike."""
-    import numpy as np
+    """Steps per second of the whole agent (graph, memory, recording, checkpoints) and of
+    bare Crafter on the very same trajectories: each round plays one episode (seed S+r),
+    then replays its actions from the same seed in Crafter's own ``Env`` in this process.
+    Rates are totals over the rounds. Both clocks leave world generation out, and the
+    embedding model is loaded when the store opens, before the episode's clock starts."""
+    from bench_agent_scripted import replay_rates
 
-    import envs
+    from envs.episodes import read_steps
 
-    rates: dict[str, list[float]] = {"bare": [], "agent": []}
+    steps, seconds, trajectories = 0, 0.0, []
     for r in range(args.rounds):
-        env = envs.make("crafter", max_steps=args.steps)
-        env.reset(seed=r)
-        rng = np.random.default_rng(r)
-        start, n = time.perf_counter(), 0
-        while n < args.steps:
-            _, _, term, trunc, _ = env.step(int(rng.integers(0, 6)))
-            n += 1
-            if term or trunc:
-                env.reset(seed=r + 100 + n)
-        rates["bare"].append(n / (time.perf_counter() - start))
         out = OUT / f"speed-{r}"
         _run(out, ["agent.name=steve", f"env.max_steps={args.steps}", "run.episodes=1",
                    f"run.seed={args.seed + r}", f"memory.embedder={args.embedder}"])
-        (meta,) = read_index(out)  # the episode's own clock: not opening the store or the model
-        rates["agent"].append(meta.length / (meta.finished_at - meta.started_at))
-    best = {k: max(v) for k, v in rates.items()}
-    return {"steps_per_s": best, "ratio": best["bare"] / best["agent"], "rounds": rates}
+        (meta,) = read_index(out)  # the episode's own clock
+        steps += meta.length
+        seconds += meta.finished_at - meta.started_at
+        trajectories.append((args.seed + r, read_steps(out, ["action"]).column("action").to_pylist()))
+    bare = replay_rates(trajectories, args.steps)
+    agent = steps / seconds
+    return {"embedder": args.embedder, "steps": steps, "lengths": [len(a) for _, a in trajectories],
+            "steps_per_s": {"bare": bare["raw"], "bare_adapter": bare["adapter"], "agent": agent},
+            "ratio": bare["raw"] / agent}
 
 
 def main() -> None:

@@ -113,6 +113,11 @@ class ExperienceStore(StoreReads):
     def _vectors(self, texts: list[str]) -> list[Any]:
         return self.embedder.embed(texts)
 
+    def warm(self) -> None:
+        """Load the embedding model now (MiniLM: ~4 s once per process), not in the
+        middle of the first episode's first retrieval."""
+        self.embedder.embed(["warm up"])
+
     # -- tier 1 ---------------------------------------------------------------------------
 
     @_locked
