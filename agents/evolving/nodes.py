@@ -186,7 +186,7 @@ def distill(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
     if diag.outcome == "success":
         names = ctx.env.action_names
         record = skill_from_success(subgoal, pre, res.obs, diag, out["experience_id"], ctx.tree,
-                                    [names[a] for a in res.actions])
+                                    [names[a] for a in res.actions], last_pre=res.before_last)
     else:
         record = guardrail_from_failure(subgoal, pre, diag, out["experience_id"], ctx.tree, state["task"])
     if record is not None:

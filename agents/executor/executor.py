@@ -54,6 +54,7 @@ class ExecutionResult:
     reward: float = 0.0
     blocked: int = 0  # actions a guardrail blocked
     unlocked: list[str] = field(default_factory=list)
+    before_last: Observation | None = None  # the observation the last action was taken in
 
 
 class Executor:
@@ -193,7 +194,7 @@ class Executor:
                 obs, reward, terminated, truncated, info = env.step(action, teacher_probs=probs)
             else:
                 obs, reward, terminated, truncated, info = env.step(action)
-            x.obs = obs
+            res.before_last, x.obs = x.obs, obs
             self.world.update(obs)
             res.steps += 1
             if reflexes is not None and reflexes.waiting():

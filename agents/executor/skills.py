@@ -183,13 +183,14 @@ def place(x: SkillContext, thing: str, reuse: bool = False) -> Skill:
         if not (x.front_name() in where and (stand_ok is None or stand_ok(*x.pos))):
             yield from go(x, Face(where, cells=cells, k=12, stand_ok=stand_ok))
         fx, fy = x.front()
+        facing = x.front_name()
         yield action, (action,)
         if x.world.name_at(fx, fy) == thing:
             return
         if r is not None and any(x.inv(u) < c for u, c in r.uses.items()):
             raise SkillFailure("missing_requirement", f"place_{thing} needs {dict(r.uses)}")
-        if r is None:
-            raise SkillFailure("missing_requirement", f"place_{thing} did nothing")
+        if r is None or facing in where:  # the cell would take it: something else was missing
+            raise SkillFailure("missing_requirement", f"place_{thing} did nothing facing {facing}")
     raise SkillFailure("stagnation", f"place_{thing} kept failing")
 
 

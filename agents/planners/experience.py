@@ -14,8 +14,9 @@ requirements of X, read from two places:
   2 wood; "place a furnace nearby" -> furnace nearby.
 
 Skills teach the same from their preconditions (``wood>=1``, ``near:table``): what held
-whenever the skill worked. Learned counts only ever raise what the tree says, so a
-well-supported fact cannot be undone by a weaker one.
+whenever the skill worked. A guardrail's counts only ever raise what the tree says; a
+craft or place skill states what was consumed, so its items replace the recipe's
+(a wrong guess is undone by the first success). Stations are only ever added.
 
 Any other guardrail (e.g. ``died`` with ``health<4``) makes the planner hold back the
 subgoal it is about while its risk pattern holds at planning time.
@@ -103,8 +104,38 @@ def apply(tree: TechTree, skills: Sequence[Any], guardrails: Sequence[Any],
         target = _target(s)
         if target:
             reqs = requirements_from_facts(list(_get(s, "preconditions") or ()), negate=False)
-            learned += _teach(tree, target, reqs, known)
+            kind = _get(_get(s, "trigger"), "subgoal_kind")
+            if kind in ("craft", "place"):
+                learned += _teach_recipe(tree, target, kind, reqs, known)
+            else:
+                learned += _teach(tree, target, reqs, known)
     return learned
+
+
+def _teach_recipe(tree: TechTree, target: str, kind: str, reqs: Mapping[str, int], known: set[str]) -> list[str]:
+    """A craft or place that worked: what it consumed is the recipe, exactly (counts go
+    down as well as up, and a guessed item it did not use goes); a craft's stations are
+    those that were next to the player (a guessed one that was not goes)."""
+    near = {k[5:] for k in reqs if k.startswith("near:")}
+    out = _teach(tree, target, {f"near:{s}": 1 for s in near}, known)
+    recipe = tree.recipe(target, "place" if kind == "place" else None)
+    uses = {k: v for k, v in reqs.items() if not k.startswith("near:") and k in known and k != target}
+    if recipe is None or not uses:  # consumed nothing: it found the thing, it did not make it
+        return out
+    if kind == "craft":
+        for station in recipe.stations:
+            if station not in near:
+                tree.learn_station(target, station, needed=False)
+                out.append(f"{target} does not need {station} nearby")
+    for item in recipe.uses:
+        if item not in uses and item != target:
+            tree.learn_requirement(target, item, 0)
+            out.append(f"{target} does not use {item}")
+    for item, count in uses.items():
+        if recipe.uses.get(item) != count:
+            tree.learn_requirement(target, item, count)
+            out.append(f"{target} uses {count} {item}")
+    return out
 
 
 def _teach(tree: TechTree, target: str, reqs: Mapping[str, int], known: set[str]) -> list[str]:

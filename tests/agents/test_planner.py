@@ -140,3 +140,25 @@ def test_a_matching_guardrail_holds_a_target_back():
 def test_none_prior_plans_targets_directly():
     n = names(GraphPlanner(prior="none").plan(PlanContext(task="make_iron_pickaxe", obs=make_obs())))
     assert n == ["make iron_pickaxe"]  # nothing known: try it, fail, learn
+
+
+def test_a_craft_skill_states_the_recipe_exactly():
+    """Guesses only add requirements; the first success replaces them with what it used."""
+    guess = {"trigger": {"subgoal_kind": "craft", "subgoal_target": "stone_pickaxe"},
+             "failure_cause": "missing_requirement", "risk_pattern": ["coal<1", "!near:furnace"],
+             "repair": "first get 1 coal", "confidence": 0.9}
+    found = {"trigger": {"subgoal_kind": "craft", "subgoal_target": "stone_pickaxe"},
+             "preconditions": ["wood>=1", "stone>=1", "near:table"], "confidence": 0.9,
+             "name": "make stone_pickaxe", "steps": ["make_stone_pickaxe"]}
+    guessed = GraphPlanner(prior="none")
+    guessed.plan(PlanContext(task="make_stone_pickaxe", obs=make_obs(), guardrails=[guess]))
+    assert guessed.tree.requirements("stone_pickaxe") == {"coal": 1, "furnace": 1}
+    planner = GraphPlanner(prior="none")
+    planner.plan(PlanContext(task="make_stone_pickaxe", obs=make_obs(), guardrails=[guess], skills=[found]))
+    assert planner.tree.requirements("stone_pickaxe") == {"wood": 1, "stone": 1, "table": 1}
+    # a station step that found a table consumed nothing: it does not wipe the recipe
+    near = {"trigger": {"subgoal_kind": "place", "subgoal_target": "table"}, "preconditions": [],
+            "confidence": 0.9, "name": "place table", "steps": ["noop"]}
+    full = GraphPlanner(prior="full")
+    full.plan(PlanContext(task="place_table", obs=make_obs(), skills=[near]))
+    assert full.tree.requirements("table", "place") == {"wood": 2}

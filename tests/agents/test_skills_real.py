@@ -118,3 +118,17 @@ def test_play_loop_is_deterministic_and_makes_progress():
         runs.append((result.length, tuple(result.achievements)))
     assert runs[0] == runs[1]
     assert len(runs[0][1]) >= 10, runs[0]
+
+
+def test_a_place_that_does_nothing_on_good_ground_is_a_missing_requirement(crafter):
+    """Under the none prior a table is placed with no wood (nothing says it needs any):
+    the game refuses, and that is reported as missing_requirement (which teaches), not
+    as stagnation (which would teach nothing)."""
+    from agents.techtree import TechTree
+
+    obs, _ = crafter.reset(seed=SEED)
+    ex = Executor(TechTree.load("none"))
+    ex.reset(obs)
+    res = ex.run(crafter, obs, sg("place table", "place", "table", "achievement", "place_table", budget=40))
+    assert not res.success and res.reason == "missing_requirement", (res.reason, res.detail)
+    assert res.before_last is not None and res.before_last.step == res.obs.step - 1

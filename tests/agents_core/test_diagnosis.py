@@ -113,3 +113,54 @@ def test_missing_requirement_hypotheses_only_past_what_the_tree_asks(pre):
     assert rail.risk_pattern == ["wood<2"] and rail.repair == "first get 2 wood"
     # held less than the prior asks: the prior explains it, no guess
     assert guardrail_from_failure(table, with_inventory(pre, wood=0), missing, "ex-1", tree, "open") is None
+
+
+def next_to(obs, station, dc=1):
+    view = obs.local_view.copy()
+    r, c = obs.player_cell
+    view[r, c + dc] = station
+    return dataclasses.replace(obs, local_view=view)
+
+
+def test_hypotheses_walk_from_nothing_known_towards_the_recipe(pre):
+    """Under the none prior each failed craft or place guesses the next step: a station,
+    then the item the name says, then another station, then another material."""
+    from agents.evolving.knowledge import missing_hypothesis
+    from agents.techtree import TechTree
+
+    tree = TechTree.load("none")
+    pickaxe = Subgoal(name="make wood_pickaxe", kind="craft", target="wood_pickaxe",
+                      check=Check(type="inventory", key="wood_pickaxe", value=1))
+    bare = with_inventory(pre, wood=0)
+    assert missing_hypothesis(pickaxe, bare, tree) == (["!near:table"], ["a table nearby"])
+    assert missing_hypothesis(pickaxe, next_to(bare, "table"), tree) == (["wood<1"], ["1 wood"])
+    iron = Subgoal(name="make iron_pickaxe", kind="craft", target="iron_pickaxe",
+                   check=Check(type="inventory", key="iron_pickaxe", value=1))
+    tree.learn_requirement("iron_pickaxe", "iron", 1)
+    tree.learn_station("iron_pickaxe", "table")
+    at_table = next_to(with_inventory(pre, iron=1, wood=0), "table")
+    assert missing_hypothesis(iron, at_table, tree) == (["!near:furnace"], ["a furnace nearby"])
+    tree.learn_station("iron_pickaxe", "furnace")
+    both = next_to(at_table, "furnace", dc=-1)
+    assert missing_hypothesis(iron, both, tree) == (["wood<1"], ["1 wood"])  # the next material
+    table = Subgoal(name="place table", kind="place", target="table", check=Check(type="achievement", key="place_table"))
+    assert missing_hypothesis(table, with_inventory(pre, wood=1), tree) == (["wood<2"], ["2 wood"])  # more of it
+    assert missing_hypothesis(table, with_inventory(pre, wood=0), tree) == (["wood<1"], ["1 wood"])
+
+
+def test_a_skill_states_what_the_final_action_consumed(pre):
+    """The recipe is read from the inventory around the action that made the thing, not
+    from the tree (which under the none prior knows nothing) nor the whole attempt."""
+    from agents.evolving.knowledge import skill_from_success
+    from agents.techtree import TechTree
+    from memory.models import Diagnosis
+
+    craft = Subgoal(name="make stone_pickaxe", kind="craft", target="stone_pickaxe",
+                    check=Check(type="inventory", key="stone_pickaxe", value=1))
+    start = with_inventory(pre, wood=5, stone=6)  # placed walls on the way: stone went down
+    last = next_to(with_inventory(pre, wood=3, stone=2), "table")
+    post = with_inventory(pre, wood=2, stone=1, stone_pickaxe=1)
+    ok = Diagnosis(outcome="success")
+    skill = skill_from_success(craft, start, post, ok, "ex-1", TechTree.load("none"), ["make_stone_pickaxe"],
+                               last_pre=last)
+    assert sorted(skill.preconditions) == ["near:table", "stone>=1", "wood>=1"]

@@ -137,3 +137,27 @@ def test_a_store_held_by_another_process_is_a_one_line_error(tmp_path):
     finally:
         store.close()
     assert proc.returncode == 2 and "another process" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_none_prior_learns_the_first_recipes_from_its_own_failures(tmp_path):
+    """Nothing known but names: a few short episodes of failing, guessing and succeeding
+    leave in memory what a table, a wood pickaxe and stone need (the mechanism behind
+    the self-evolution bench). A fresh tree taught from the store alone checks it."""
+    from agents.planners import experience
+    from agents.techtree import TechTree
+
+    store = ExperienceStore.open(MemoryConfig(path=str(tmp_path / "mem"), embedder="hashing"))
+    env = EpisodeRecorder(envs.make("crafter", max_steps=300), tmp_path / "run", agent="steve",
+                          config_hash="0" * 16)
+    agent = SteveAgent(env, prior="none", store=store)
+    for seed in range(6):
+        agent.play(env, seed=seed)
+    env.close()
+    fresh = TechTree.load("none")
+    assert fresh.requirements("wood_pickaxe") == {}
+    experience.apply(fresh, store.list_skills(), store.list_guardrails())
+    store.close()
+    truth = TechTree.load("full")
+    assert fresh.requirements("wood_pickaxe") == truth.requirements("wood_pickaxe") == {"wood": 1, "table": 1}
+    assert fresh.requirements("table", "place") == truth.requirements("table", "place")
+    assert fresh.requirements("stone") == {"wood_pickaxe": 1}
