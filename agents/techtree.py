@@ -166,23 +166,30 @@ class TechTree:
             return sorted(sub.nodes, key=lambda n: n == thing)
 
     # -- learning (takes precedence over the prior) -------------------------------------
-    def learn_requirement(self, target: str, item: str, count: int = 1) -> None:
+    def learn_requirement(self, target: str, item: str, count: int = 1, kind: str | None = None) -> None:
         """Experience says ``target`` needs ``count`` of ``item`` (0: it does not).
 
         A station (table, furnace) becomes a nearby requirement; a tool (a pickaxe or a
         sword) or anything a collect needs is held; anything else is consumed.
+        ``kind='place'`` means placing ``target`` (stone is both collected and placed).
         """
-        if item in STATIONS and self._recipes.get(target, Recipe("", "")).kind != "place":
-            self.learn_station(target, item, needed=count > 0)
+        key = self._key(target, kind)
+        if item in STATIONS and self._recipes.get(key, Recipe("", "")).kind != "place":
+            self.learn_station(target, item, needed=count > 0, kind=kind)
             return
-        self._learned_req.setdefault(target, {})[item] = int(count)
-        log.debug("learned: %s needs %d %s", target, count, item)
+        self._learned_req.setdefault(key, {})[item] = int(count)
+        log.debug("learned: %s needs %d %s", key, count, item)
         self._rebuild()
 
-    def learn_station(self, target: str, station: str, needed: bool = True) -> None:
+    def learn_station(self, target: str, station: str, needed: bool = True, kind: str | None = None) -> None:
         """Experience says making ``target`` needs (or not) ``station`` nearby."""
-        self._learned_station.setdefault(target, {})[station] = needed
+        self._learned_station.setdefault(self._key(target, kind), {})[station] = needed
         self._rebuild()
+
+    def _key(self, target: str, kind: str | None) -> str:
+        """The recipe ``target`` names: its placing for ``kind='place'`` or for a thing
+        that is only ever placed (a table), else getting it."""
+        return f"place:{target}" if kind == "place" or target not in self._recipes else target
 
     @property
     def learned(self) -> dict[str, dict[str, Any]]:
@@ -267,8 +274,7 @@ class TechTree:
             recipes[f"place:{thing}"] = Recipe("place", thing, dict(spec.get("uses") or {}), {},
                                                tuple(spec.get("nearby") or ()),
                                                where=tuple(spec.get("where") or ()))
-        for target, reqs in self._learned_req.items():
-            key = target if target in recipes else f"place:{target}"
+        for key, reqs in self._learned_req.items():
             r = recipes.get(key)
             if r is None:
                 continue
@@ -283,8 +289,7 @@ class TechTree:
                     dest.pop(item, None)
             recipes[key] = Recipe(r.kind, r.thing, uses, tools, r.stations, r.source, r.where,
                                   r.probability)
-        for target, stations in self._learned_station.items():
-            key = target if target in recipes else f"place:{target}"
+        for key, stations in self._learned_station.items():
             r = recipes.get(key)
             if r is None:
                 continue

@@ -97,7 +97,7 @@ def apply(tree: TechTree, skills: Sequence[Any], guardrails: Sequence[Any],
         reqs = requirements_from_facts(list(_get(g, "risk_pattern") or ()), negate=True)
         reqs.update({k: v for k, v in requirements_from_text(str(_get(g, "repair", "")), tree).items()
                      if k not in reqs})
-        learned += _teach(tree, target, reqs, known)
+        learned += _teach(tree, target, reqs, known, _kind(g))
     for s in skills:
         if _get(s, "confidence", 1.0) < min_confidence:
             continue
@@ -108,8 +108,13 @@ def apply(tree: TechTree, skills: Sequence[Any], guardrails: Sequence[Any],
             if kind in ("craft", "place"):
                 learned += _teach_recipe(tree, target, kind, reqs, known)
             else:
-                learned += _teach(tree, target, reqs, known)
+                learned += _teach(tree, target, reqs, known, kind)
     return learned
+
+
+def _kind(record: Any) -> str | None:
+    trig = _get(record, "trigger")
+    return _get(trig, "subgoal_kind") if trig is not None else None
 
 
 def _teach_recipe(tree: TechTree, target: str, kind: str, reqs: Mapping[str, int], known: set[str]) -> list[str]:
@@ -117,7 +122,7 @@ def _teach_recipe(tree: TechTree, target: str, kind: str, reqs: Mapping[str, int
     down as well as up, and a guessed item it did not use goes); a craft's stations are
     those that were next to the player (a guessed one that was not goes)."""
     near = {k[5:] for k in reqs if k.startswith("near:")}
-    out = _teach(tree, target, {f"near:{s}": 1 for s in near}, known)
+    out = _teach(tree, target, {f"near:{s}": 1 for s in near}, known, kind)
     recipe = tree.recipe(target, "place" if kind == "place" else None)
     uses = {k: v for k, v in reqs.items() if not k.startswith("near:") and k in known and k != target}
     if recipe is None or not uses:  # consumed nothing: it found the thing, it did not make it
@@ -125,31 +130,33 @@ def _teach_recipe(tree: TechTree, target: str, kind: str, reqs: Mapping[str, int
     if kind == "craft":
         for station in recipe.stations:
             if station not in near:
-                tree.learn_station(target, station, needed=False)
+                tree.learn_station(target, station, needed=False, kind=kind)
                 out.append(f"{target} does not need {station} nearby")
     for item in recipe.uses:
         if item not in uses and item != target:
-            tree.learn_requirement(target, item, 0)
+            tree.learn_requirement(target, item, 0, kind)
             out.append(f"{target} does not use {item}")
     for item, count in uses.items():
         if recipe.uses.get(item) != count:
-            tree.learn_requirement(target, item, count)
+            tree.learn_requirement(target, item, count, kind)
             out.append(f"{target} uses {count} {item}")
     return out
 
 
-def _teach(tree: TechTree, target: str, reqs: Mapping[str, int], known: set[str]) -> list[str]:
+def _teach(tree: TechTree, target: str, reqs: Mapping[str, int], known: set[str],
+           kind: str | None = None) -> list[str]:
     out = []
-    current = tree.requirements(target) or tree.requirements(target, "place")
+    place = "place" if kind == "place" else None
+    current = tree.requirements(target, place) or (tree.requirements(target, "place") if kind is None else {})
     for name, count in reqs.items():
         if name.startswith("near:"):
             station = name[5:]
             if station in STATIONS and station not in current and station != target:
-                tree.learn_station(target, station)
+                tree.learn_station(target, station, kind=place)
                 out.append(f"{target} needs {station} nearby")
         elif name in known and name != target and current.get(name, 0) < count:
-            tree.learn_requirement(target, name, count)
-            current = tree.requirements(target) or tree.requirements(target, "place")
+            tree.learn_requirement(target, name, count, place)
+            current = tree.requirements(target, place) or (tree.requirements(target, "place") if kind is None else {})
             out.append(f"{target} needs {count} {name}")
     return out
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from agents.executor.reflexes import need_thresholds
@@ -213,21 +214,25 @@ class GraphPlanner:
                 if self._held_until.get(f"survival:{sg.target}", -1) <= obs.step]
 
     # -- expansion ------------------------------------------------------------------------
+    def _needs(self, ach: str, inv: Mapping[str, int]) -> list[tuple[str, str, int]]:
+        needs = [("have", item, n) for item, n in self.tree.carry(ach).items()]
+        kind, target = self.tree.achievement_goal(ach)
+        if (kind == "collect" and target != "drink") or kind == "craft":
+            needs.append(("have", target, inv.get(target, 0) + 1))
+        elif kind == "place":
+            needs.append(("place", target, 1))
+        else:
+            needs.append(("act", ach, 0))
+        return needs
+
+    def _stations(self, obs: Observation) -> list[str]:
+        return [s for s in ("table", "furnace") if _near(obs, s, 6)
+                or (self.world is not None and self.world.known_near(s, STATION_RADIUS))]
+
     def _expand(self, targets: list[str], obs: Observation) -> list[Subgoal]:
         inv = obs.inventory
-        needs: list[tuple[str, str, int]] = []
-        for ach in targets:
-            for item, n in self.tree.carry(ach).items():
-                needs.append(("have", item, n))
-            kind, target = self.tree.achievement_goal(ach)
-            if (kind == "collect" and target != "drink") or kind == "craft":
-                needs.append(("have", target, inv.get(target, 0) + 1))
-            elif kind == "place":
-                needs.append(("place", target, 1))
-            else:
-                needs.append(("act", ach, 0))
-        stations = [s for s in ("table", "furnace") if _near(obs, s, 6)
-                    or (self.world is not None and self.world.known_near(s, STATION_RADIUS))]
+        needs = [need for ach in targets for need in self._needs(ach, inv)]
+        stations = self._stations(obs)
         try:
             steps = self.tree.steps_for(needs, inv, stations)
         except PlanError as err:

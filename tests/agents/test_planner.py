@@ -162,3 +162,15 @@ def test_a_craft_skill_states_the_recipe_exactly():
     full = GraphPlanner(prior="full")
     full.plan(PlanContext(task="place_table", obs=make_obs(), skills=[near]))
     assert full.tree.requirements("table", "place") == {"wood": 2}
+
+
+def test_what_placing_stone_needs_is_not_what_collecting_it_needs():
+    """Stone is both collected and placed: a guess about placing it must not make the
+    collect of stone need wood (it once did, and every later plan gathered wood first)."""
+    guess = {"trigger": {"subgoal_kind": "place", "subgoal_target": "stone"},
+             "failure_cause": "missing_requirement", "risk_pattern": ["wood<2"], "repair": "first get 2 wood",
+             "confidence": 0.9}
+    planner = GraphPlanner(prior="full")
+    planner.plan(PlanContext(task="place_stone", obs=make_obs(), guardrails=[guess]))
+    assert planner.tree.requirements("stone") == {"wood_pickaxe": 1}
+    assert planner.tree.requirements("stone", "place") == {"stone": 1, "wood": 2}
