@@ -104,6 +104,11 @@ def blocking(guardrails: Sequence[Any], kind: str, target: str, facts: Mapping[s
         pattern = _get(g, "risk_pattern") or ()
         if isinstance(pattern, str):
             pattern = [p for p in pattern.replace(";", ",").split(",") if p.strip()]
+        if list(pattern) == ["night"]:
+            # half of every day, not a situation around an action: blocking each risky
+            # step then (a strike at a zombie, a step past one) cost 6 points with the
+            # partial prior; such a guardrail holds its subgoal back at planning only
+            continue
         if pattern and applies(g, kind, target) and all(holds(f, facts) for f in pattern):
             return g
     return None

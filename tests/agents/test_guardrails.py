@@ -28,6 +28,11 @@ def test_risk_pattern_matches_the_situation_of_an_action():
     assert g.blocking([rail], "collect", "wood", facts) is None  # trigger does not fit
     day = g.situation(names_of(obs), "do", obs.vitals, obs.inventory, obs.facing, daylight=1.0)
     assert g.blocking([rail], "fight", "zombie", day) is None  # one fact does not hold
+    # "night" alone is half of every day: it holds the subgoal back when planning, it
+    # does not block each strike at the zombie at the door
+    dusk = rail | {"risk_pattern": ["night"]}
+    assert g.blocking([dusk], "fight", "zombie", facts) is None
+    assert g.blocking([dusk | {"risk_pattern": ["night", "health<4"]}], "fight", "zombie", facts) is not None
     moving_near_lava = make_obs(cells={(2, 0): "lava"})
     facts = g.situation(names_of(moving_near_lava), "move_right", {}, {}, (0, 1), 1.0)
     assert facts["near:lava"] == 1
