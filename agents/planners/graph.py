@@ -3,8 +3,9 @@
 ``plan(ctx)`` returns, in order: survival subgoals (the most depleted vital first),
 then the expansion of the next few achievements through the tree (prerequisites before
 targets, collects merged). Task ``"open"`` picks achievements by the prior's curriculum
-(cheap first, then the tool chain to diamond), taking opportunities out of order
-(water, a cow or a zombie in view); any other task is one achievement name.
+(cheap first, then the tool chain to diamond), or without one (the none prior) by the
+fewest steps the tree, as learned so far, needs for each; it takes opportunities out of
+order (water, a cow or a zombie in view). Any other task is one achievement name.
 
 Experience steers it (see :mod:`agents.planners.experience`): missing-requirement
 guardrails and skills' preconditions teach the tree (``TechTree.learn_*``, which beat
@@ -136,7 +137,13 @@ class GraphPlanner:
     # -- choosing targets --------------------------------------------------------------
     def _remaining(self, ctx: PlanContext) -> list[str]:
         if ctx.task == "open":
-            return [a for a in self.tree.curriculum if a not in ctx.obs.achievements]
+            left = [a for a in self.tree.curriculum if a not in ctx.obs.achievements]
+            if not self.tree.rules.get("strategy", {}).get("curriculum"):
+                # no advice on the order: what the tree can plan, fewest steps first by what
+                # it knows now (an untried recipe looks cheap, is tried, and teaches its
+                # cost); the rest (sleeping, eating, fighting) as the needs come up
+                left.sort(key=lambda a: self._cost(a, ctx.obs))
+            return left
         if ctx.task not in self.tree.achievements:
             raise ValueError(f"unknown task {ctx.task!r}: 'open' or one of {', '.join(self.tree.achievements)}")
         return [] if ctx.task in ctx.obs.achievements else [ctx.task]
@@ -228,6 +235,17 @@ class GraphPlanner:
     def _stations(self, obs: Observation) -> list[str]:
         return [s for s in ("table", "furnace") if _near(obs, s, 6)
                 or (self.world is not None and self.world.known_near(s, STATION_RADIUS))]
+
+    def _cost(self, ach: str, obs: Observation) -> int:
+        """Steps of the plan for ``ach`` alone; an achievement the tree does not plan
+        (``act``: sleep, eat, fight) or cannot plan comes after every plannable one."""
+        needs = self._needs(ach, obs.inventory)
+        if needs[-1][0] == "act":
+            return 1_000
+        try:
+            return len(self.tree.steps_for(needs, obs.inventory, self._stations(obs)))
+        except PlanError:
+            return 1_000
 
     def _expand(self, targets: list[str], obs: Observation) -> list[Subgoal]:
         inv = obs.inventory

@@ -174,3 +174,19 @@ def test_what_placing_stone_needs_is_not_what_collecting_it_needs():
     planner.plan(PlanContext(task="place_stone", obs=make_obs(), guardrails=[guess]))
     assert planner.tree.requirements("stone") == {"wood_pickaxe": 1}
     assert planner.tree.requirements("stone", "place") == {"stone": 1, "wood": 2}
+
+
+def test_without_a_curriculum_the_fewest_steps_go_first():
+    """The none prior gives no order: what the tree can plan goes first, cheapest by what
+    it knows now; sleeping, eating and fighting come as needs and opportunities."""
+    planner = GraphPlanner(prior="none")
+    open_task = PlanContext(task="open", obs=make_obs())
+    order = planner._remaining(open_task)
+    assert order[:2] == ["collect_coal", "collect_diamond"]  # nothing known: one step each, game order
+    assert set(order[-6:]) == {"collect_drink", "defeat_skeleton", "defeat_zombie", "eat_cow", "eat_plant",
+                               "wake_up"}
+    planner.tree.learn_requirement("diamond", "iron_pickaxe", 1)
+    planner.tree.learn_requirement("iron_pickaxe", "iron", 1)
+    order = planner._remaining(open_task)
+    assert order.index("collect_diamond") > order.index("make_iron_pickaxe") > order.index("collect_wood")
+    assert GraphPlanner(prior="full")._remaining(open_task)[0] == "collect_wood"  # the prior's own order
