@@ -1,7 +1,7 @@
 """The self-evolving agent's three targets, each measured side by side in one run.
 
     python bench/bench_agent.py score     --episodes 20 --seed 1000   # prior full, memory learned on other seeds
-    python bench/bench_agent.py evolution --episodes 50 --seed 2000   # prior partial: learning vs --no-learn
+    python bench/bench_agent.py evolution --episodes 50 --seed 2000 --prior none   # learning vs --no-learn
     python bench/bench_agent.py speed     --steps 5000                # agent vs bare Crafter, steps/s
 
 Each writes its run directories and a JSON of figures under ``bench/results/agent/``.

@@ -150,7 +150,7 @@ def test_the_none_prior_learns_the_first_recipes_from_its_own_failures(tmp_path)
     env = EpisodeRecorder(envs.make("crafter", max_steps=300), tmp_path / "run", agent="steve",
                           config_hash="0" * 16)
     agent = SteveAgent(env, prior="none", store=store)
-    for seed in range(6):
+    for seed in range(8):  # 5 are enough now; some slack for changes that alter trajectories
         agent.play(env, seed=seed)
     env.close()
     fresh = TechTree.load("none")
