@@ -147,7 +147,11 @@ def _teach(tree: TechTree, target: str, reqs: Mapping[str, int], known: set[str]
            kind: str | None = None) -> list[str]:
     out = []
     place = "place" if kind == "place" else None
-    current = tree.requirements(target, place) or (tree.requirements(target, "place") if kind is None else {})
+
+    def now() -> dict[str, int]:  # a record without a kind may be about placing the thing
+        return tree.requirements(target, place) or (tree.requirements(target, "place") if kind is None else {})
+
+    current = now()
     for name, count in reqs.items():
         if name.startswith("near:"):
             station = name[5:]
@@ -156,7 +160,7 @@ def _teach(tree: TechTree, target: str, reqs: Mapping[str, int], known: set[str]
                 out.append(f"{target} needs {station} nearby")
         elif name in known and name != target and current.get(name, 0) < count:
             tree.learn_requirement(target, name, count, place)
-            current = tree.requirements(target, place) or (tree.requirements(target, "place") if kind is None else {})
+            current = now()
             out.append(f"{target} needs {count} {name}")
     return out
 
