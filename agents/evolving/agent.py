@@ -11,6 +11,7 @@ from agents.evolving.context import AgentContext, Live
 from agents.evolving.graph import RECURSION_LIMIT, build_graph
 from agents.evolving.pending import PendingWrites
 from agents.executor import Executor
+from agents.planners import experience
 from agents.planners.graph import GraphPlanner
 from agents.techtree import TechTree
 from envs import Env
@@ -35,6 +36,7 @@ class SteveAgent:
         self.tree = TechTree.load(prior)
         self.executor = Executor(self.tree, action_names=env.action_names)
         graph_planner = GraphPlanner(self.tree, prior=prior)
+        self.min_confidence = graph_planner.min_confidence
         self.planner: Any = graph_planner
         if planner == "llm":
             self.planner = _llm_planner(llm, graph_planner, env.action_names, run_dir)
@@ -59,6 +61,7 @@ class SteveAgent:
     def play(self, env: Env, seed: int, on_step: Any = None) -> dict[str, Any]:
         """One episode from ``seed``; returns the graph's final state. ``on_step(action,
         probs)`` is called after every env step (progress bars, captions)."""
+        self.teach_from_memory()
         obs, info = env.reset(seed)
         self.executor.reset(obs)
         if hasattr(self.planner, "use_world"):
@@ -82,6 +85,7 @@ class SteveAgent:
         actions (episodes are reproducible), and the executor's map is rebuilt from the
         replayed observations. Without such a checkpoint the episode starts over.
         """
+        self.teach_from_memory()
         recorder = _recorder(env)
         episode_id = recorder.episode_id_for_seed(seed)
         config = {"configurable": {"thread_id": episode_id}, "recursion_limit": RECURSION_LIMIT}
@@ -106,6 +110,18 @@ class SteveAgent:
             self.last_state = self.graph.invoke(None, snap.config | {"recursion_limit": RECURSION_LIMIT},
                                                 context=ctx, durability="sync")
         return self.last_state
+
+    def teach_from_memory(self) -> list[str]:
+        """Teach the tree every requirement memory holds: the guesses of missing-requirement
+        guardrails and the recipes skills state. They are rules of the game, not advice
+        for one situation, so they should not wait for retrieval to rank them first (with
+        MiniLM that once took twice as many episodes). One read per episode."""
+        if self.store is None:
+            return []
+        skills = self.store.list_skills(task=self.task, min_confidence=self.min_confidence)
+        rails = self.store.list_guardrails(task=self.task, cause="missing_requirement",
+                                           min_confidence=self.min_confidence)
+        return experience.apply(self.tree, skills, rails, self.min_confidence)
 
     def _live(self, obs: Any) -> Live:
         return Live(obs=obs, pending=PendingWrites(self.store, self.write_every) if self.store else None)

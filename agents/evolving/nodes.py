@@ -21,10 +21,11 @@ from agents.evolving.knowledge import (
 )
 from agents.evolving.state import AgentState, AttemptRecord
 from agents.plan import Check, Plan, PlanContext, Subgoal
+from agents.planners import experience
 from agents.replan import Attempt, replan_reason
 from envs import Observation
 from envs.text import nearest_things
-from memory.models import Diagnosis, ExperienceTuple, StateSnapshot, SubgoalRef
+from memory.models import Diagnosis, ExperienceTuple, Skill, StateSnapshot, SubgoalRef
 from memory.retrieval import RetrievalContext
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,9 @@ def distill(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
         record = guardrail_from_failure(subgoal, pre, diag, out["experience_id"], ctx.tree, state["task"])
     if record is not None:
         ctx.live.pending.add_knowledge(record)
+        # what it teaches about the rules holds from now on, not from its next retrieval
+        is_skill = isinstance(record, Skill)
+        experience.apply(ctx.tree, [record] if is_skill else [], [] if is_skill else [record])
     if not (ctx.live.pending.due() or state.get("done")):
         return {}
     learned = dict(state.get("learned") or {})

@@ -161,3 +161,24 @@ def test_the_none_prior_learns_the_first_recipes_from_its_own_failures(tmp_path)
     assert fresh.requirements("wood_pickaxe") == truth.requirements("wood_pickaxe") == {"wood": 1, "table": 1}
     assert fresh.requirements("table", "place") == truth.requirements("table", "place")
     assert fresh.requirements("stone") == {"wood_pickaxe": 1}
+
+
+def test_a_new_agent_is_taught_every_requirement_in_memory(tmp_path):
+    """Requirements are rules, not situational advice: an agent opening a memory learns
+    all of them before its first step, not when retrieval happens to rank one first."""
+    from memory.models import Guardrail, Skill, Trigger
+
+    store = ExperienceStore.open(MemoryConfig(path=str(tmp_path / "mem"), embedder="hashing",
+                                              require_evidence=False))
+    store.upsert_guardrail(Guardrail(trigger=Trigger(subgoal_kind="craft", subgoal_target="wood_pickaxe"),
+                                     failure_cause="missing_requirement", risk_pattern=["!near:table"],
+                                     repair="first get a table nearby", confidence=0.4))
+    store.upsert_skill(Skill(name="place table", trigger=Trigger(subgoal_kind="place", subgoal_target="table"),
+                             preconditions=["wood>=2"], steps=["place_table"], confidence=0.9))
+    agent = SteveAgent(envs.make("crafter"), prior="none", store=store, learn=False)
+    assert agent.tree.requirements("wood_pickaxe") == {}
+    learned = agent.teach_from_memory()  # play() and resume() start with it
+    store.close()
+    assert agent.tree.requirements("wood_pickaxe") == {"table": 1}
+    assert agent.tree.requirements("table", "place") == {"wood": 2}
+    assert learned == ["wood_pickaxe needs table nearby", "table uses 2 wood"]
