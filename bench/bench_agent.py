@@ -23,8 +23,11 @@ from steve.config import load
 OUT = Path("bench/results/agent")
 
 
+EXTRA: list[str] = []  # --set overrides from the command line, applied to every run
+
+
 def _run(out: Path, sets: list[str]) -> dict[str, Any]:
-    cfg = load(overrides=[f"run.out={out}", *sets])
+    cfg = load(overrides=[f"run.out={out}", *sets, *EXTRA])
     start = time.perf_counter()
     summary = run_episodes(cfg)
     summary["wall_s"] = time.perf_counter() - start
@@ -101,7 +104,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--embedder", default="minilm")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for every run, e.g. --set memory.retrieval.k_skills=3")
     args = p.parse_args()
+    EXTRA.extend(args.sets)
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob(f"{args.which}*"):
         if old.is_dir():
