@@ -22,15 +22,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from distill.config import DistillConfig
+from distill.errors import CheckpointError
 from distill.model import Student
 from distill.tokenizer import Tokenizer
 
 FORMAT = "steve-student-1"
 LATEST = "latest"
-
-
-class CheckpointError(RuntimeError):
-    """A missing, partial or foreign checkpoint; the message names it."""
 
 
 @dataclass

@@ -67,7 +67,7 @@ def run(
     from envs.episodes import CorruptEpisodeError
     from memory.errors import StoreError
 
-    from distill.checkpoint import CheckpointError
+    from distill.errors import CheckpointError
 
     flags: dict[str, Any] = {}
     files = list(config or [])

@@ -81,3 +81,18 @@ def test_episodes_check_names_a_corrupt_file(run_dir, tmp_path):
     assert proc.returncode == 1 and victim.name in proc.stderr
     ok = run_cli("episodes", "check", str(run_dir))
     assert "0 corrupt" in ok.stdout
+
+
+def test_a_run_without_the_student_does_not_import_torch(tmp_path):
+    """torch costs a second at start-up; only the student (and MiniLM) need it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import sys; from steve.cli import main; sys.argv = ['steve', 'run', '--agent', 'random', "
+            f"'--episodes', '1', '--max-steps', '20', '--out', {str(tmp_path / 'r')!r}]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\nassert 'torch' not in sys.modules, 'torch imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "r" / "summary.json").exists()
