@@ -262,3 +262,39 @@ def graph(
                          store.list_guardrails(task=task, min_confidence=min_confidence))
         graphs.write(g, out)
     typer.echo(f"wrote {out}: {g.number_of_nodes()} nodes, {g.number_of_edges()} edges")
+
+
+@app.command()
+def rules(
+    ctx: typer.Context,
+    prior: Annotated[str, typer.Option(help="what the agent knew beforehand: full | partial | none")] = "none",
+    task: Annotated[str, typer.Option(help="knowledge of this task (or of any task)")] = "open",
+    as_json: Json = False,
+) -> None:
+    """The game's rules as the agent believes them: the prior taught by every skill and
+    missing-requirement guardrail in the store, next to Crafter's own."""
+    from agents.planners import experience
+    from agents.techtree import PRIORS, TechTree
+
+    if prior not in PRIORS:
+        _fail(f"--prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+    learned = TechTree.load(prior)
+    with _store(ctx) as store:
+        experience.apply(learned, *experience.requirement_records(store, task))
+    rows = experience.compare_rules(learned, TechTree.load("full"))
+    if as_json:
+        _print_json([{"rule": r, "believed": b, "game": g, "right": b == g} for r, b, g in rows])
+        return
+    from rich.table import Table
+
+    def text(req: dict[str, int]) -> str:  # items by name, then stations
+        order = sorted(req, key=lambda k: (k in ("table", "furnace"), k))
+        return ", ".join(f"near {k}" if k in ("table", "furnace") else f"{req[k]} {k}" for k in order) or "-"
+
+    table = Table(title=f"rules believed from the {prior} prior and this memory "
+                        f"({sum(b == g for _, b, g in rows)} of {len(rows)} right)")
+    for col in ("rule", "believed", "the game's", ""):
+        table.add_column(col)
+    for rule, believed, game in rows:
+        table.add_row(rule, text(believed), text(game), "ok" if believed == game else "[red]differs[/red]")
+    _print(table)

@@ -118,9 +118,7 @@ class SteveAgent:
         MiniLM that once took twice as many episodes). One read per episode."""
         if self.store is None:
             return []
-        skills = self.store.list_skills(task=self.task, min_confidence=self.min_confidence)
-        rails = self.store.list_guardrails(task=self.task, cause="missing_requirement",
-                                           min_confidence=self.min_confidence)
+        skills, rails = experience.requirement_records(self.store, self.task, self.min_confidence)
         return experience.apply(self.tree, skills, rails, self.min_confidence)
 
     def _live(self, obs: Any) -> Live:

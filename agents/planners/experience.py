@@ -112,6 +112,23 @@ def apply(tree: TechTree, skills: Sequence[Any], guardrails: Sequence[Any],
     return learned
 
 
+def requirement_records(store: Any, task: str, min_confidence: float = 0.3) -> tuple[list[Any], list[Any]]:
+    """Every skill and every missing-requirement guardrail ``store`` holds for ``task`` (or
+    any task): what :func:`apply` can teach a tree, whatever retrieval would rank first."""
+    return (store.list_skills(task=task, min_confidence=min_confidence),
+            store.list_guardrails(task=task, cause="missing_requirement", min_confidence=min_confidence))
+
+
+def compare_rules(learned: TechTree, truth: TechTree) -> list[tuple[str, dict[str, int], dict[str, int]]]:
+    """(rule, what ``learned`` says it needs, what ``truth`` says) for every collect, make
+    and place of the tree's rules: how far a learned tree is from the game's own."""
+    rows = []
+    for section, kind, label in (("collect", None, "collect"), ("make", None, "make"), ("place", "place", "place")):
+        for thing in learned.rules.get(section, {}):
+            rows.append((f"{label} {thing}", learned.requirements(thing, kind), truth.requirements(thing, kind)))
+    return rows
+
+
 def _kind(record: Any) -> str | None:
     trig = _get(record, "trigger")
     return _get(trig, "subgoal_kind") if trig is not None else None

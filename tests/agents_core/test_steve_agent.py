@@ -163,18 +163,24 @@ def test_the_none_prior_learns_the_first_recipes_from_its_own_failures(tmp_path)
     assert fresh.requirements("stone") == {"wood_pickaxe": 1}
 
 
-def test_a_new_agent_is_taught_every_requirement_in_memory(tmp_path):
-    """Requirements are rules, not situational advice: an agent opening a memory learns
-    all of them before its first step, not when retrieval happens to rank one first."""
+def _requirement_store(path):
+    """A store holding one guess (a wood pickaxe needs a table) and one recipe (a table
+    uses 2 wood)."""
     from memory.models import Guardrail, Skill, Trigger
 
-    store = ExperienceStore.open(MemoryConfig(path=str(tmp_path / "mem"), embedder="hashing",
-                                              require_evidence=False))
+    store = ExperienceStore.open(MemoryConfig(path=str(path), embedder="hashing", require_evidence=False))
     store.upsert_guardrail(Guardrail(trigger=Trigger(subgoal_kind="craft", subgoal_target="wood_pickaxe"),
                                      failure_cause="missing_requirement", risk_pattern=["!near:table"],
                                      repair="first get a table nearby", confidence=0.4))
     store.upsert_skill(Skill(name="place table", trigger=Trigger(subgoal_kind="place", subgoal_target="table"),
                              preconditions=["wood>=2"], steps=["place_table"], confidence=0.9))
+    return store
+
+
+def test_a_new_agent_is_taught_every_requirement_in_memory(tmp_path):
+    """Requirements are rules, not situational advice: an agent opening a memory learns
+    all of them before its first step, not when retrieval happens to rank one first."""
+    store = _requirement_store(tmp_path / "mem")
     agent = SteveAgent(envs.make("crafter"), prior="none", store=store, learn=False)
     assert agent.tree.requirements("wood_pickaxe") == {}
     learned = agent.teach_from_memory()  # play() and resume() start with it
@@ -182,3 +188,17 @@ def test_a_new_agent_is_taught_every_requirement_in_memory(tmp_path):
     assert agent.tree.requirements("wood_pickaxe") == {"table": 1}
     assert agent.tree.requirements("table", "place") == {"wood": 2}
     assert learned == ["wood_pickaxe needs table nearby", "table uses 2 wood"]
+
+
+def test_memory_rules_shows_what_the_agent_believes_against_the_game(tmp_path):
+    _requirement_store(tmp_path / "mem").close()
+    out = run_cli("memory", "--memory", str(tmp_path / "mem"), "rules", "--prior", "none", "--json").stdout
+    rows = {r["rule"]: r for r in json.loads(out)}
+    assert rows["make wood_pickaxe"]["believed"] == {"table": 1} and not rows["make wood_pickaxe"]["right"]
+    assert rows["make wood_pickaxe"]["game"] == {"wood": 1, "table": 1}
+    assert rows["place table"]["right"] and rows["collect wood"]["right"]
+    assert not rows["collect stone"]["right"]  # nothing taught it the wood pickaxe
+    table = run_cli("memory", "--memory", str(tmp_path / "mem"), "rules").stdout
+    assert "differs" in table and "of 17 right" in table
+    bad = run_cli("memory", "--memory", str(tmp_path / "mem"), "rules", "--prior", "some", check=False)
+    assert bad.returncode == 2 and "--prior must be one of" in bad.stderr
