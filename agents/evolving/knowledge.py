@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from agents.plan import Subgoal
 from agents.techtree import STATIONS, TechTree
-from envs import Observation
+from envs import VITALS, Observation
 from memory.models import Diagnosis, Guardrail, Skill, Trigger
 
 PICKAXES = ("wood_pickaxe", "stone_pickaxe", "iron_pickaxe")
@@ -34,7 +34,6 @@ NIGHT_BELOW = 0.35  # daylight under this is night for guardrails
 LOW_HEALTH = 5
 SURVIVAL = ("eat", "drink", "sleep")
 MAKES = ("craft", "place")  # subgoal kinds that spend items
-VITALS = ("drink", "food", "energy", "health")
 GUESS_COUNT = 4  # a place guesses larger counts of what it uses up to this, then other items
 
 
@@ -127,15 +126,16 @@ def missing_hypothesis(subgoal: Subgoal, pre: Observation, tree: TechTree) -> tu
     uses = dict(recipe.uses) if recipe else {}
     near = stations_near(pre)
     station = next((s for s in STATIONS if s not in near and s != subgoal.target), None)
-    if subgoal.kind == "craft" and not near and station:
-        return [f"!near:{station}"], [f"a {station} nearby"]
+    station_guess = ([f"!near:{station}"], [f"a {station} nearby"]) if subgoal.kind == "craft" and station else None
+    if station_guess and not near:
+        return station_guess
     others = [m for m in _materials(tree) if m != subgoal.target]
     if not uses:
         named = [m for m in subgoal.target.split("_") if m in others and have.get(m, 0) < 1]
         held = [m for m in others if have.get(m, 0) > 0] if subgoal.kind == "place" else []
         return _more(named or held[:1] or [m for m in others if have.get(m, 0) < 1][:1] or others[:1], have)
-    if subgoal.kind == "craft" and station:
-        return [f"!near:{station}"], [f"a {station} nearby"]
+    if station_guess:
+        return station_guess
     fresh = [m for m in others if m not in uses][:1]
     if fresh and (subgoal.kind == "craft" or max(uses.values()) >= GUESS_COUNT):
         return _more(fresh, have)

@@ -123,9 +123,9 @@ def compare_rules(learned: TechTree, truth: TechTree) -> list[tuple[str, dict[st
     """(rule, what ``learned`` says it needs, what ``truth`` says) for every collect, make
     and place of the tree's rules: how far a learned tree is from the game's own."""
     rows = []
-    for section, kind, label in (("collect", None, "collect"), ("make", None, "make"), ("place", "place", "place")):
+    for section, kind in (("collect", None), ("make", None), ("place", "place")):
         for thing in learned.rules.get(section, {}):
-            rows.append((f"{label} {thing}", learned.requirements(thing, kind), truth.requirements(thing, kind)))
+            rows.append((f"{section} {thing}", learned.requirements(thing, kind), truth.requirements(thing, kind)))
     return rows
 
 
