@@ -155,8 +155,7 @@ def import_jsonl(store: ExperienceStore, path: Path) -> ImportReport:
         report = ImportReport("merge", {"experience": store.add_experiences(exps)})
         for kind in ("skill", "guardrail"):
             report.added[kind] = 0
-            for item in records[kind]:
-                result = store._upsert(kind, item)
+            for result in store.upsert_knowledge([(kind, item) for item in records[kind]]):
                 if result.status == "added":
                     report.added[kind] += 1
                 elif result.status == "merged":
@@ -171,8 +170,7 @@ def import_jsonl(store: ExperienceStore, path: Path) -> ImportReport:
     for start in range(0, len(exps), store.cfg.write_batch_size):
         store._write_experiences(exps[start:start + store.cfg.write_batch_size], count=False)
     for kind in ("skill", "guardrail"):
-        for item in records[kind]:
-            store._write_knowledge(item)
+        store._write_knowledge([store._bounded(item) for item in records[kind]])
     store.book.shards = {s.id: s for s in records["summary"]}  # type: ignore[misc]
     store.book.dirty = set(store.book.shards)
     store.book.flush()

@@ -53,6 +53,10 @@ def _locked(method: Callable) -> Callable:
     return wrapper
 
 
+def _kind(item: Knowledge) -> str:
+    return "skill" if isinstance(item, Skill) else "guardrail"
+
+
 class ExperienceStore(StoreReads):
     """Three tiers over Chroma: experiences, skills and guardrails, summaries."""
 
@@ -237,37 +241,80 @@ class ExperienceStore(StoreReads):
 
     @_locked
     def _upsert(self, kind: str, data: Any) -> merging.MergeResult:
-        item: Knowledge = validate(kind, data)  # type: ignore[assignment]
-        item = item.model_copy(update={"tags": indices.knowledge_tags(item)})
-        if self.cfg.require_evidence and item.source_experiences:
-            ids = list(dict.fromkeys(item.source_experiences))
-            have = set(self._cols["experiences"].get(ids=ids, include=[])["ids"])
-            lost = [i for i in ids if i not in have]
-            if lost:
-                return merging.MergeResult("rejected", item.id, f"cites {len(lost)} experience(s) the "
-                                           f"store does not hold: {', '.join(lost[:3])}")
-        col = self._cols[kind + "s"]
-        got = col.get(ids=[item.id], include=["metadatas"])
-        if got["ids"]:
-            old = codec.decode(type(item), got["metadatas"][0], item.id)
-            merged = self._write_knowledge(merging.merge(old, item))
-            return merging.MergeResult("merged", merged.id, record=merged)
-        other = "guardrails" if kind == "skill" else "skills"
-        rivals = self._decode_rows(other[:-1], self._cols[other].get(
-            where={"kind": item.trigger.subgoal_kind}, include=["metadatas"]))
-        reason = merging.first_conflict(item, rivals, self.cfg)
-        if reason:
-            log.info("memory: rejected %s %s: %s", kind, item.id, reason)
-            return merging.MergeResult("rejected", item.id, reason)
-        return merging.MergeResult("added", item.id, record=self._write_knowledge(item))
+        return self.upsert_knowledge([(kind, data)])[0]
 
-    def _write_knowledge(self, item: Knowledge) -> Any:
-        item = item.model_copy(update={"source_experiences": item.source_experiences[-self.cfg.max_evidence:]})
-        doc, meta = codec.knowledge_row(item)
-        kind = "skills" if isinstance(item, Skill) else "guardrails"
-        self._cols[kind].upsert(ids=[item.id], documents=[doc], metadatas=[meta],
-                                embeddings=self.embedder.embed([doc]))
-        return item
+    @_locked
+    def upsert_knowledge(self, records: Iterable[Skill | Guardrail | tuple[str, Any]]) -> list[merging.MergeResult]:
+        """Upsert many skills and guardrails at once: the same result, record by record
+        and in order, as one ``upsert_skill``/``upsert_guardrail`` call each, for a few
+        reads and one write per kind instead of four round trips a record (an embedded
+        store commits each one: ~10 ms). Items are models, or ``(kind, data)`` pairs
+        with kind "skill" or "guardrail"."""
+        items: list[Knowledge] = []
+        for rec in records:
+            kind, data = rec if isinstance(rec, tuple) else ("skill" if isinstance(rec, Skill) else "guardrail", rec)
+            item: Knowledge = validate(kind, data)  # type: ignore[assignment]
+            items.append(item.model_copy(update={"tags": indices.knowledge_tags(item)}))
+        if not items:
+            return []
+        have: set[str] = set()
+        if self.cfg.require_evidence:
+            cited = list(dict.fromkeys(i for item in items for i in item.source_experiences))
+            if cited:
+                have = set(self._cols["experiences"].get(ids=cited, include=[])["ids"])
+        # what each collection holds for these ids and subgoal kinds, kept current below
+        stored: dict[str, dict[str, Knowledge]] = {}
+        rivals: dict[tuple[str, str], dict[str, Knowledge]] = {}
+        writes: dict[str, dict[str, Knowledge]] = {"skill": {}, "guardrail": {}}
+        for kind in writes:
+            ids = list(dict.fromkeys(i.id for i in items if _kind(i) == kind))
+            got = self._cols[kind + "s"].get(ids=ids, include=["metadatas"]) if ids else {"ids": []}
+            stored[kind] = {k.id: k for k in self._decode_rows(kind, got)} if got["ids"] else {}
+        results = []
+        for item in items:
+            kind = _kind(item)
+            lost = [i for i in dict.fromkeys(item.source_experiences) if i not in have] \
+                if self.cfg.require_evidence else []
+            if lost:
+                results.append(merging.MergeResult("rejected", item.id, f"cites {len(lost)} experience(s) "
+                                                   f"the store does not hold: {', '.join(lost[:3])}"))
+                continue
+            old = stored[kind].get(item.id)
+            if old is not None:
+                merged = self._bounded(merging.merge(old, item))
+                status = "merged"
+            else:
+                other = "guardrail" if kind == "skill" else "skill"
+                key = (other, item.trigger.subgoal_kind)
+                if key not in rivals:
+                    got = self._cols[other + "s"].get(where={"kind": key[1]}, include=["metadatas"])
+                    rivals[key] = {k.id: k for k in self._decode_rows(other, got)}
+                    rivals[key].update((i, k) for i, k in writes[other].items() if k.trigger.subgoal_kind == key[1])
+                reason = merging.first_conflict(item, list(rivals[key].values()), self.cfg)
+                if reason:
+                    log.info("memory: rejected %s %s: %s", kind, item.id, reason)
+                    results.append(merging.MergeResult("rejected", item.id, reason))
+                    continue
+                merged, status = self._bounded(item), "added"
+            stored[kind][merged.id] = writes[kind][merged.id] = merged
+            rivals.get((kind, item.trigger.subgoal_kind), {})[merged.id] = merged
+            results.append(merging.MergeResult(status, merged.id, record=merged))
+        for kind, batch in writes.items():
+            self._write_knowledge(list(batch.values()))
+        return results
+
+    def _write_knowledge(self, items: list[Knowledge]) -> None:
+        """Write records of one kind as they are (evidence already bounded): one upsert."""
+        unique = list({k.id: k for k in items}.values())
+        for start in range(0, len(unique), self.cfg.write_batch_size):
+            chunk = unique[start:start + self.cfg.write_batch_size]
+            docs, metas = zip(*(codec.knowledge_row(k) for k in chunk))
+            self._cols[_kind(chunk[0]) + "s"].upsert(ids=[k.id for k in chunk], documents=list(docs),
+                                                     metadatas=list(metas), embeddings=self.embedder.embed(list(docs)))
+
+    def _bounded(self, item: Knowledge) -> Any:
+        """The record as stored: its evidence cut to the newest ``max_evidence`` ids."""
+        return item.model_copy(update={"source_experiences": item.source_experiences[-self.cfg.max_evidence:]})
 
     # -- files and integrity (memory.io) --------------------------------------------------
 

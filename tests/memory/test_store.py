@@ -91,6 +91,36 @@ def test_a_guardrail_contradicting_a_strong_skill_is_rejected(store):
     assert store.upsert_guardrail(right).status == "added"
 
 
+def _batch(exp_ids):
+    """Records whose fates depend on each other: a merge of two in the batch, a conflict
+    with a record earlier in the same batch, a citation the store lacks, a plain add."""
+    return [
+        skill_for("craft wood_pickaxe", [exp_ids[0]], support=6, confidence=0.95),
+        guardrail_for("craft wood_pickaxe", "wood<1", [exp_ids[1]]),  # contradicts the skill above
+        skill_for("collect wood", [exp_ids[2]], support=2, confidence=0.9),
+        skill_for("collect wood", [exp_ids[3]], support=1, confidence=0.6),  # merges into the one above
+        guardrail_for("place table", "wood>=1", ["ex-ghost"]),  # cites nothing stored
+        guardrail_for("craft wood_pickaxe", "near:table", [exp_ids[4]]),  # no overlap: added
+    ]
+
+
+def test_batch_upsert_matches_one_by_one(tmp_path, gen):
+    exps = gen.experiences(10)
+    outcomes = []
+    for batched in (False, True):
+        with ExperienceStore.open(tmp_path / f"m{batched}", embedder="hashing") as store:
+            store.add_experiences(exps)
+            records = _batch([e.id for e in exps])
+            results = store.upsert_knowledge(records) if batched else [
+                (store.upsert_skill if isinstance(r, Skill) else store.upsert_guardrail)(r) for r in records]
+            stored = sorted((k.id, k.support, k.version, tuple(k.source_experiences))
+                            for k in store.list_skills() + store.list_guardrails())
+            outcomes.append(([(r.status, r.id) for r in results], stored))
+    assert outcomes[0] == outcomes[1]
+    statuses = [s for s, _ in outcomes[1][0]]
+    assert statuses == ["added", "rejected", "added", "merged", "rejected", "added"]
+
+
 def _ctx(**over):
     data = dict(task="collect_diamond", facts=["wood==2", "near:table"],
                 subgoal=SubgoalRef(name="craft wood_pickaxe", kind="craft", target="wood_pickaxe"))
