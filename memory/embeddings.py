@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import re
+import threading
 import zlib
 from collections import OrderedDict
 from typing import Protocol
@@ -130,8 +131,15 @@ class CachedEmbedder:
         self.name, self.identity, self.dim = inner.name, inner.identity, inner.dim
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.hits = self.misses = 0
+        # the agent writes memory from a background thread while it retrieves: one call
+        # at a time (a fast tokenizer shared by two threads fails with "Already borrowed")
+        self._lock = threading.Lock()
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            return self._embed(texts)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         missing: dict[str, list[int]] = {}
         for i, text in enumerate(texts):

@@ -74,8 +74,7 @@ class SteveAgent:
         # "sync": each checkpoint is on disk before the next node runs, so a SIGKILL
         # loses at most the subgoal in progress.
         extra = {"durability": "sync"} if self._conn is not None else {}
-        self.last_state = self.graph.invoke(state, config, context=ctx, **extra)
-        return self.last_state
+        return self._invoke(ctx, state, config, **extra)
 
     def resume(self, env: Any, seed: int, on_step: Any = None) -> dict[str, Any]:
         """Continue the episode of ``seed`` that a killed process left open.
@@ -103,12 +102,17 @@ class SteveAgent:
         ctx = AgentContext(env=env, planner=self.planner, executor=self.executor, tree=self.tree,
                            store=self.store, learn=self.learn, on_step=on_step, live=self._live(obs))
         if snap is None:
-            state = self._initial_state(episode_id, seed)
-            self.last_state = self.graph.invoke(state, config, context=ctx, durability="sync")
-        else:
-            log.info("resuming %s at step %d", episode_id, keep)
-            self.last_state = self.graph.invoke(None, snap.config | {"recursion_limit": RECURSION_LIMIT},
-                                                context=ctx, durability="sync")
+            return self._invoke(ctx, self._initial_state(episode_id, seed), config, durability="sync")
+        log.info("resuming %s at step %d", episode_id, keep)
+        return self._invoke(ctx, None, snap.config | {"recursion_limit": RECURSION_LIMIT}, durability="sync")
+
+    def _invoke(self, ctx: AgentContext, state: dict[str, Any] | None, config: dict[str, Any],
+                **extra: Any) -> dict[str, Any]:
+        try:
+            self.last_state = self.graph.invoke(state, config, context=ctx, **extra)
+        finally:
+            if ctx.live.pending is not None:
+                ctx.live.pending.close()  # the episode's last batch is on disk, the thread gone
         return self.last_state
 
     def teach_from_memory(self) -> list[str]:

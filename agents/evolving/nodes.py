@@ -198,7 +198,7 @@ def distill(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
     if not (ctx.live.pending.due() or state.get("done")):
         return {}
     learned = dict(state.get("learned") or {})
-    for key, n in ctx.live.pending.flush().items():
+    for key, n in ctx.live.pending.flush(wait=bool(state.get("done"))).items():
         learned[key] = learned.get(key, 0) + n
     return {"learned": learned}
 
