@@ -71,11 +71,17 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     bare Crafter on the very same trajectories: each round plays one episode (seed S+r),
     then replays its actions from the same seed in Crafter's own ``Env`` in this process.
     Rates are totals over the rounds. Both clocks leave world generation out, and the
-    embedding model is loaded when the store opens, before the episode's clock starts."""
+    embedding model is loaded when the store opens, before the episode's clock starts.
+    A short untimed episode first pays what a process pays once (lazy imports, the first
+    Parquet and Chroma writes, Crafter's textures), as the bare side has by the time it
+    replays: the figure is the cost per step of a run, not of starting one."""
     from bench_agent_scripted import replay_rates
 
     from envs.episodes import read_steps
 
+    if args.warmup:
+        _run(OUT / "speed-warmup", ["agent.name=steve", f"env.max_steps={args.warmup}", "run.episodes=1",
+                                    f"run.seed={args.seed - 1}", f"memory.embedder={args.embedder}"])
     steps, seconds, trajectories = 0, 0.0, []
     for r in range(args.rounds):
         out = OUT / f"speed-{r}"
@@ -103,6 +109,7 @@ def main() -> None:
     p.add_argument("--window", type=int, default=10)
     p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=300, help="speed: steps of the untimed first episode (0: none)")
     p.add_argument("--embedder", default="minilm")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for every run, e.g. --set memory.retrieval.k_skills=3")
