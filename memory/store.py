@@ -5,6 +5,7 @@ The agent calls it once per subgoal::
     store = ExperienceStore.open(cfg.memory)             # or open("runs/x/memory")
     store.add_experiences([exp])                          # tier 1 (+ tier 3 counts)
     result = store.upsert_skill(skill)                    # added | merged | rejected
+    results = store.upsert_knowledge([skill, guardrail])  # the same, a batch at a time
     found = store.retrieve(RetrievalContext(task=..., subgoal=..., facts=...))
     store.close()
 

@@ -136,6 +136,8 @@ class Executor:
         program = self.program(subgoal)
         reflexes = Reflexes(x, subgoal, self.night_shelter) if self.reflexes else None
         pass_probs = self._accepts_probs(env)
+        annotate = getattr(env, "annotate", None)  # an episode recorder: steps carry what they serve
+        shown: str | None = None  # the reflex label the recorder holds (None: the subgoal's name)
         want_probs = pass_probs or on_step is not None
         n_actions = len(self.action_names)
         last_health = obs.vitals.get("health", 0.0)
@@ -155,6 +157,9 @@ class Executor:
                 res.reason, res.detail = "interrupted", "a need came up"
                 break
             reflex = reflexes.program(res.steps) if reflexes else None
+            if annotate is not None and reflexes is not None and reflexes.label() != shown:
+                shown = reflexes.label()
+                annotate(subgoal=shown or subgoal.name)
             try:
                 if x.obs.extras.get("sleeping") and subgoal.kind != "sleep" and reflex is None:
                     # asleep, the game ignores actions: wait for it to wake the player
@@ -218,6 +223,8 @@ class Executor:
         program.close()
         if reflexes:
             reflexes.close()
+        if shown is not None:
+            annotate(subgoal=subgoal.name)
         res.obs = x.obs
         if not res.success and not res.reason:
             res.reason = "unknown"

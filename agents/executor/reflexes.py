@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,10 @@ ORDER = ("strike", "rest", "drink", "eat", "sleep", "snack", "stock", "sip", "ni
 STEPS = {"strike": 12, "rest": 300, "drink": 120, "eat": 150, "sleep": 300, "snack": 25, "stock": 20,
          "sip": 15, "night": 260}
 COOLDOWN = 40
+# What each reflex is for, in the planner's own subgoal words: recorded as the step's
+# subgoal while the reflex acts, so that a student reads what the actions serve
+LABELS = {"rest": "rest in shelter", "drink": "drink water", "sip": "drink water", "eat": "eat cow",
+          "snack": "eat cow", "sleep": "sleep", "stock": "collect stone", "night": "sleep"}
 REST_BELOW = 3  # health at which the player walls itself in to heal (26 steps a point awake)
 
 
@@ -72,6 +77,7 @@ class Active:
     program: Skill
     stop: Callable[[], bool]
     start: int
+    label: str  # the subgoal it serves, in the planner's words (see LABELS)
 
 
 class Reflexes:
@@ -97,8 +103,13 @@ class Reflexes:
         new = self._trigger(t, limit)
         if new is not None:
             log.debug("t=%d reflex %s starts (stack %s)", self.x.obs.step, new[0], [a.name for a in self.stack])
-            self.stack.append(Active(new[0], new[1], new[2], t))
+            name = new[0]
+            self.stack.append(Active(name, new[1], new[2], t, new[3] if len(new) > 3 else LABELS[name]))
         return self.stack[-1].program if self.stack else None
+
+    def label(self) -> str | None:
+        """The subgoal the running reflex serves (None: the subgoal's own program runs)."""
+        return self.stack[-1].label if self.stack else None
 
     def waiting(self) -> bool:
         """Whether a reflex that waits out time (night, rest, sleep) runs now."""
@@ -125,7 +136,7 @@ class Reflexes:
         log.debug("t=%d reflex %s ends", self.x.obs.step, top.name)
         top.program.close()
 
-    def _trigger(self, t: int, limit: int) -> tuple[str, Skill, Callable[[], bool]] | None:
+    def _trigger(self, t: int, limit: int) -> tuple[Any, ...] | None:
         x, sg = self.x, self.subgoal
         active = {a.name for a in self.stack}
 
@@ -139,7 +150,7 @@ class Reflexes:
                 name = x.name_at_offset(dx, dy)
                 if name in HOSTILE and not (sg.kind == "fight" and sg.target == name):
                     return ("strike", strike(x, dx, dy),
-                            lambda dx=dx, dy=dy, name=name: x.name_at_offset(dx, dy) != name)
+                            lambda dx=dx, dy=dy, name=name: x.name_at_offset(dx, dy) != name, f"defeat {name}")
         v = x.obs.vitals
         dark = is_night(x.obs.step)
         can_wall = bool(x.inv("wood_pickaxe")) or x.inv("stone") >= 3  # else sheltering is a goose chase

@@ -132,3 +132,26 @@ def test_a_place_that_does_nothing_on_good_ground_is_a_missing_requirement(craft
     res = ex.run(crafter, obs, sg("place table", "place", "table", "achievement", "place_table", budget=40))
     assert not res.success and res.reason == "missing_requirement", (res.reason, res.detail)
     assert res.before_last is not None and res.before_last.step == res.obs.step - 1
+
+
+def test_steps_a_reflex_takes_are_recorded_as_the_subgoal_it_serves(tmp_path):
+    import envs
+    from envs.episodes import read_steps
+    from envs.recorder import EpisodeRecorder
+
+    env = EpisodeRecorder(envs.make("crafter", max_steps=10000), tmp_path, "steve", "test")
+    obs, _ = env.reset(SEED)
+    env.env._env._player.inventory["drink"] = 1  # thirsty in the morning: the drink reflex takes over
+    obs = env.step(0)[0]
+    ex = Executor()
+    ex.reset(obs)
+    env.annotate(subgoal="collect wood")
+    res = ex.run(env, obs, sg("collect wood", "collect", "wood", "inventory", "wood", 2, budget=150))
+    assert res.success, (res.reason, res.detail)
+    env.close()
+    steps = read_steps(tmp_path, ["subgoal", "action_name"]).to_pylist()
+    labels = [s["subgoal"] for s in steps[1:]]
+    assert labels[0] == "drink water" and "collect wood" in labels  # the reflex first, then the subgoal
+    drinking = [s["action_name"] for s in steps[1:] if s["subgoal"] == "drink water"]
+    assert drinking[-1] == "do"  # the last step of the reflex drank
+    assert env._context["subgoal"] == "collect wood"  # restored when the reflex ended
