@@ -23,6 +23,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -168,6 +169,8 @@ def main() -> None:
             checkpoint = Path(report["dagger"][-1]["checkpoint"])
 
     seeds = range(args.eval_seed, args.eval_seed + args.eval_episodes)
+    for old in ("eval-teacher", "eval-student"):  # the last run's plays: a recorder never overwrites
+        shutil.rmtree(args.out / old, ignore_errors=True)
     teacher = record_teacher(args.out / "eval-teacher", seeds, args.max_steps, "full", pool)
     student = play([RolloutJob(seed=s, out=str(args.out / "eval-student" / f"seed-{s}"), checkpoint=str(checkpoint),
                                max_steps=args.max_steps, teacher=False, label="student", sample=not args.greedy,
