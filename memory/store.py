@@ -240,7 +240,6 @@ class ExperienceStore(StoreReads):
         """Add a guardrail, merge it into the same one, or reject it (see :mod:`memory.merging`)."""
         return self._upsert("guardrail", guardrail)
 
-    @_locked
     def _upsert(self, kind: str, data: Any) -> merging.MergeResult:
         return self.upsert_knowledge([(kind, data)])[0]
 
