@@ -260,16 +260,15 @@ class ExperienceStore(StoreReads):
         have: set[str] = set()
         if self.cfg.require_evidence:
             cited = list(dict.fromkeys(i for item in items for i in item.source_experiences))
-            if cited:
-                have = set(self._cols["experiences"].get(ids=cited, include=[])["ids"])
+            have = {i for got in self._get_chunked("experiences", cited, []) for i in got["ids"]}
         # what each collection holds for these ids and subgoal kinds, kept current below
         stored: dict[str, dict[str, Knowledge]] = {}
         rivals: dict[tuple[str, str], dict[str, Knowledge]] = {}
         writes: dict[str, dict[str, Knowledge]] = {"skill": {}, "guardrail": {}}
         for kind in writes:
             ids = list(dict.fromkeys(i.id for i in items if _kind(i) == kind))
-            got = self._cols[kind + "s"].get(ids=ids, include=["metadatas"]) if ids else {"ids": []}
-            stored[kind] = {k.id: k for k in self._decode_rows(kind, got)} if got["ids"] else {}
+            stored[kind] = {k.id: k for got in self._get_chunked(kind + "s", ids, ["metadatas"])
+                            for k in self._decode_rows(kind, got)}
         results = []
         for item in items:
             kind = _kind(item)
@@ -302,6 +301,11 @@ class ExperienceStore(StoreReads):
         for kind, batch in writes.items():
             self._write_knowledge(list(batch.values()))
         return results
+
+    def _get_chunked(self, collection: str, ids: list[str], include: list[str]) -> list[dict]:
+        """``get`` by ids, ``write_batch_size`` at a time (an import may name tens of thousands)."""
+        step = self.cfg.write_batch_size
+        return [self._cols[collection].get(ids=ids[i:i + step], include=include) for i in range(0, len(ids), step)]
 
     def _write_knowledge(self, items: list[Knowledge]) -> None:
         """Write records of one kind as they are (evidence already bounded): one upsert."""

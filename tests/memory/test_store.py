@@ -108,7 +108,9 @@ def test_batch_upsert_matches_one_by_one(tmp_path, gen):
     exps = gen.experiences(10)
     outcomes = []
     for batched in (False, True):
-        with ExperienceStore.open(tmp_path / f"m{batched}", embedder="hashing") as store:
+        # the batch reads and writes in chunks of 2 here, as a large import would
+        with ExperienceStore.open(tmp_path / f"m{batched}", embedder="hashing",
+                                  write_batch_size=2 if batched else 5000) as store:
             store.add_experiences(exps)
             records = _batch([e.id for e in exps])
             results = store.upsert_knowledge(records) if batched else [
