@@ -296,7 +296,9 @@ class ExperienceStore(StoreReads):
                     continue
                 merged, status = self._bounded(item), "added"
             stored[kind][merged.id] = writes[kind][merged.id] = merged
-            rivals.get((kind, item.trigger.subgoal_kind), {})[merged.id] = merged
+            mine = (kind, item.trigger.subgoal_kind)
+            if mine in rivals:  # already read: keep it current (a later read adds ``writes``)
+                rivals[mine][merged.id] = merged
             results.append(merging.MergeResult(status, merged.id, record=merged))
         for kind, batch in writes.items():
             self._write_knowledge(list(batch.values()))
@@ -308,7 +310,8 @@ class ExperienceStore(StoreReads):
         return [self._cols[collection].get(ids=ids[i:i + step], include=include) for i in range(0, len(ids), step)]
 
     def _write_knowledge(self, items: list[Knowledge]) -> None:
-        """Write records of one kind as they are (evidence already bounded): one upsert."""
+        """Write records of one kind as they are (evidence already bounded): one upsert a
+        ``write_batch_size`` records, the last of a repeated id winning."""
         unique = list({k.id: k for k in items}.values())
         for start in range(0, len(unique), self.cfg.write_batch_size):
             chunk = unique[start:start + self.cfg.write_batch_size]
