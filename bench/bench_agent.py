@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,9 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     embedding model is loaded when the store opens, before the episode's clock starts.
     A short untimed episode first pays what a process pays once (lazy imports, the first
     Parquet and Chroma writes, Crafter's textures), as the bare side has by the time it
-    replays: the figure is the cost per step of a run, not of starting one."""
+    replays: the figure is the cost per step of a run, not of starting one. Each round's
+    replay follows its episode at once, and each round's ratio is reported too (their
+    median resists a host whose speed drifts within the run)."""
     from bench_agent_scripted import replay_rates
 
     from envs.episodes import read_steps
@@ -82,20 +85,30 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     if args.warmup:
         _run(OUT / "speed-warmup", ["agent.name=steve", f"env.max_steps={args.warmup}", "run.episodes=1",
                                     f"run.seed={args.seed - 1}", f"memory.embedder={args.embedder}"])
-    steps, seconds, trajectories = 0, 0.0, []
+    steps, lengths, rounds = 0, [], []
+    spent = {"agent": 0.0, "raw": 0.0, "adapter": 0.0}
     for r in range(args.rounds):
         out = OUT / f"speed-{r}"
         _run(out, ["agent.name=steve", f"env.max_steps={args.steps}", "run.episodes=1",
                    f"run.seed={args.seed + r}", f"memory.embedder={args.embedder}"])
         (meta,) = read_index(out)  # the episode's own clock
-        steps += meta.length
-        seconds += meta.finished_at - meta.started_at
-        trajectories.append((args.seed + r, read_steps(out, ["action"]).column("action").to_pylist()))
-    bare = replay_rates(trajectories, args.steps)
-    agent = steps / seconds
-    return {"embedder": args.embedder, "steps": steps, "lengths": [len(a) for _, a in trajectories],
-            "steps_per_s": {"bare": bare["raw"], "bare_adapter": bare["adapter"], "agent": agent},
-            "ratio": bare["raw"] / agent}
+        actions = read_steps(out, ["action"]).column("action").to_pylist()
+        # the bare replay right after its episode: a machine whose speed drifts (a shared
+        # host) then weighs on both sides of each round alike
+        bare = replay_rates([(args.seed + r, actions)], args.steps)
+        agent_s = meta.finished_at - meta.started_at
+        n = meta.length
+        steps += n
+        lengths.append(n)
+        spent["agent"] += agent_s
+        spent["raw"] += n / bare["raw"]
+        spent["adapter"] += n / bare["adapter"]
+        rounds.append(round(agent_s * bare["raw"] / n, 3))  # this round: agent time / bare time
+    rates = {k: steps / v for k, v in spent.items()}
+    return {"embedder": args.embedder, "steps": steps, "lengths": lengths,
+            "steps_per_s": {"bare": rates["raw"], "bare_adapter": rates["adapter"], "agent": rates["agent"]},
+            "ratio": rates["raw"] / rates["agent"], "ratio_per_round": rounds,
+            "ratio_median_round": float(statistics.median(rounds))}
 
 
 def main() -> None:

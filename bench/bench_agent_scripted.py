@@ -7,7 +7,7 @@ ratio is then the agent's cost alone, not a difference between trajectories (Cra
 own cost per step depends on the state). World generation (reset) is timed apart and
 left out of every rate: it is the same for an agent and for bare Crafter.
 
-    python bench/bench_agent_scripted.py --episodes 20 --seed 100
+    python bench/bench_agent_scripted.py --episodes 20 --seed 100 [--harm]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,47 @@ class _Timed(Wrapper):
         return out
 
 
+class _Harm(Wrapper):
+    """Where health goes (``--harm``): each loss is put down to a zombie next to the
+    player, a hit of 2 or more with none next to it (an arrow), or an empty vital
+    (hunger, thirst, fatigue); a final blow of 1 goes to the cause of the loss before it.
+    Losses are also split by the time of day (zombies come out from step ~115 of 300)."""
+
+    def __init__(self, env: envs.Env):
+        super().__init__(env)
+        self.damage: Counter[str] = Counter()
+        self.by_time: Counter[str] = Counter()
+        self.last_cause = ""
+        self._health = 9.0
+
+    def reset(self, seed: int | None = None):
+        obs, info = self.env.reset(seed)
+        self._health, self.last_cause = obs.vitals.get("health", 9.0), ""
+        return obs, info
+
+    def step(self, action: int, **kwargs: Any):
+        obs, reward, terminated, truncated, info = self.env.step(action, **kwargs)
+        lost = self._health - obs.vitals.get("health", 0.0)
+        self._health = obs.vitals.get("health", 0.0)
+        if lost > 0:
+            view = obs.local_view
+            r, c = view.shape[0] // 2, view.shape[1] // 2
+            beside = {view[r + dy, c + dx] for dx, dy in ((0, 1), (0, -1), (1, 0), (-1, 0))}
+            empty = [k for k in ("food", "drink", "energy") if obs.vitals.get(k, 9) <= 0]
+            if "zombie" in beside and lost >= 2:
+                cause = "zombie"
+            elif lost >= 2:
+                cause = "arrow"
+            elif empty:
+                cause = {"food": "hunger", "drink": "thirst", "energy": "fatigue"}[empty[0]]
+            else:
+                cause = self.last_cause or "other"
+            self.damage[cause] += lost
+            self.by_time["night (115-300)" if obs.step % 300 >= 115 else "day"] += lost
+            self.last_cause = cause
+        return obs, reward, terminated, truncated, info
+
+
 def replay_rates(episodes: list[tuple[int, list[int]]], max_steps: int) -> dict[str, float]:
     """Steps/s of bare Crafter replaying the agent's own actions from the same seeds.
 
@@ -84,8 +126,10 @@ def replay_rates(episodes: list[tuple[int, list[int]]], max_steps: int) -> dict[
     return {k: steps / v for k, v in spent.items()}
 
 
-def run(episodes: int, seed: int, max_steps: int, prior: str) -> dict[str, Any]:
-    env = _Timed(envs.make("crafter", max_steps=max_steps))
+def run(episodes: int, seed: int, max_steps: int, prior: str, harm: bool = False) -> dict[str, Any]:
+    harmed = _Harm(envs.make("crafter", max_steps=max_steps)) if harm else None
+    env = _Timed(harmed or envs.make("crafter", max_steps=max_steps))
+    killers: Counter[str] = Counter()
     planner = GraphPlanner(prior=prior)
     executor = Executor(planner.tree)
     per_episode, trajectories = [], []
@@ -97,6 +141,9 @@ def run(episodes: int, seed: int, max_steps: int, prior: str) -> dict[str, Any]:
         trajectories.append((seed + i, actions))
         per_episode.append({"seed": seed + i, "length": result.length, "died": result.died,
                             "achievements": result.achievements})
+        if harmed is not None and result.died:
+            per_episode[-1]["killed_by"] = harmed.last_cause
+            killers[harmed.last_cause] += 1
         log.info("seed %d: %d steps, %d achievements%s", seed + i, result.length,
                      len(result.achievements), " (died)" if result.died else "")
     agent_s = time.perf_counter() - start - env.reset_s
@@ -116,6 +163,8 @@ def run(episodes: int, seed: int, max_steps: int, prior: str) -> dict[str, Any]:
         "env_steps_per_s_inside_agent_run": env.steps / env.step_s,
         "total_agent_steps": env.steps, "reset_s": env.reset_s,
         "per_episode": per_episode,
+        **({"damage": dict(harmed.damage.most_common()), "damage_by_time": dict(harmed.by_time),
+            "killed_by": dict(killers.most_common())} if harmed is not None else {}),
     }
 
 
@@ -126,11 +175,13 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=10000)
     parser.add_argument("--prior", choices=("full", "partial", "none"), default="full")
     parser.add_argument("--out", type=Path, default=Path("bench/results/agent_scripted.json"))
+    parser.add_argument("--harm", action="store_true",
+                        help="also report where health went (zombies, arrows, hunger, ...) and what killed")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
 
-    res = run(args.episodes, args.seed, args.max_steps, args.prior)
+    res = run(args.episodes, args.seed, args.max_steps, args.prior, args.harm)
     print(f"prior {res['prior']}, {res['episodes']} episodes, seeds {res['seeds'][0]}..{res['seeds'][1]}")
     for name, rate in res["success_rates"].items():
         print(f"  {name:20s} {rate:6.1f} %")
@@ -141,6 +192,8 @@ def main() -> None:
           f"{sps['bare_adapter']:.0f}); agent/bare {res['agent_vs_bare_raw']:.2f} "
           f"(target >= 0.67); agent's own time {res['agent_overhead_ms_per_step']:.3f} ms/step "
           f"(env steps inside the run: {res['env_steps_per_s_inside_agent_run']:.0f}/s)")
+    if args.harm:
+        print(f"health lost: {res['damage']} ({res['damage_by_time']}); deaths by: {res['killed_by']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2))
 
