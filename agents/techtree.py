@@ -120,12 +120,6 @@ class TechTree:
         order = list(self.rules.get("strategy", {}).get("curriculum") or [])
         return tuple(order + [a for a in self.achievements if a not in order])
 
-    @property
-    def one_at_a_time(self) -> frozenset[str]:
-        """Items the strategy says to use as soon as one is held rather than gather in
-        bulk first: scarce ones, of which a second may take the rest of the episode."""
-        return frozenset(self.rules.get("strategy", {}).get("one_at_a_time") or ())
-
     def carry(self, achievement: str) -> dict[str, int]:
         """What the strategy says to hold before trying ``achievement`` (may be empty)."""
         return dict((self.rules.get("strategy", {}).get("carry") or {}).get(achievement) or {})
@@ -214,7 +208,7 @@ class TechTree:
         place one) or ``("act", name, 0)`` (a step the tree knows nothing about, such as
         sleeping, kept in order as ``Step("act", name)``). Items consumed on the way are
         collected again; collects of one item are merged (``collect wood`` to 4, not 2
-        then 1 then 1), except those the strategy lists as ``one_at_a_time``.
+        then 1 then 1).
         """
         sim = _Sim(dict(inventory), set(nearby))
         for kind, thing, n in needs:
@@ -224,7 +218,7 @@ class TechTree:
                 sim.add(Step("act", thing, 0, 0))
             else:
                 self._obtain(thing, min(int(n), CAP), sim, 0)
-        return _merge_collects(sim.steps, self.one_at_a_time)
+        return _merge_collects(sim.steps)
 
     def _obtain(self, thing: str, level: int, sim: _Sim, depth: int) -> None:
         if sim.inv.get(thing, 0) >= level:
@@ -330,17 +324,15 @@ class _Sim:
         self.steps.append(step)
 
 
-def _merge_collects(steps: list[Step], apart: Iterable[str] = ()) -> list[Step]:
+def _merge_collects(steps: list[Step]) -> list[Step]:
     """Fold a later ``collect X`` into the first one (up to the cap of 9).
 
     The first collect of X already had X's tools, and tools are never used up, so the
-    later amount can always be gathered then: one trip to the trees, not three. Items in
-    ``apart`` are not merged: each one is used as soon as it is held.
+    later amount can always be gathered then: one trip to the trees, not three.
     """
     out: list[Step] = []
-    apart = frozenset(apart)
     for step in steps:
-        if step.kind == "collect" and step.thing not in apart:
+        if step.kind == "collect":
             for i, prev in enumerate(out):
                 if prev.kind == "collect" and prev.thing == step.thing and prev.level + step.gain <= CAP:
                     out[i] = Step("collect", prev.thing, prev.level + step.gain, prev.gain + step.gain)

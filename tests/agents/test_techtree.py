@@ -98,20 +98,6 @@ def test_steps_merge_collects_and_order_prerequisites():
     assert kinds[-1] == ("make", "iron_pickaxe", False)
 
 
-def test_scarce_items_are_used_one_at_a_time():
-    """Iron is rare: the pickaxe is made with the first iron, before a second is sought
-    for the sword (merged, both would wait for two). Plentiful coal is still merged."""
-    tree = TechTree.load("full")
-    assert tree.one_at_a_time == {"iron", "diamond"}
-    have = {"stone_pickaxe": 1, "wood_pickaxe": 1}
-    steps = tree.steps_for([("have", "iron_pickaxe", 1), ("have", "iron_sword", 1)], have, ["table", "furnace"])
-    names = [(s.kind, s.thing, s.level) for s in steps]
-    assert names == [("collect", "wood", 2), ("collect", "coal", 2), ("collect", "iron", 1),
-                     ("make", "iron_pickaxe", 1), ("collect", "iron", 1), ("make", "iron_sword", 1)]
-    # the none prior knows no strategy: nothing is kept apart
-    assert TechTree.load("none").one_at_a_time == frozenset()
-
-
 def test_cycles_and_unknown_things_raise():
     tree = TechTree(load_rules("full"))
     tree.learn_requirement("wood", "wood_pickaxe", 1)  # wood needs a pickaxe that needs wood
