@@ -129,7 +129,6 @@ def replay_rates(episodes: list[tuple[int, list[int]]], max_steps: int) -> dict[
 def run(episodes: int, seed: int, max_steps: int, prior: str, harm: bool = False) -> dict[str, Any]:
     harmed = _Harm(envs.make("crafter", max_steps=max_steps)) if harm else None
     env = _Timed(harmed or envs.make("crafter", max_steps=max_steps))
-    killers: Counter[str] = Counter()
     planner = GraphPlanner(prior=prior)
     executor = Executor(planner.tree)
     per_episode, trajectories = [], []
@@ -143,7 +142,6 @@ def run(episodes: int, seed: int, max_steps: int, prior: str, harm: bool = False
                             "achievements": result.achievements})
         if harmed is not None and result.died:
             per_episode[-1]["killed_by"] = harmed.last_cause
-            killers[harmed.last_cause] += 1
         log.info("seed %d: %d steps, %d achievements%s", seed + i, result.length,
                      len(result.achievements), " (died)" if result.died else "")
     agent_s = time.perf_counter() - start - env.reset_s
@@ -164,7 +162,8 @@ def run(episodes: int, seed: int, max_steps: int, prior: str, harm: bool = False
         "total_agent_steps": env.steps, "reset_s": env.reset_s,
         "per_episode": per_episode,
         **({"damage": dict(harmed.damage.most_common()), "damage_by_time": dict(harmed.by_time),
-            "killed_by": dict(killers.most_common())} if harmed is not None else {}),
+            "killed_by": dict(Counter(e["killed_by"] for e in per_episode if "killed_by" in e).most_common())}
+           if harmed is not None else {}),
     }
 
 
