@@ -120,6 +120,8 @@ class Navigator:
             creature = (win > 0) & (win != OBJ["plant"]) & (win != OBJ["ripe_plant"]) & (win != OBJ["player"])
             sub[creature] = np.minimum(sub[creature] + CREATURE - STEP, INF)
             sub[(win == OBJ["plant"]) | (win == OBJ["ripe_plant"])] = INF
+        for px, py in w.plants:  # out of view too: the map keeps only the grass under it
+            cost[py, px] = INF
         # a skeleton's line of fire (also one seen a moment ago, just out of view, or the
         # route flips each time it comes into view): arrows fly along rows and columns
         for (sx, sy), t in w.seen[OBJ["skeleton"]].items():
@@ -185,7 +187,8 @@ class Navigator:
         x0, y0, x1, y1 = w.view
         for tx, ty in cells.tolist():
             t_obj = x0 <= tx < x1 and y0 <= ty < y1 and w.obj[ty, tx] not in (0, _PLAYER)
-            blocking = t_obj or w.mat[ty, tx] not in _WALK_CODES
+            # a plant out of view is still there (the map keeps only its grass): faced like a tree
+            blocking = t_obj or w.mat[ty, tx] not in _WALK_CODES or (tx, ty) in w.plants
             for k, (dx, dy) in enumerate(DIRS):
                 ax, ay = tx - dx, ty - dy
                 if not (0 <= ax < size and 0 <= ay < size):

@@ -42,7 +42,7 @@ def follow(w: WorldMap, nav: Navigator, route, start, facing=(0, 1), limit=60):
         d = MOVES[action]
         facing = d
         nxt = (pos[0] + d[0], pos[1] + d[1])
-        if w.mat[nxt[1], nxt[0]] in (CODE["grass"], CODE["sand"], CODE["path"]):
+        if w.mat[nxt[1], nxt[0]] in (CODE["grass"], CODE["sand"], CODE["path"]) and nxt not in w.plants:
             pos = nxt
             path.append(pos)
             assert w.mat[pos[1], pos[0]] != CODE["lava"]
@@ -102,6 +102,26 @@ def test_facing_a_tree_ends_with_a_turn():
     route = nav.search(nav.face_seeds(np.array([[3, 1]]), enter), enter)
     path, facing = follow(w, nav, route, (0, 1))
     assert (path[-1][0] + facing[0], path[-1][1] + facing[1]) == (3, 1)
+
+
+def test_a_walled_plant_out_of_view_is_faced_by_digging_through_its_wall():
+    # the map keeps only the grass under a plant once it is out of view; the plant is
+    # still there and blocks, so the route digs a wall and ends with a turn toward it
+    w = hand_map(["......",
+                  "...#..",
+                  "..#.#.",
+                  "...#.."])
+    w.note_plant((3, 2), own=True)
+    w.position = (0, 0)
+    w.view = (0, 0, 0, 0)  # nothing in view
+    nav = Navigator(w, A)
+    enter = nav.enter_costs(minable=("stone",))
+    assert enter[w.index(3, 2)] >= INF
+    seeds = nav.face_seeds(np.array([[3, 2]]), enter)
+    assert seeds
+    path, facing = follow(w, nav, nav.search(seeds, enter), (0, 0))
+    assert (path[-1][0] + facing[0], path[-1][1] + facing[1]) == (3, 2)
+    assert (3, 2) not in path
 
 
 def test_teacher_moves_are_all_and_only_the_equally_good_ones():
