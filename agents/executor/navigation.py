@@ -179,16 +179,23 @@ class Navigator:
 
         A blocking target (a tree, a cow) is faced by moving into it from a neighbour (the
         move only turns). A walkable one (grass to place on) is faced by arriving at the
-        neighbour with a move in its direction, from the cell behind.
+        neighbour with a move in its direction, from the cell behind. A route never passes
+        through a blocking target (``enter`` is changed in place): dug on the way, the
+        target would be walkable by the time the final move, meant as a turn, steps onto it.
         """
         w = self.world
         size = w.size
         seeds: dict[int, tuple[int, int]] = {}
         x0, y0, x1, y1 = w.view
+        targets = []
         for tx, ty in cells.tolist():
             t_obj = x0 <= tx < x1 and y0 <= ty < y1 and w.obj[ty, tx] not in (0, _PLAYER)
             # a plant out of view is still there (the map keeps only its grass): faced like a tree
             blocking = t_obj or w.mat[ty, tx] not in _WALK_CODES or (tx, ty) in w.plants
+            if blocking:
+                enter[ty * size + tx] = INF
+            targets.append((tx, ty, blocking))
+        for tx, ty, blocking in targets:
             for k, (dx, dy) in enumerate(DIRS):
                 ax, ay = tx - dx, ty - dy
                 if not (0 <= ax < size and 0 <= ay < size):

@@ -124,6 +124,22 @@ def test_a_walled_plant_out_of_view_is_faced_by_digging_through_its_wall():
     assert (3, 2) not in path
 
 
+def test_a_route_to_face_a_cell_never_digs_through_that_cell():
+    # sealing a pocket faces its stone P from the far side E; the shortest walk there
+    # digs through P itself, after which the final move, meant as a turn, steps onto P
+    w = hand_map(["..#...",
+                  "..#...",
+                  "..#...",
+                  "......"])
+    w.position = (0, 1)
+    nav = Navigator(w, A)
+    enter = nav.enter_costs(minable=("stone",))
+    seeds = nav.face_seeds(np.array([[2, 1]]), enter, stand_ok=lambda x, y: (x, y) == (3, 1))
+    path, facing = follow(w, nav, nav.search(seeds, enter), (0, 1), facing=(1, 0))
+    assert path[-1] == (3, 1) and facing == (-1, 0)
+    assert (2, 1) not in path and w.mat[1, 2] == CODE["stone"]
+
+
 def test_teacher_moves_are_all_and_only_the_equally_good_ones():
     w = hand_map(["......",
                   "......",
