@@ -23,16 +23,21 @@ DAY = 300
 # Walls stop zombies and arrows. Water stops zombies but arrows fly over it, so it is a
 # wall only away from paths (skeletons walk on paths); a pocket next to water is a well.
 _WALL = tuple(CODE[n] for n in ("stone", "tree", "coal", "iron", "diamond", "table", "furnace"))
+SKELETON_RANGE = 6  # skeletons shoot from 5 cells (Manhattan); one more for the step it takes
 _OPEN = frozenset(("grass", "sand", "path", "lava", "zombie", "cow", "skeleton", "arrow", "player"))
 
 
 def sealed(x: SkillContext, limit: int = 6) -> bool:
-    """No zombie or arrow can reach a cell next to the player (flood fill in the view)."""
+    """No zombie or arrow can reach a cell next to the player (flood fill in the view).
+
+    Water is open only with a skeleton's ground (path) within its range: arrows fly
+    over water, but an arrow seen far off over a lake does not unseal a pocket by it.
+    """
     view = x.obs.local_view
     rows, cols = view.shape
     start = (rows // 2, cols // 2)
-    names = set(view.flat)
-    open_ = _OPEN | {"water"} if names & {"path", "skeleton", "arrow"} else _OPEN
+    near = (np.abs(np.arange(rows)[:, None] - start[0]) + np.abs(np.arange(cols)[None, :] - start[1])) <= SKELETON_RANGE
+    open_ = _OPEN | {"water"} if np.isin(view[near], ("path", "skeleton")).any() else _OPEN
     seen, todo = {start}, [start]
     while todo:
         r, c = todo.pop()
