@@ -37,7 +37,6 @@ COOLDOWN = 40
 # subgoal while the reflex acts, so that a student reads what the actions serve
 LABELS = {"rest": "rest in shelter", "drink": "drink water", "sip": "drink water", "eat": "eat cow",
           "snack": "eat cow", "sleep": "sleep", "stock": "collect stone", "night": "sleep"}
-TOP_UP = 12  # a need not yet pressing is topped up only from this near (a long walk costs more)
 REST_BELOW = 3  # health at which the player walls itself in to heal (26 steps a point awake)
 
 
@@ -161,8 +160,7 @@ class Reflexes:
                                               or x.obs.vitals.get("drink", 0) <= 1)
         drink_below, food_below = need_thresholds(x.obs.step)
         if (allowed("drink") and v.get("drink", 9) < drink_below and sg.kind != "drink"
-                and (not dark and (v.get("drink", 9) <= 3 or x.world.known_near("water", TOP_UP))
-                     or v.get("drink", 9) <= 1 and x.world.known_near("water", 10)
+                and (not dark or v.get("drink", 9) <= 1 and x.world.known_near("water", 10)
                      or v.get("drink", 9) == 0 and x.world.known_near("water", 25))):
             return "drink", drink(x), lambda: x.obs.vitals.get("drink", 0) >= 9
         if (allowed("eat") and v.get("food", 9) < food_below and sg.target != "cow"
