@@ -136,13 +136,6 @@ class WorldMap:
             del self.plants[cell]
             self.own_plants.discard(cell)
 
-    def ripe_own_plant(self, radius: int) -> tuple[int, int] | None:
-        """The nearest plant of ours that has grown ripe by our count, within ``radius`` (L1)."""
-        px, py = self.position
-        ripe = [(abs(x - px) + abs(y - py), (x, y)) for (x, y) in self.own_plants
-                if self.plants.get((x, y), 0) >= RIPE and abs(x - px) + abs(y - py) <= radius]
-        return min(ripe)[1] if ripe else None
-
     # -- queries -------------------------------------------------------------------------
     def in_view(self, x: int, y: int) -> bool:
         x0, y0, x1, y1 = self.view

@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 # Steps per subgoal: finding iron or a diamond can take a long walk.
 BUDGETS = {"wood": 200, "sapling": 250, "stone": 250, "coal": 500, "iron": 1500, "diamond": 3000,
            "drink": 400, "cow": 500, "plant": 700, "zombie": 800, "skeleton": 1500, "energy": 700}
-PLANT_RADIUS = 40  # a plant of ours that has ripened this near is eaten before anything else
 STATION_RADIUS = 14  # a known table this near is walked to rather than built again
 _OPPORTUNITIES = (("collect_drink", "water", 4), ("eat_cow", "cow", 5), ("defeat_zombie", "zombie", 4))
 
@@ -70,9 +69,8 @@ class GraphPlanner:
     def use_world(self, world: Any) -> None:
         """Let the plan count stations the executor has seen out of view as near.
 
-        ``world`` needs ``known_near(name, radius) -> bool`` (``WorldMap`` has it), and
-        may have ``ripe_own_plant(radius)`` (a plant of ours ripe by its count, eaten
-        before anything else). Without one, only stations in the current view count.
+        ``world`` needs ``known_near(name, radius) -> bool`` (``WorldMap`` has it).
+        Without one, only stations in the current view count.
         """
         self.world = world
 
@@ -161,8 +159,6 @@ class GraphPlanner:
             for ach, name, radius in _OPPORTUNITIES:
                 if ach in remaining and _near(obs, name, radius) and self._ready(ach, obs):
                     out.append(ach)
-            if "eat_plant" in remaining and self._ready("eat_plant", obs) and self._ripe_plant():
-                out.insert(0, "eat_plant")  # ripe by our count: eat it before a cow or zombie does
         for ach in remaining:
             if len(out) >= self.horizon:
                 break
@@ -225,14 +221,8 @@ class GraphPlanner:
                 if self._held_until.get(f"survival:{sg.target}", -1) <= obs.step]
 
     # -- expansion ------------------------------------------------------------------------
-    def _ripe_plant(self) -> bool:
-        """A plant of ours has ripened by the executor's count, near enough to go back to."""
-        ripe = getattr(self.world, "ripe_own_plant", None)
-        return ripe is not None and ripe(PLANT_RADIUS) is not None
-
     def _needs(self, ach: str, inv: Mapping[str, int]) -> list[tuple[str, str, int]]:
-        carry = {} if ach == "eat_plant" and self._ripe_plant() else self.tree.carry(ach)  # nothing to plant
-        needs = [("have", item, n) for item, n in carry.items()]
+        needs = [("have", item, n) for item, n in self.tree.carry(ach).items()]
         kind, target = self.tree.achievement_goal(ach)
         if (kind == "collect" and target != "drink") or kind == "craft":
             needs.append(("have", target, inv.get(target, 0) + 1))

@@ -57,23 +57,6 @@ def test_opportunities_jump_the_queue():
     assert n[0] == "drink water"
 
 
-def test_a_plant_of_ours_ripe_by_our_count_is_eaten_first():
-    from agents.executor.worldmap import RIPE, WorldMap
-
-    world = WorldMap()
-    world.position = (32, 32)
-    world.note_plant((40, 32), own=True)
-    planner = GraphPlanner()
-    planner.use_world(world)
-    obs = make_obs(achievements=("collect_wood", "place_table", "make_wood_pickaxe"), step=40)
-    world.plants[(40, 32)] = RIPE - 1
-    assert "eat plant" not in names(planner.plan(PlanContext(task="open", obs=obs)))
-    world.plants[(40, 32)] = RIPE
-    assert names(planner.plan(PlanContext(task="open", obs=obs)))[0] == "eat plant"
-    world.position = (0, 0)  # too far to walk back for it
-    assert "eat plant" not in names(planner.plan(PlanContext(task="open", obs=obs)))
-
-
 def test_unknown_task_is_refused():
     with pytest.raises(ValueError):
         GraphPlanner().plan(PlanContext(task="build_a_castle", obs=make_obs()))
