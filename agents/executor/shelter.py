@@ -10,6 +10,8 @@ it needs no stone at all (digging P and Q gives two).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from agents.executor.context import Skill, SkillContext, SkillFailure, go
@@ -36,8 +38,7 @@ def sealed(x: SkillContext, limit: int = 6) -> bool:
     view = x.obs.local_view
     rows, cols = view.shape
     start = (rows // 2, cols // 2)
-    near = (np.abs(np.arange(rows)[:, None] - start[0]) + np.abs(np.arange(cols)[None, :] - start[1])) <= SKELETON_RANGE
-    open_ = _OPEN | {"water"} if np.isin(view[near], ("path", "skeleton")).any() else _OPEN
+    open_ = _OPEN | {"water"} if np.isin(view[_in_range(rows, cols)], ("path", "skeleton")).any() else _OPEN
     seen, todo = {start}, [start]
     while todo:
         r, c = todo.pop()
@@ -56,6 +57,13 @@ def sealed(x: SkillContext, limit: int = 6) -> bool:
                 if len(seen) > limit:
                     return False
     return True
+
+
+@lru_cache(maxsize=4)
+def _in_range(rows: int, cols: int) -> np.ndarray:
+    """Cells of a ``rows x cols`` view within a skeleton's range of its centre."""
+    ys, xs = np.ogrid[:rows, :cols]
+    return np.abs(ys - rows // 2) + np.abs(xs - cols // 2) <= SKELETON_RANGE
 
 
 def _shift(a: np.ndarray, dx: int, dy: int, fill: bool = False) -> np.ndarray:
