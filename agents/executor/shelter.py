@@ -26,6 +26,7 @@ DAY = 300
 # wall only away from paths (skeletons walk on paths); a pocket next to water is a well.
 _WALL = tuple(CODE[n] for n in ("stone", "tree", "coal", "iron", "diamond", "table", "furnace"))
 SKELETON_RANGE = 6  # skeletons shoot from 5 cells (Manhattan); one more for the step it takes
+_SKELETON_GROUND = frozenset(("path", "skeleton"))
 _OPEN = frozenset(("grass", "sand", "path", "lava", "zombie", "cow", "skeleton", "arrow", "player"))
 
 
@@ -38,7 +39,7 @@ def sealed(x: SkillContext, limit: int = 6) -> bool:
     view = x.obs.local_view
     rows, cols = view.shape
     start = (rows // 2, cols // 2)
-    open_ = _OPEN | {"water"} if np.isin(view[_in_range(rows, cols)], ("path", "skeleton")).any() else _OPEN
+    open_ = _OPEN | {"water"} if _SKELETON_GROUND & set(view[_in_range(rows, cols)].tolist()) else _OPEN
     seen, todo = {start}, [start]
     while todo:
         r, c = todo.pop()
