@@ -18,10 +18,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import envs
-from envs.score import crafter_score, success_rates
+from bench_agent_scripted import summary  # bench/ is on the path when a bench runs as a script
 
 
 def _episode(job: tuple[int, str, int]) -> dict[str, Any]:
@@ -37,10 +35,7 @@ def _episode(job: tuple[int, str, int]) -> dict[str, Any]:
 
 
 def _summary(episodes: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
-    rates = success_rates([e["achievements"] for e in episodes], names)
-    return {"episodes": len(episodes), "crafter_score": crafter_score(rates), "success_rates": rates,
-            "mean_length": float(np.mean([e["length"] for e in episodes])),
-            "deaths": sum(e["died"] for e in episodes)}
+    return {"episodes": len(episodes), **summary(episodes, names)}
 
 
 def parse_ranges(text: str) -> list[tuple[int, int]]:

@@ -126,6 +126,14 @@ def replay_rates(episodes: list[tuple[int, list[int]]], max_steps: int) -> dict[
     return {k: steps / v for k, v in spent.items()}
 
 
+def summary(per_episode: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Crafter score, success rates, mean length and deaths of some episodes."""
+    rates = success_rates([e["achievements"] for e in per_episode], names)
+    return {"crafter_score": crafter_score(rates), "success_rates": rates,
+            "mean_length": float(np.mean([e["length"] for e in per_episode])),
+            "deaths": sum(e["died"] for e in per_episode)}
+
+
 def run(episodes: int, seed: int, max_steps: int, prior: str, harm: bool = False) -> dict[str, Any]:
     harmed = _Harm(envs.make("crafter", max_steps=max_steps)) if harm else None
     env = _Timed(harmed or envs.make("crafter", max_steps=max_steps))
@@ -146,14 +154,10 @@ def run(episodes: int, seed: int, max_steps: int, prior: str, harm: bool = False
                      len(result.achievements), " (died)" if result.died else "")
     agent_s = time.perf_counter() - start - env.reset_s
     bare = replay_rates(trajectories, max_steps)
-    names = env.achievements
-    rates = success_rates([e["achievements"] for e in per_episode], names)
     agent_sps = env.steps / agent_s
     return {
         "prior": prior, "episodes": episodes, "seeds": [seed, seed + episodes - 1], "max_steps": max_steps,
-        "crafter_score": crafter_score(rates), "success_rates": rates,
-        "mean_length": float(np.mean([e["length"] for e in per_episode])),
-        "deaths": sum(e["died"] for e in per_episode),
+        **summary(per_episode, list(env.achievements)),
         "steps_per_s": {"agent": agent_sps, "bare_raw": bare["raw"], "bare_adapter": bare["adapter"]},
         "agent_vs_bare_raw": agent_sps / bare["raw"],
         # the agent's own time (planner + executor + loop), measured around env.step
