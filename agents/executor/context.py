@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from agents.executor.navigation import ARRIVED, MINABLE, Navigator, Route
+from agents.executor.navigation import ARRIVED, GRASS_AT_NIGHT, MINABLE, STEP, Navigator, Route
 from agents.executor.worldmap import WorldMap
 from agents.techtree import TechTree
 from envs import Observation
@@ -81,7 +81,7 @@ class SkillContext:
     def enter_costs(self) -> list[int]:
         # at night, walking on grass meets zombies: a detour through stone is cheaper
         dark = 150 <= self.obs.step % 300 < 285
-        return self.nav.enter_costs(self.minable(), grass=4 if dark else 1)
+        return self.nav.enter_costs(self.minable(), grass=GRASS_AT_NIGHT if dark else STEP)
 
     def grass_around(self) -> int:
         """Grass cells in view: zombies spawn on grass, in the dark."""

@@ -6,7 +6,7 @@ final move) the search grows from (``seeds``), and when a route to it went stale
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -34,8 +34,9 @@ class Face(Goal):
     """Stand next to a cell of some kind (or one of given cells), facing it."""
 
     def __init__(self, names: tuple[str, ...] = (), cells: np.ndarray | None = None, k: int = 8,
-                 stand_ok: Callable[[int, int], bool] | None = None):
+                 stand_ok: Callable[[int, int], bool] | None = None, keep: Iterable[tuple[int, int]] = ()):
         self.names = frozenset(names)
+        self.keep = tuple(keep)  # cells the route must not dig or walk through (walls just built)
         self.mats = tuple(CODE[n] for n in names if CODE[n] < 32)
         self.objs = tuple(OBJ[n] for n in names if n in OBJ)
         self.fixed = cells
@@ -53,6 +54,9 @@ class Face(Goal):
         w = x.world
         cells = self.fixed if self.fixed is not None else w.nearest(w.cells_of(self.mats, self.objs), self.k)
         self.targets = [tuple(c) for c in np.asarray(cells).tolist()]
+        for cx, cy in self.keep:
+            if w.inside(cx, cy):
+                enter[w.index(cx, cy)] = INF
         return x.nav.face_seeds(np.asarray(cells).reshape(-1, 2), enter, self.stand_ok)
 
     def stale(self, x: SkillContext, route: Route) -> bool:

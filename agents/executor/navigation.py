@@ -19,6 +19,7 @@ from agents.executor.worldmap import CODE, MATERIALS, OBJ, WorldMap
 
 INF = 1 << 30
 STEP, MINE, CREATURE, FIRE = 1, 3, 7, 4
+GRASS_AT_NIGHT = 4  # grass costs this after dark: zombies spawn on it
 MAX_COST = 30  # of one finite step, so the search's bucket list stays short
 DIRS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # left, right, up, down: Crafter's move order
 MOVE_NAMES = ("move_left", "move_right", "move_up", "move_down")
@@ -207,7 +208,10 @@ class Navigator:
                     cell = a
                 else:
                     bx, by = ax - dx, ay - dy
-                    if enter[a] != STEP or not (0 <= bx < size and 0 <= by < size):
+                    # arrive on plain ground: not a cell to dig, a creature's or in a
+                    # skeleton's line of fire; grass at night is plain (walls are built from it)
+                    if (w.mat[ay, ax] not in _WALK_CODES or enter[a] > GRASS_AT_NIGHT
+                            or not (0 <= bx < size and 0 <= by < size)):
                         continue
                     cell = by * size + bx
                     if enter[cell] >= INF:

@@ -150,10 +150,14 @@ def build_shelter(x: SkillContext) -> Skill:
     for (ex, ey), k, build in pockets[:3]:
         dx, dy = DIRS[k]
         p = (ex + dx, ey + dy)
+        # the pocket's walls, built or found: no route there may dig through one
+        walls = [(ex + 3 * dx, ey + 3 * dy)] + [(ex + i * dx + s * dy, ey + i * dy + s * dx)
+                                                 for i in (1, 2) for s in (1, -1)]
         try:
             for cell in build:
-                yield from place_stone_at(x, cell)
-            yield from go(x, Face(cells=np.array([p]), k=1, stand_ok=lambda ax, ay, e=(ex, ey): (ax, ay) == e))
+                yield from place_stone_at(x, cell, keep=walls)
+            yield from go(x, Face(cells=np.array([p]), k=1, stand_ok=lambda ax, ay, e=(ex, ey): (ax, ay) == e,
+                                  keep=walls))
             yield from _seal(x, (ex, ey), k)
             return
         except SkillFailure as err:

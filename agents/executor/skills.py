@@ -8,6 +8,8 @@ Survival skills (eat, drink, fight, sleep) live in :mod:`agents.executor.surviva
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from agents.executor.context import Skill, SkillContext, SkillFailure, go
@@ -219,9 +221,9 @@ def _known_near(x: SkillContext, thing: str, radius: int) -> bool:
     return bool((np.abs(cells[:, 0] - px) + np.abs(cells[:, 1] - py) <= radius).any())
 
 
-def place_stone_at(x: SkillContext, cell: tuple[int, int]) -> Skill:
-    """Put a stone on one given cell (walls around a plant or a bed)."""
-    yield from go(x, Face(cells=np.array([cell]), k=1))
+def place_stone_at(x: SkillContext, cell: tuple[int, int], keep: Iterable[tuple[int, int]] = ()) -> Skill:
+    """Put a stone on one given cell (walls around a plant or a bed), not digging ``keep``."""
+    yield from go(x, Face(cells=np.array([cell]), k=1, keep=keep))
     if x.front() != cell:
         raise SkillFailure("path_blocked", f"cannot face {cell}")
     yield x.a["place_stone"], (x.a["place_stone"],)

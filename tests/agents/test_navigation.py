@@ -3,10 +3,13 @@ the teacher's equally good moves."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from agents.executor.executor import CRAFTER_ACTIONS
-from agents.executor.navigation import ARRIVED, DIRS, INF, Navigator
+from agents.executor.goals import Face
+from agents.executor.navigation import ARRIVED, DIRS, GRASS_AT_NIGHT, INF, Navigator
 from agents.executor.worldmap import CODE, WorldMap
 
 A = {n: i for i, n in enumerate(CRAFTER_ACTIONS)}
@@ -24,11 +27,14 @@ def hand_map(rows: list[str]) -> WorldMap:
     return w
 
 
-def follow(w: WorldMap, nav: Navigator, route, start, facing=(0, 1), limit=60):
-    """Walk a route on the map (no env): moves into free cells, turns into blocked ones."""
+def follow(w: WorldMap, nav: Navigator, route, start, facing=(0, 1), limit=60, target=None):
+    """Walk a route on the map (no env): moves into free cells, turns into blocked ones;
+    stops facing ``target`` when given (as ``go`` does for a walkable target)."""
     pos, path = start, [start]
     for _ in range(limit):
         w.position = pos
+        if target is not None and (pos[0] + facing[0], pos[1] + facing[1]) == target:
+            return path, facing
         step = route.step(pos, facing)
         assert step is not None
         if step is ARRIVED:
@@ -156,3 +162,41 @@ def test_teacher_moves_are_all_and_only_the_equally_good_ones():
         assert route.cost((dx, 2 + dy)) == d - 1
     _, alts = route.step((3, 2), (0, 1))
     assert alts == (A["move_up"],)  # straight below the goal: one good move
+
+
+def test_a_wall_is_built_from_grass_at_night():
+    # after dark grass costs more to walk on; a cell on grass is still faced from grass,
+    # or no wall (of a night pocket) could be built in the open
+    w = hand_map(["......",
+                  "......",
+                  "......"])
+    w.position = (0, 1)
+    nav = Navigator(w, A)
+    enter = nav.enter_costs(grass=GRASS_AT_NIGHT)
+    seeds = nav.face_seeds(np.array([[4, 1]]), enter)
+    assert seeds
+    path, facing = follow(w, nav, nav.search(seeds, enter), (0, 1), target=(4, 1))
+    assert (path[-1][0] + facing[0], path[-1][1] + facing[1]) == (4, 1)
+
+
+def test_a_route_never_digs_through_the_walls_it_must_keep():
+    # the way to a night pocket's entry must not dig the pocket's own side wall; the
+    # shortest walk digs straight through it, so the kept route goes round
+    w = hand_map(["..#...",
+                  "..#...",
+                  "..#...",
+                  "......"])
+    w.position = (0, 1)
+    nav = Navigator(w, A)
+    x = SimpleNamespace(world=w, nav=nav)
+    enter = nav.enter_costs(minable=("stone",))
+    plain = nav.search(Face(cells=np.array([[4, 1]]), k=1).seeds(x, list(enter)), enter)
+    dug, _ = follow(w, nav, plain, (0, 1), facing=(1, 0), target=(4, 1))
+    assert (2, 1) in dug  # without ``keep`` the wall is dug
+    w.mat[1, 2] = CODE["stone"]
+    w.position = (0, 1)
+    kept = list(enter)
+    route = nav.search(Face(cells=np.array([[4, 1]]), k=1, keep=[(2, 0), (2, 1), (2, 2)]).seeds(x, kept), kept)
+    path, facing = follow(w, nav, route, (0, 1), facing=(1, 0), target=(4, 1))
+    assert (path[-1][0] + facing[0], path[-1][1] + facing[1]) == (4, 1)
+    assert all(w.mat[y, 2] == CODE["stone"] for y in range(3)) and (2, 3) in path
