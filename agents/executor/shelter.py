@@ -170,7 +170,7 @@ def _seal(x: SkillContext, e: tuple[int, int], k: int) -> Skill:
     dx, dy = DIRS[k]
     fwd = x.a[("move_left", "move_right", "move_up", "move_down")[k]]
     back = x.a[("move_right", "move_left", "move_down", "move_up")[k]]
-    do, stone = x.a["do"], x.a["place_stone"]
+    do = x.a["do"]
     for i in (1, 2):  # dig (if needed) and walk into P, then Q
         cell = (e[0] + i * dx, e[1] + i * dy)
         if x.pos != (cell[0] - dx, cell[1] - dy) or x.obs.facing != (dx, dy):
@@ -180,13 +180,24 @@ def _seal(x: SkillContext, e: tuple[int, int], k: int) -> Skill:
         yield fwd, (fwd,)
         if x.pos != cell:
             raise SkillFailure("path_blocked", f"cannot enter {cell}")
-    if x.front_name() in ("grass", "sand", "path"):
-        yield stone, (stone,)
+    yield from _wall_front(x)
     yield back, (back,)
-    if x.front_name() in ("grass", "sand", "path"):
-        yield stone, (stone,)
+    yield from _wall_front(x)
     if not sealed(x):
         raise SkillFailure("missing_requirement" if x.inv("stone") < 1 else "path_blocked", "pocket not sealed")
+
+
+def _wall_front(x: SkillContext, waits: int = 3) -> Skill:
+    """Place stone on the faced cell if it is open ground. An arrow (or a creature) in
+    the way is waited out for a few steps: it flies on or hits, and the cell is free."""
+    for _ in range(waits + 1):
+        front = x.front_name()
+        if front in ("grass", "sand", "path"):
+            yield x.a["place_stone"], (x.a["place_stone"],)
+            return
+        if front not in ("arrow", "zombie", "cow"):
+            return  # a wall already, or water
+        yield x.a["noop"], (x.a["noop"],)
 
 
 def sleep(x: SkillContext) -> Skill:
