@@ -124,6 +124,11 @@ class TechTree:
         """What the strategy says to hold before trying ``achievement`` (may be empty)."""
         return dict((self.rules.get("strategy", {}).get("carry") or {}).get(achievement) or {})
 
+    @property
+    def scarce(self) -> frozenset[str]:
+        """Items the strategy says to collect one use at a time (see :func:`_merge_collects`)."""
+        return frozenset(self.rules.get("strategy", {}).get("scarce") or ())
+
     def achievement_goal(self, name: str) -> tuple[str, str]:
         """(subgoal kind, target) that unlocks achievement ``name``."""
         spec = self.rules["achievements"][name]
@@ -218,7 +223,7 @@ class TechTree:
                 sim.add(Step("act", thing, 0, 0))
             else:
                 self._obtain(thing, min(int(n), CAP), sim, 0)
-        return _merge_collects(sim.steps)
+        return _merge_collects(sim.steps, self.scarce)
 
     def _obtain(self, thing: str, level: int, sim: _Sim, depth: int) -> None:
         if sim.inv.get(thing, 0) >= level:
@@ -324,15 +329,17 @@ class _Sim:
         self.steps.append(step)
 
 
-def _merge_collects(steps: list[Step]) -> list[Step]:
+def _merge_collects(steps: list[Step], scarce: frozenset[str] = frozenset()) -> list[Step]:
     """Fold a later ``collect X`` into the first one (up to the cap of 9).
 
     The first collect of X already had X's tools, and tools are never used up, so the
-    later amount can always be gathered then: one trip to the trees, not three.
+    later amount can always be gathered then: one trip to the trees, not three. A
+    ``scarce`` item (iron) is not folded: the second can take a long search, and the
+    first should make its tool before that.
     """
     out: list[Step] = []
     for step in steps:
-        if step.kind == "collect":
+        if step.kind == "collect" and step.thing not in scarce:
             for i, prev in enumerate(out):
                 if prev.kind == "collect" and prev.thing == step.thing and prev.level + step.gain <= CAP:
                     out[i] = Step("collect", prev.thing, prev.level + step.gain, prev.gain + step.gain)

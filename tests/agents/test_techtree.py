@@ -98,6 +98,20 @@ def test_steps_merge_collects_and_order_prerequisites():
     assert kinds[-1] == ("make", "iron_pickaxe", False)
 
 
+def test_a_scarce_item_is_collected_one_use_at_a_time():
+    # iron for the pickaxe and iron for the sword: merged, the pickaxe would wait for a
+    # second iron, which can take a long search
+    tree = TechTree.load("full")
+    assert "iron" in tree.scarce
+    inv = {"wood": 3, "stone": 3, "coal": 2, "wood_pickaxe": 1, "stone_pickaxe": 1}
+    steps = tree.steps_for([("have", "iron_pickaxe", 1), ("have", "iron_sword", 1)], inv, ["table", "furnace"])
+    assert [(s.kind, s.thing, s.level) for s in steps] == [
+        ("collect", "iron", 1), ("make", "iron_pickaxe", 1), ("collect", "iron", 1), ("make", "iron_sword", 1)]
+    # wood, which is not scarce, is still fetched in one trip
+    wood = tree.steps_for([("have", "wood_pickaxe", 1), ("have", "wood_sword", 1)], {}, ["table"])
+    assert [(s.kind, s.thing, s.level) for s in wood][0] == ("collect", "wood", 2)
+
+
 def test_cycles_and_unknown_things_raise():
     tree = TechTree(load_rules("full"))
     tree.learn_requirement("wood", "wood_pickaxe", 1)  # wood needs a pickaxe that needs wood
