@@ -100,8 +100,7 @@ def find_pockets(x: SkillContext, k: int = 4, radius: int = 24) -> list[tuple[tu
     stones = x.inv("stone")
     found = []
     for k_dir, (dx, dy) in enumerate(DIRS):
-        px, py = dy, dx  # perpendicular
-        sides = [(dx + px, dy + py), (dx - px, dy - py), (2 * dx + px, 2 * dy + py), (2 * dx - px, 2 * dy - py)]
+        sides = _sides(k_dir)
         need = np.zeros(mat.shape, np.int64)
         # E - d must be free too: a walkable P is faced from E only by stepping in from there
         ok = (free & _shift(free, -dx, -dy) & _shift(opened, dx, dy) & _shift(opened, 2 * dx, 2 * dy)
@@ -128,6 +127,13 @@ def find_pockets(x: SkillContext, k: int = 4, radius: int = 24) -> list[tuple[tu
     return [(e, k_dir, build) for e, k_dir, build, _ in found[:k]]
 
 
+def _sides(k: int) -> list[tuple[int, int]]:
+    """Offsets from the entry E of the cells beside P, then beside Q (pocket facing ``DIRS[k]``)."""
+    dx, dy = DIRS[k]
+    px, py = dy, dx  # perpendicular
+    return [(dx + px, dy + py), (dx - px, dy - py), (2 * dx + px, 2 * dy + py), (2 * dx - px, 2 * dy - py)]
+
+
 def _spread(mask: np.ndarray, r: int) -> np.ndarray:
     """Cells within ``r`` (Chebyshev) of a ``mask`` cell."""
     out = mask.copy()
@@ -150,9 +156,8 @@ def build_shelter(x: SkillContext) -> Skill:
     for (ex, ey), k, build in pockets[:3]:
         dx, dy = DIRS[k]
         p = (ex + dx, ey + dy)
-        # the pocket's walls, built or found: no route there may dig through one
-        walls = [(ex + 3 * dx, ey + 3 * dy)] + [(ex + i * dx + s * dy, ey + i * dy + s * dx)
-                                                 for i in (1, 2) for s in (1, -1)]
+        # the pocket's walls (beside P and Q, beyond Q), built or found: no route there may dig one
+        walls = [(ex + sx, ey + sy) for sx, sy in _sides(k) + [(3 * dx, 3 * dy)]]
         try:
             for cell in build:
                 yield from place_stone_at(x, cell, keep=walls)
