@@ -208,10 +208,10 @@ class Navigator:
                     cell = a
                 else:
                     bx, by = ax - dx, ay - dy
-                    # arrive on plain ground: not a cell to dig, a creature's or in a
-                    # skeleton's line of fire; grass at night is plain (walls are built from it)
-                    if (w.mat[ay, ax] not in _WALK_CODES or enter[a] > GRASS_AT_NIGHT
-                            or not (0 <= bx < size and 0 <= by < size)):
+                    # arrive on plain ground, which costs exactly a step (grass at night a
+                    # little more, and walls are built from it then): a cell to dig, a
+                    # creature's or one in a skeleton's line of fire costs something else
+                    if enter[a] not in (STEP, GRASS_AT_NIGHT) or not (0 <= bx < size and 0 <= by < size):
                         continue
                     cell = by * size + bx
                     if enter[cell] >= INF:
