@@ -159,6 +159,14 @@ class GraphPlanner:
             for ach, name, radius in _OPPORTUNITIES:
                 if ach in remaining and _near(obs, name, radius) and self._ready(ach, obs):
                     out.append(ach)
+            if self.tree.rules.get("strategy", {}).get("curriculum"):
+                # a tool whose materials are held and whose stations are near is one craft
+                # away: made now rather than after the curriculum's slower items (without a
+                # curriculum, the cheapest plan goes first anyway)
+                stations = self._stations(obs)
+                for ach in remaining:
+                    if len(out) < self.horizon and self._craftable(ach, obs, stations) and self._ready(ach, obs):
+                        out.append(ach)
         for ach in remaining:
             if len(out) >= self.horizon:
                 break
@@ -170,6 +178,14 @@ class GraphPlanner:
                     continue
             out.append(ach)
         return out  # empty while everything left is held back: plan() wanders meanwhile
+
+    def _craftable(self, ach: str, obs: Observation, stations: list[str]) -> bool:
+        """``ach`` is a craft whose uses and tools are held and whose stations are near."""
+        kind, target = self.tree.achievement_goal(ach)
+        r = self.tree.recipe(target) if kind == "craft" else None
+        inv = obs.inventory
+        return (r is not None and all(inv.get(u, 0) >= c for u, c in r.uses.items())
+                and all(inv.get(t, 0) >= c for t, c in r.tools.items()) and set(r.stations) <= set(stations))
 
     def _ready(self, ach: str, obs: Observation) -> bool:
         if self._held_until.get(ach, -1) > obs.step:

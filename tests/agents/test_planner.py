@@ -57,6 +57,17 @@ def test_opportunities_jump_the_queue():
     assert n[0] == "drink water"
 
 
+@pytest.mark.parametrize(("inventory", "cells", "first"), [
+    ({"wood": 1, "stone": 1}, {(2, 0): "table"}, "make stone_pickaxe"),  # one craft away: now
+    ({"wood": 1, "stone": 1}, {}, "collect sapling"),  # no table near: the curriculum's order
+    ({"wood": 1}, {(2, 0): "table"}, "collect sapling"),  # the stone is still to find
+])
+def test_a_tool_one_craft_away_jumps_the_queue(inventory, cells, first):
+    obs = make_obs(achievements=("collect_wood", "place_table", "make_wood_pickaxe", "make_wood_sword"),
+                   inventory=dict(inventory, wood_pickaxe=1, wood_sword=1), cells=cells)
+    assert names(GraphPlanner(prior="full").plan(PlanContext(task="open", obs=obs)))[0] == first
+
+
 def test_unknown_task_is_refused():
     with pytest.raises(ValueError):
         GraphPlanner().plan(PlanContext(task="build_a_castle", obs=make_obs()))
