@@ -20,7 +20,8 @@ from agents.executor.farming import go_home, plant_before_night
 from agents.executor.navigation import DIRS
 from agents.executor.shelter import night, sleep
 from agents.executor.skills import collect
-from agents.executor.survival import HOSTILE, drink, eat_food, ripe_plant_near, strike
+from agents.executor.survival import (HOSTILE, dodge, drink, eat_food, incoming_arrow, ripe_plant_near, sidestep,
+                                      strike)
 from agents.plan import Subgoal
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,8 @@ DAY = 300
 NIGHT_START = 125  # walls go up before dusk: from ~115 the game spawns zombies on grass
 GRASSY = 8  # grass cells in view from which the night is spent walled in (zombie land)
 SAFE = (15, 120)  # steps of each day with (almost) no zombie about: eat and drink then
-ORDER = ("strike", "rest", "drink", "eat", "sleep", "snack", "stock", "sip", "night")  # most urgent first
-STEPS = {"strike": 12, "rest": 300, "drink": 120, "eat": 150, "sleep": 300, "snack": 25, "stock": 20,
+ORDER = ("dodge", "strike", "rest", "drink", "eat", "sleep", "snack", "stock", "sip", "night")  # most urgent first
+STEPS = {"dodge": 2, "strike": 12, "rest": 300, "drink": 120, "eat": 150, "sleep": 300, "snack": 25, "stock": 20,
          "sip": 15, "night": 260}
 COOLDOWN = 40
 # What each reflex is for, in the planner's own subgoal words: recorded as the step's
@@ -145,6 +146,11 @@ class Reflexes:
 
         if x.obs.extras.get("sleeping"):
             return None
+        if allowed("dodge") and x.world.arrows and not (sg.kind == "fight" and sg.target == "skeleton"):
+            way = incoming_arrow(x)
+            move = sidestep(x, way) if way is not None else None
+            if move is not None:  # an arrow hits for 2, as a zombie does: a step aside costs less
+                return "dodge", dodge(move), lambda: False, sg.name
         if allowed("strike"):
             for dx, dy in DIRS:
                 name = x.name_at_offset(dx, dy)

@@ -32,6 +32,54 @@ def skeleton_near(x: SkillContext, radius: int = 4) -> bool:
     return False
 
 
+_ARROW_FLIES = frozenset(("grass", "sand", "path", "water", "lava"))  # Arrow.walkable
+_STANDABLE = frozenset(("grass", "sand", "path"))
+MOVES = ("move_left", "move_right", "move_up", "move_down")  # in the order of DIRS
+
+
+def incoming_arrow(x: SkillContext, reach: int = 3) -> tuple[int, int] | None:
+    """The way an arrow within ``reach`` flies at the player, or None.
+
+    An arrow flies one cell a step along a row or column and hits the first creature in
+    its way. Its direction is read from where it was a step ago (the cell behind it) or,
+    just shot, from the skeleton behind it; the cells between it and the player must be
+    ones it flies over.
+    """
+    w = x.world
+    px, py = x.pos
+    for ax, ay in w.arrows:
+        dist = abs(ax - px) + abs(ay - py)
+        if (ax != px and ay != py) or not 0 < dist <= reach:
+            continue
+        d = (int(np.sign(px - ax)), int(np.sign(py - ay)))
+        behind = (ax - d[0], ay - d[1])
+        if behind not in w.arrows_before and w.name_at(*behind) != "skeleton":
+            continue
+        if all(w.name_at(ax + i * d[0], ay + i * d[1]) in _ARROW_FLIES for i in range(1, dist)):
+            return d
+    return None
+
+
+def sidestep(x: SkillContext, d: tuple[int, int]) -> int | None:
+    """A move out of the line of an arrow flying ``d``: to a free cell beside the player
+    with no zombie next to it; else, facing the arrow with a free cell between, a stone
+    placed there (a tunnel has no side to step to); else None."""
+    for side in ((d[1], d[0]), (-d[1], -d[0])):
+        if x.name_at_offset(*side) not in _STANDABLE:
+            continue
+        if any(x.name_at_offset(side[0] + ex, side[1] + ey) == "zombie" for ex, ey in DIRS):
+            continue
+        return x.a[MOVES[DIRS.index(side)]]
+    if x.obs.facing == (-d[0], -d[1]) and x.inv("stone") and x.front_name() in _STANDABLE:
+        return x.a["place_stone"]
+    return None
+
+
+def dodge(move: int) -> Skill:
+    """One step out of an arrow's way (a reflex; :func:`sidestep` chose the action)."""
+    yield move, (move,)
+
+
 def drink(x: SkillContext) -> Skill:
     """Face water and drink until stopped."""
     yield from collect(x, "drink")
@@ -115,7 +163,7 @@ def eat_food(x: SkillContext) -> Skill:
 
 def strike(x: SkillContext, dx: int, dy: int) -> Skill:
     """Turn to an adjacent creature and hit it (a reflex: the caller stops it)."""
-    move = x.a[("move_left", "move_right", "move_up", "move_down")[DIRS.index((dx, dy))]]
+    move = x.a[MOVES[DIRS.index((dx, dy))]]
     while True:
         if x.obs.facing != (dx, dy):
             yield move, (move,)  # the cell is occupied, so this only turns

@@ -55,6 +55,9 @@ class WorldMap:
         self.avoid: set[int] = set()  # cells a guardrail or a failure told us to keep out of
         # where cows and skeletons were last seen (they wander off slowly): cell -> step
         self.seen: dict[int, dict[tuple[int, int], int]] = {OBJ["cow"]: {}, OBJ["skeleton"]: {}}
+        # arrows in view now and one step before: which way one flies (see survival.incoming_arrow)
+        self.arrows: frozenset[tuple[int, int]] = frozenset()
+        self.arrows_before: frozenset[tuple[int, int]] = frozenset()
         self._failed: dict[tuple[int, int], int] = {}  # cell -> step a skill gave up on it
         self._get = CODE.get
 
@@ -82,6 +85,7 @@ class WorldMap:
         sub = codes[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0]
         old = self.mat[ay0:ay1, ax0:ax1]
         is_obj = sub >= OBJ_BASE
+        self.arrows_before, self.arrows = self.arrows, frozenset()
         if is_obj.any():
             under = np.where(old > VOID, old, _UNDER[sub])
             new = np.where(is_obj, under, sub)
@@ -90,6 +94,9 @@ class WorldMap:
             for code, seen in self.seen.items():
                 for y, x in zip(*np.nonzero(objs == code)):
                     seen[(int(x) + ax0, int(y) + ay0)] = obs.step
+            arrows = objs == OBJ["arrow"]
+            if arrows.any():
+                self.arrows = frozenset((int(x) + ax0, int(y) + ay0) for y, x in zip(*np.nonzero(arrows)))
             plants = (objs == OBJ["plant"]) | (objs == OBJ["ripe_plant"])
             if plants.any():
                 for y, x in zip(*np.nonzero(plants)):

@@ -39,3 +39,48 @@ def test_a_drink_interrupts_by_the_time_of_day_and_the_distance(drink, step, wat
 
 def test_no_reflex_when_every_need_is_met():
     assert reflex_for(make_obs(step=60), 3) is None
+
+
+def first_reflex_after(before, now, subgoal: Subgoal = WOOD) -> tuple[str | None, str | None]:
+    """(reflex, its first action's name) for observation ``now`` seen a step after ``before``."""
+    ex = Executor(TechTree.load("full"))
+    ex.reset(before)
+    ex.world.update(now)
+    ex.ctx.obs = now
+    reflexes = Reflexes(ex.ctx, subgoal)
+    program = reflexes.program(0)
+    if program is None:
+        return None, None
+    return reflexes.stack[-1].name, ex.action_names[next(program)[0]]
+
+
+@pytest.mark.parametrize(("before", "now", "expected"), [
+    ({(3, 0): "arrow"}, {(2, 0): "arrow"}, "dodge"),  # flying left at the player: step aside
+    ({(4, 0): "skeleton"}, {(4, 0): "skeleton", (3, 0): "arrow"}, "dodge"),  # just shot
+    ({(1, 0): "arrow"}, {(2, 0): "arrow"}, None),  # flying away
+    ({(3, 0): "arrow"}, {(2, 0): "arrow", (1, 0): "stone"}, None),  # a wall takes it
+    ({(4, 1): "arrow"}, {(3, 1): "arrow"}, None),  # not in the player's row
+    ({(3, 0): "arrow"}, {(2, 0): "arrow", (0, -1): "stone", (0, 1): "water"}, None),  # nowhere to step
+])
+def test_an_arrow_flying_at_the_player_is_dodged(before, now, expected):
+    reflex, action = first_reflex_after(make_obs(cells=before, step=60), make_obs(cells=now, step=61))
+    assert reflex == expected
+    if expected == "dodge":
+        assert action in ("move_up", "move_down")  # out of the row it flies along
+
+
+TUNNEL = {(0, -1): "stone", (0, 1): "stone"}
+SKELETON = Subgoal(name="defeat skeleton", kind="fight", target="skeleton",
+                   check=Check(type="achievement", key="defeat_skeleton"), budget=1500)
+
+
+@pytest.mark.parametrize(("facing", "stone", "subgoal", "expected"), [
+    ((1, 0), 1, WOOD, ("dodge", "place_stone")),  # in a tunnel, facing it: a stone takes it
+    ((-1, 0), 1, WOOD, (None, None)),  # facing away: turning would step toward it
+    ((1, 0), 0, WOOD, (None, None)),  # no stone to place
+    ((1, 0), 1, SKELETON, (None, None)),  # fighting the skeleton: walls would keep it away
+])
+def test_in_a_tunnel_an_arrow_is_walled_off(facing, stone, subgoal, expected):
+    before = make_obs(cells={**TUNNEL, (3, 0): "arrow"}, step=60, facing=facing)
+    now = make_obs(cells={**TUNNEL, (2, 0): "arrow"}, step=61, facing=facing, inventory={"stone": stone})
+    assert first_reflex_after(before, now, subgoal) == expected
