@@ -129,6 +129,15 @@ class Navigator:
             if w.step - t <= 15:
                 cost[sy, max(0, sx - 5):sx + 6] += FIRE
                 cost[max(0, sy - 5):sy + 6, sx] += FIRE
+        # an arrow's next cells (its direction from where it was a step before): a route
+        # does not step into its way from the side
+        for ax, ay in w.arrows:
+            for dx, dy in DIRS:
+                if (ax - dx, ay - dy) in w.arrows_before:
+                    for i in range(1, 4):
+                        cx, cy = ax + i * dx, ay + i * dy
+                        if 0 <= cx < w.size and 0 <= cy < w.size:
+                            cost[cy, cx] += CREATURE
         cost = np.where(cost >= INF, INF, np.minimum(cost, MAX_COST))
         flat = cost.ravel().tolist()
         for i in w.avoid:

@@ -200,3 +200,16 @@ def test_a_route_never_digs_through_the_walls_it_must_keep():
     path, facing = follow(w, nav, route, (0, 1), facing=(1, 0), target=(4, 1))
     assert (path[-1][0] + facing[0], path[-1][1] + facing[1]) == (4, 1)
     assert all(w.mat[y, 2] == CODE["stone"] for y in range(3)) and (2, 3) in path
+
+
+def test_the_cells_ahead_of_a_flying_arrow_cost_more():
+    w = hand_map(["........"])
+    w.position = (0, 4)
+    nav = Navigator(w, A)
+    plain = nav.enter_costs()
+    w.arrows_before, w.arrows = frozenset({(2, 2)}), frozenset({(3, 2)})  # flying right along row 2
+    costs = nav.enter_costs()
+    raised = {(i % w.size, i // w.size) for i, (c, p) in enumerate(zip(costs, plain)) if c != p}
+    assert raised == {(4, 2), (5, 2), (6, 2)}  # its next three cells, not the ones behind it
+    w.arrows_before = frozenset({(6, 6)})  # no arrow next to it a step ago: direction unknown
+    assert nav.enter_costs() == plain
