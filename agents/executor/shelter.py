@@ -16,7 +16,7 @@ import numpy as np
 
 from agents.executor.context import Skill, SkillContext, SkillFailure, go
 from agents.executor.goals import Face
-from agents.executor.navigation import DIRS
+from agents.executor.navigation import DIRS, MOVE_NAMES
 from agents.executor.skills import collect, explore, place_stone_at
 from agents.executor.survival import drink, eat_food, for_steps
 from agents.executor.worldmap import CODE, WALKABLE
@@ -173,7 +173,7 @@ def build_shelter(x: SkillContext) -> Skill:
 
 def _seal(x: SkillContext, e: tuple[int, int], k: int) -> Skill:
     dx, dy = DIRS[k]
-    fwd = x.a[("move_left", "move_right", "move_up", "move_down")[k]]
+    fwd = x.a[MOVE_NAMES[k]]
     back = x.a[("move_right", "move_left", "move_down", "move_up")[k]]
     do = x.a["do"]
     for i in (1, 2):  # dig (if needed) and walk into P, then Q
@@ -212,7 +212,7 @@ def sleep(x: SkillContext) -> Skill:
         if x.obs.extras.get("sleeping") or sealed(x):
             well = next((d for d in DIRS if x.name_at_offset(*d) == "water"), None)
             if well is not None and x.vital("drink") < 8 and not x.obs.extras.get("sleeping"):
-                turn = x.a[("move_left", "move_right", "move_up", "move_down")[DIRS.index(well)]]
+                turn = x.a[MOVE_NAMES[DIRS.index(well)]]
                 act = x.a["do"] if x.obs.facing == well else turn  # water blocks: the move only turns
                 yield act, (act,)
                 continue

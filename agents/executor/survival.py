@@ -13,7 +13,7 @@ import numpy as np
 
 from agents.executor.context import Skill, SkillContext, SkillFailure, go
 from agents.executor.goals import Face, Frontier, Patrol, Stand
-from agents.executor.navigation import DIRS
+from agents.executor.navigation import DIRS, MOVE_NAMES
 from agents.executor.skills import collect, face_any
 from agents.executor.worldmap import OBJ, RIPE, WALKABLE
 
@@ -34,7 +34,6 @@ def skeleton_near(x: SkillContext, radius: int = 4) -> bool:
 
 _ARROW_FLIES = frozenset(("grass", "sand", "path", "water", "lava"))  # Arrow.walkable
 _STANDABLE = frozenset(("grass", "sand", "path"))
-MOVES = ("move_left", "move_right", "move_up", "move_down")  # in the order of DIRS
 
 
 def incoming_arrow(x: SkillContext, reach: int = 3) -> tuple[int, int] | None:
@@ -69,7 +68,7 @@ def sidestep(x: SkillContext, d: tuple[int, int]) -> int | None:
             continue
         if any(x.name_at_offset(side[0] + ex, side[1] + ey) == "zombie" for ex, ey in DIRS):
             continue
-        return x.a[MOVES[DIRS.index(side)]]
+        return x.a[MOVE_NAMES[DIRS.index(side)]]
     if x.obs.facing == (-d[0], -d[1]) and x.inv("stone") and x.front_name() in _STANDABLE:
         return x.a["place_stone"]
     return None
@@ -163,7 +162,7 @@ def eat_food(x: SkillContext) -> Skill:
 
 def strike(x: SkillContext, dx: int, dy: int) -> Skill:
     """Turn to an adjacent creature and hit it (a reflex: the caller stops it)."""
-    move = x.a[MOVES[DIRS.index((dx, dy))]]
+    move = x.a[MOVE_NAMES[DIRS.index((dx, dy))]]
     while True:
         if x.obs.facing != (dx, dy):
             yield move, (move,)  # the cell is occupied, so this only turns
