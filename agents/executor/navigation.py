@@ -15,14 +15,13 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from agents.executor.worldmap import CODE, MATERIALS, OBJ, WorldMap
+from agents.executor.worldmap import CODE, DIRS, MATERIALS, OBJ, WorldMap
 
 INF = 1 << 30
 STEP, MINE, CREATURE, FIRE = 1, 3, 7, 4
 GRASS_AT_NIGHT = 4  # grass costs this after dark: zombies spawn on it
 MAX_COST = 30  # of one finite step, so the search's bucket list stays short
-DIRS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # left, right, up, down: Crafter's move order
-MOVE_NAMES = ("move_left", "move_right", "move_up", "move_down")
+MOVE_NAMES = ("move_left", "move_right", "move_up", "move_down")  # in the order of DIRS
 ARRIVED = (-1, ())
 # What a pickaxe (or nothing) lets the player dig through, by the tool the tree names.
 MINABLE = ("tree", "stone", "coal", "iron", "diamond")
@@ -129,15 +128,12 @@ class Navigator:
             if w.step - t <= 15:
                 cost[sy, max(0, sx - 5):sx + 6] += FIRE
                 cost[max(0, sy - 5):sy + 6, sx] += FIRE
-        # an arrow's next cells (its direction from where it was a step before): a route
-        # does not step into its way from the side
-        for ax, ay in w.arrows:
-            for dx, dy in DIRS:
-                if (ax - dx, ay - dy) in w.arrows_before:
-                    for i in range(1, 4):
-                        cx, cy = ax + i * dx, ay + i * dy
-                        if 0 <= cx < w.size and 0 <= cy < w.size:
-                            cost[cy, cx] += CREATURE
+        # an arrow's next cells, where its way is known: a route does not step into it from the side
+        for (ax, ay), way in w.arrows.items():
+            for i in range(1, 4) if way else ():
+                cx, cy = ax + i * way[0], ay + i * way[1]
+                if 0 <= cx < w.size and 0 <= cy < w.size:
+                    cost[cy, cx] += CREATURE
         cost = np.where(cost >= INF, INF, np.minimum(cost, MAX_COST))
         flat = cost.ravel().tolist()
         for i in w.avoid:

@@ -40,19 +40,18 @@ def incoming_arrow(x: SkillContext, reach: int = 3) -> tuple[int, int] | None:
     """The way an arrow within ``reach`` flies at the player, or None.
 
     An arrow flies one cell a step along a row or column and hits the first creature in
-    its way. Its direction is read from where it was a step ago (the cell behind it) or,
-    just shot, from the skeleton behind it; the cells between it and the player must be
-    ones it flies over.
+    its way. Its way is the world map's (from where it was a step ago) or, just shot,
+    away from the skeleton behind it; the cells between it and the player must be ones
+    it flies over.
     """
     w = x.world
     px, py = x.pos
-    for ax, ay in w.arrows:
+    for (ax, ay), way in w.arrows.items():
         dist = abs(ax - px) + abs(ay - py)
         if (ax != px and ay != py) or not 0 < dist <= reach:
             continue
         d = (int(np.sign(px - ax)), int(np.sign(py - ay)))
-        behind = (ax - d[0], ay - d[1])
-        if behind not in w.arrows_before and w.name_at(*behind) != "skeleton":
+        if way != d and not (way is None and w.name_at(ax - d[0], ay - d[1]) == "skeleton"):
             continue
         if all(w.name_at(ax + i * d[0], ay + i * d[1]) in _ARROW_FLIES for i in range(1, dist)):
             return d

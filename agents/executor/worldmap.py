@@ -15,6 +15,7 @@ MATERIALS = ("unknown", "void", "grass", "sand", "path", "water", "stone", "tree
              "coal", "iron", "diamond", "table", "furnace")
 OBJECTS = ("player", "cow", "zombie", "skeleton", "arrow", "plant", "ripe_plant")
 OBJ_BASE = 32
+DIRS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # left, right, up, down: Crafter's move order
 RIPE = 300  # a plant is ripe after this many updates (Plant.ripe: grown > 300)  # codes of objects in a local view are OBJ_BASE + index in OBJECTS
 CODE: dict[str, int] = {name: i for i, name in enumerate(MATERIALS)}
 CODE.update({name: OBJ_BASE + i + 1 for i, name in enumerate(OBJECTS)})
@@ -55,9 +56,9 @@ class WorldMap:
         self.avoid: set[int] = set()  # cells a guardrail or a failure told us to keep out of
         # where cows and skeletons were last seen (they wander off slowly): cell -> step
         self.seen: dict[int, dict[tuple[int, int], int]] = {OBJ["cow"]: {}, OBJ["skeleton"]: {}}
-        # arrows in view now and one step before: which way one flies (see survival.incoming_arrow)
-        self.arrows: frozenset[tuple[int, int]] = frozenset()
-        self.arrows_before: frozenset[tuple[int, int]] = frozenset()
+        # arrows in view -> the way each flies, read from where it was a step before (None:
+        # not seen then, e.g. just shot); routes and the dodge reflex both read it
+        self.arrows: dict[tuple[int, int], tuple[int, int] | None] = {}
         self._failed: dict[tuple[int, int], int] = {}  # cell -> step a skill gave up on it
         self._get = CODE.get
 
@@ -85,7 +86,7 @@ class WorldMap:
         sub = codes[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0]
         old = self.mat[ay0:ay1, ax0:ax1]
         is_obj = sub >= OBJ_BASE
-        self.arrows_before, self.arrows = self.arrows, frozenset()
+        before, self.arrows = self.arrows, {}
         if is_obj.any():
             under = np.where(old > VOID, old, _UNDER[sub])
             new = np.where(is_obj, under, sub)
@@ -96,7 +97,10 @@ class WorldMap:
                     seen[(int(x) + ax0, int(y) + ay0)] = obs.step
             arrows = objs == OBJ["arrow"]
             if arrows.any():
-                self.arrows = frozenset((int(x) + ax0, int(y) + ay0) for y, x in zip(*np.nonzero(arrows)))
+                for y, x in zip(*np.nonzero(arrows)):
+                    cell = (int(x) + ax0, int(y) + ay0)
+                    self.arrows[cell] = next(((dx, dy) for dx, dy in DIRS
+                                              if (cell[0] - dx, cell[1] - dy) in before), None)
             plants = (objs == OBJ["plant"]) | (objs == OBJ["ripe_plant"])
             if plants.any():
                 for y, x in zip(*np.nonzero(plants)):

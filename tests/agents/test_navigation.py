@@ -207,9 +207,9 @@ def test_the_cells_ahead_of_a_flying_arrow_cost_more():
     w.position = (0, 4)
     nav = Navigator(w, A)
     plain = nav.enter_costs()
-    w.arrows_before, w.arrows = frozenset({(2, 2)}), frozenset({(3, 2)})  # flying right along row 2
+    w.arrows = {(3, 2): (1, 0)}  # flying right along row 2
     costs = nav.enter_costs()
     raised = {(i % w.size, i // w.size) for i, (c, p) in enumerate(zip(costs, plain)) if c != p}
     assert raised == {(4, 2), (5, 2), (6, 2)}  # its next three cells, not the ones behind it
-    w.arrows_before = frozenset({(6, 6)})  # no arrow next to it a step ago: direction unknown
+    w.arrows = {(3, 2): None}  # not seen a step ago: direction unknown
     assert nav.enter_costs() == plain
