@@ -55,6 +55,15 @@ def eat_plant(x: SkillContext, wait: int = 60) -> Skill:
                              lambda c=cell: c not in w.plants or w.plants[c] >= RIPE_AFTER)
 
 
+def open_side(x: SkillContext, radius: int = 3) -> tuple[int, int] | None:
+    """The nearest side of a growing plant of ours, within ``radius``, that a cow or a
+    zombie could step on (a wall never built, or dug since)."""
+    px, py = x.pos
+    sides = [c for c in x.world.plant_walls() if abs(c[0] - px) + abs(c[1] - py) <= radius
+             and x.world.name_at(*c) in ("grass", "sand", "path")]
+    return min(sides, key=lambda c: abs(c[0] - px) + abs(c[1] - py)) if sides else None
+
+
 def go_home(x: SkillContext, steps: int = 80) -> Skill:
     """Before the night, go back near home while our plant still has to ripen there."""
     w = x.world

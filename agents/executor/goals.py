@@ -52,7 +52,17 @@ class Face(Goal):
 
     def seeds(self, x: SkillContext, enter: list[int]) -> dict[int, tuple[int, int]]:
         w = x.world
-        cells = self.fixed if self.fixed is not None else w.nearest(w.cells_of(self.mats, self.objs), self.k)
+        if self.fixed is not None:
+            cells = self.fixed
+        else:
+            cells = w.cells_of(self.mats, self.objs)
+            walls = w.plant_walls()
+            if walls and len(cells):  # mining (or cutting) a plant's wall lets the cows in
+                keep = np.ones(len(cells), bool)
+                for cx, cy in walls:
+                    keep &= (cells[:, 0] != cx) | (cells[:, 1] != cy)
+                cells = cells[keep]
+            cells = w.nearest(cells, self.k)
         self.targets = [tuple(c) for c in np.asarray(cells).tolist()]
         for cx, cy in self.keep:
             if w.inside(cx, cy):

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from agents.executor.worldmap import CODE, DIRS, MATERIALS, OBJ, WorldMap
+from agents.executor.worldmap import CODE, DIRS, MATERIALS, OBJ, WALKABLE, WorldMap
 
 INF = 1 << 30
 STEP, MINE, CREATURE, FIRE = 1, 3, 7, 4
@@ -122,6 +122,9 @@ class Navigator:
             sub[(win == OBJ["plant"]) | (win == OBJ["ripe_plant"])] = INF
         for px, py in w.plants:  # out of view too: the map keeps only the grass under it
             cost[py, px] = INF
+        for cx, cy in w.plant_walls():  # a wall of a growing plant of ours is not dug
+            if 0 <= cx < w.size and 0 <= cy < w.size and w.mat[cy, cx] not in WALKABLE:
+                cost[cy, cx] = INF
         # a skeleton's line of fire (also one seen a moment ago, just out of view, or the
         # route flips each time it comes into view): arrows fly along rows and columns
         for (sx, sy), t in w.seen[OBJ["skeleton"]].items():

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from agents.executor.context import Skill, SkillContext
-from agents.executor.farming import go_home, plant_before_night
+from agents.executor.farming import go_home, open_side, plant_before_night
 from agents.executor.navigation import DIRS
 from agents.executor.shelter import night, sleep
-from agents.executor.skills import collect
+from agents.executor.skills import collect, place_stone_at
 from agents.executor.survival import (HOSTILE, dodge, drink, eat_food, incoming_arrow, ripe_plant_near, sidestep,
                                       strike)
 from agents.plan import Subgoal
@@ -30,14 +30,15 @@ DAY = 300
 NIGHT_START = 125  # walls go up before dusk: from ~115 the game spawns zombies on grass
 GRASSY = 8  # grass cells in view from which the night is spent walled in (zombie land)
 SAFE = (15, 120)  # steps of each day with (almost) no zombie about: eat and drink then
-ORDER = ("dodge", "strike", "rest", "drink", "eat", "sleep", "snack", "stock", "sip", "night")  # most urgent first
+# most urgent first
+ORDER = ("dodge", "strike", "rest", "drink", "eat", "sleep", "snack", "stock", "sip", "night", "mend")
 STEPS = {"dodge": 2, "strike": 12, "rest": 300, "drink": 120, "eat": 150, "sleep": 300, "snack": 25, "stock": 20,
-         "sip": 15, "night": 260}
+         "sip": 15, "night": 260, "mend": 12}
 COOLDOWN = 40
 # What each reflex is for, in the planner's own subgoal words: recorded as the step's
 # subgoal while the reflex acts, so that a student reads what the actions serve
 LABELS = {"rest": "rest in shelter", "drink": "drink water", "sip": "drink water", "eat": "eat cow",
-          "snack": "eat cow", "sleep": "sleep", "stock": "collect stone", "night": "sleep"}
+          "snack": "eat cow", "sleep": "sleep", "stock": "collect stone", "night": "sleep", "mend": "eat plant"}
 REST_BELOW = 3  # health at which the player walls itself in to heal (26 steps a point awake)
 
 
@@ -62,14 +63,19 @@ def _chain(*programs: Skill) -> Skill:
         yield from program
 
 
-def _in_view(x: SkillContext, name: str, radius: int) -> bool:
-    """A cell named ``name`` within ``radius`` (Manhattan) of the player, in view."""
+def _in_view(x: SkillContext, name: str, radius: int, skip: set[tuple[int, int]] | None = None) -> bool:
+    """A cell named ``name`` within ``radius`` (Manhattan) of the player, in view, not in ``skip``."""
     view = x.obs.local_view
     hits = view == name
     if not hits.any():  # the usual case: one vectorised comparison
         return False
     rows, cols = np.nonzero(hits)
-    return bool((np.abs(rows - view.shape[0] // 2) + np.abs(cols - view.shape[1] // 2) <= radius).any())
+    r0, c0 = view.shape[0] // 2, view.shape[1] // 2
+    near = np.abs(rows - r0) + np.abs(cols - c0) <= radius
+    if not skip:
+        return bool(near.any())
+    px, py = x.pos
+    return any((px + c - c0, py + r - r0) not in skip for r, c in zip(rows[near].tolist(), cols[near].tolist()))
 
 
 @dataclass
@@ -180,9 +186,11 @@ class Reflexes:
             food = v.get("food", 0)
             return "snack", eat_food(x), lambda: x.obs.vitals.get("food", 0) > food or not _in_view(x, "cow", 6)
         if (allowed("stock") and x.inv("stone") < 7 and not dark and sg.target != "stone"
-                and x.inv("wood_pickaxe") and _in_view(x, "stone", 2)):
-            # walls for the night and for plants: stone is cheap when it is next to us
-            return "stock", collect(x, "stone"), lambda: x.inv("stone") >= 8 or not _in_view(x, "stone", 3)
+                and x.inv("wood_pickaxe") and _in_view(x, "stone", 2, x.world.plant_walls())):
+            # walls for the night and for plants: stone is cheap when it is next to us (not
+            # the stone of a plant's wall: collect leaves that alone)
+            return "stock", collect(x, "stone"), lambda: x.inv("stone") >= 8 or not _in_view(
+                x, "stone", 3, x.world.plant_walls())
         if allowed("sip") and v.get("drink", 9) <= 6 and sg.kind != "drink" and _in_view(x, "water", 3):
             return "sip", drink(x), lambda: x.obs.vitals.get("drink", 0) >= 9
         starving = v.get("food", 9) <= 3 and (_in_view(x, "cow", 5) or ripe_plant_near(x, 6) is not None)
@@ -195,4 +203,9 @@ class Reflexes:
             # none is in view (they despawn in full light) or the morning is well on
             return "night", night(x, _chain(plant_before_night(x), go_home(x))), lambda: not is_night(x.obs.step) and (
                 60 <= x.obs.step % DAY < 150 or not _in_view(x, "zombie", 6))
+        if allowed("mend") and x.inv("stone") and not _in_view(x, "zombie", 4):
+            side = open_side(x)
+            if side is not None:  # a cow or zombie next to a plant eats it: wall it in while here
+                return ("mend", place_stone_at(x, side),
+                        lambda: x.world.name_at(*side) not in ("grass", "sand", "path"), "eat plant")
         return None

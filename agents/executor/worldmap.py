@@ -16,7 +16,8 @@ MATERIALS = ("unknown", "void", "grass", "sand", "path", "water", "stone", "tree
 OBJECTS = ("player", "cow", "zombie", "skeleton", "arrow", "plant", "ripe_plant")
 OBJ_BASE = 32
 DIRS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # left, right, up, down: Crafter's move order
-RIPE = 300  # a plant is ripe after this many updates (Plant.ripe: grown > 300)  # codes of objects in a local view are OBJ_BASE + index in OBJECTS
+RIPE = 300  # a plant is ripe after this many updates (Plant.ripe: grown > 300)
+# codes of objects in a local view are OBJ_BASE + index in OBJECTS
 CODE: dict[str, int] = {name: i for i, name in enumerate(MATERIALS)}
 CODE.update({name: OBJ_BASE + i + 1 for i, name in enumerate(OBJECTS)})
 OBJ: dict[str, int] = {name: i + 1 for i, name in enumerate(OBJECTS)}  # obj layer codes
@@ -146,6 +147,16 @@ class WorldMap:
         for cell in dead:
             del self.plants[cell]
             self.own_plants.discard(cell)
+
+    def plant_walls(self) -> set[tuple[int, int]]:
+        """The cells beside our plants that still grow: what keeps cows and zombies off them.
+
+        A plant dies the first update a cow, zombie or skeleton stands next to it, so a
+        wall here is not mined and a route does not dig through it (once the plant is
+        ripe, eating it opens one).
+        """
+        return {(cx + dx, cy + dy) for cx, cy in self.own_plants if self.plants.get((cx, cy), RIPE) < RIPE
+                for dx, dy in DIRS}
 
     # -- queries -------------------------------------------------------------------------
     def in_view(self, x: int, y: int) -> bool:

@@ -10,7 +10,7 @@ import numpy as np
 from agents.executor.executor import CRAFTER_ACTIONS
 from agents.executor.goals import Face
 from agents.executor.navigation import ARRIVED, DIRS, GRASS_AT_NIGHT, INF, Navigator
-from agents.executor.worldmap import CODE, WorldMap
+from agents.executor.worldmap import CODE, RIPE, WorldMap
 
 A = {n: i for i, n in enumerate(CRAFTER_ACTIONS)}
 MOVES = {A["move_left"]: DIRS[0], A["move_right"]: DIRS[1], A["move_up"]: DIRS[2], A["move_down"]: DIRS[3]}
@@ -110,14 +110,21 @@ def test_facing_a_tree_ends_with_a_turn():
     assert (path[-1][0] + facing[0], path[-1][1] + facing[1]) == (3, 1)
 
 
-def test_a_walled_plant_out_of_view_is_faced_by_digging_through_its_wall():
-    # the map keeps only the grass under a plant once it is out of view; the plant is
-    # still there and blocks, so the route digs a wall and ends with a turn toward it
+def walled_plant(age: int) -> WorldMap:
+    """A plant of ours at (3, 2), ``age`` steps grown, stone on all four sides."""
     w = hand_map(["......",
                   "...#..",
                   "..#.#.",
                   "...#.."])
     w.note_plant((3, 2), own=True)
+    w.plants[(3, 2)] = age
+    return w
+
+
+def test_a_ripe_walled_plant_out_of_view_is_faced_by_digging_through_its_wall():
+    # the map keeps only the grass under a plant once it is out of view; the plant is
+    # still there and blocks, so the route digs a wall and ends with a turn toward it
+    w = walled_plant(RIPE)
     w.position = (0, 0)
     w.view = (0, 0, 0, 0)  # nothing in view
     nav = Navigator(w, A)
@@ -128,6 +135,28 @@ def test_a_walled_plant_out_of_view_is_faced_by_digging_through_its_wall():
     path, facing = follow(w, nav, nav.search(seeds, enter), (0, 0))
     assert (path[-1][0] + facing[0], path[-1][1] + facing[1]) == (3, 2)
     assert (3, 2) not in path
+
+
+def test_a_growing_plant_keeps_its_walls_from_routes_and_from_mining():
+    w = walled_plant(RIPE - 1)
+    w.mat[0, 5] = CODE["stone"]  # the only other stone
+    w.position = (0, 0)
+    w.view = (0, 0, 0, 0)
+    nav = Navigator(w, A)
+    walls = [(3, 1), (2, 2), (4, 2), (3, 3)]
+    assert w.plant_walls() == set(walls)
+    enter = nav.enter_costs(minable=("stone",))
+    assert all(enter[w.index(*c)] >= INF for c in walls)  # not dug on the way anywhere
+    assert not nav.face_seeds(np.array([[3, 2]]), list(enter))  # nor to reach the plant itself
+    goal = Face(("stone",))
+    goal.seeds(SimpleNamespace(world=w, nav=nav), list(enter))
+    assert goal.targets == [(5, 0)]  # collecting stone leaves the walls alone
+    w.plants[(3, 2)] = RIPE  # ripe: eating it opens a wall, and the stone is anyone's
+    assert not w.plant_walls()
+    enter = nav.enter_costs(minable=("stone",))
+    assert all(enter[w.index(*c)] < INF for c in walls)
+    goal.seeds(SimpleNamespace(world=w, nav=nav), list(enter))
+    assert set(walls) <= set(goal.targets)
 
 
 def test_a_route_to_face_a_cell_never_digs_through_that_cell():

@@ -84,3 +84,43 @@ def test_in_a_tunnel_an_arrow_is_walled_off(facing, stone, subgoal, expected):
     before = make_obs(cells={**TUNNEL, (3, 0): "arrow"}, step=60, facing=facing)
     now = make_obs(cells={**TUNNEL, (2, 0): "arrow"}, step=61, facing=facing, inventory={"stone": stone})
     assert first_reflex_after(before, now, subgoal) == expected
+
+
+# a plant of ours one cell right of the player, stone above and right of it, open below
+PLANT = {(1, 0): "plant", (2, 0): "stone", (1, -1): "stone"}
+
+
+def reflex_beside_plant(cells, inventory, age=10) -> tuple[str | None, str | None]:
+    obs = make_obs(cells={**PLANT, **cells}, step=60, inventory=inventory)
+    ex = Executor(TechTree.load("full"))
+    ex.reset(obs)
+    ex.world.note_plant((33, 32), own=True)
+    ex.world.plants[(33, 32)] = age
+    reflexes = Reflexes(ex.ctx, WOOD)
+    program = reflexes.program(0)
+    if program is None:
+        return None, None
+    return reflexes.stack[-1].name, ex.action_names[next(program)[0]]
+
+
+@pytest.mark.parametrize(("cells", "inventory", "age", "expected"), [
+    ({}, {"stone": 1}, 10, "mend"),  # its open side gets a stone
+    ({}, {"stone": 0}, 10, None),  # nothing to wall it with
+    ({(1, 1): "stone"}, {"stone": 1}, 10, None),  # walled all round (the player is the fourth side)
+    ({}, {"stone": 1}, 300, None),  # ripe: the wall would only be opened again to eat it
+    ({(-3, 0): "zombie"}, {"stone": 1}, 10, None),  # a zombie close: not now
+])
+def test_an_open_side_of_a_growing_plant_is_walled(cells, inventory, age, expected):
+    reflex, action = reflex_beside_plant(cells, inventory, age)
+    assert reflex == expected
+    if expected == "mend":
+        assert action.startswith("move_")  # on the way to a cell beside the gap, facing it
+
+
+@pytest.mark.parametrize(("cells", "expected"), [
+    ({(1, 1): "stone"}, None),  # the only stone near is the plant's wall
+    ({(1, 1): "stone", (-1, -1): "stone"}, "stock"),  # other stone next to the player
+])
+def test_stone_is_stocked_from_anything_but_a_plants_wall(cells, expected):
+    reflex, _ = reflex_beside_plant(cells, {"stone": 2, "wood_pickaxe": 1})
+    assert reflex == expected
