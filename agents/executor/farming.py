@@ -16,7 +16,7 @@ from agents.executor.navigation import DIRS
 from agents.executor.shelter import sleep
 from agents.executor.skills import collect, place, place_stone_at
 from agents.executor.survival import RIPE_AFTER, for_steps, walkable_near
-from agents.executor.worldmap import OBJ
+from agents.executor.worldmap import OBJ, WALKABLE
 
 
 def eat_plant(x: SkillContext, wait: int = 60) -> Skill:
@@ -105,7 +105,7 @@ def plant_sapling(x: SkillContext, protect: bool) -> Skill:
                 yield from place_stone_at(x, cell)
             except SkillFailure:
                 pass  # a wall short is still better than none
-    if x.inv("stone") > 0 and x.world.name_at(*stand) in ("grass", "sand", "path"):
+    if x.inv("stone") > 0 and x.world.mat[stand[1], stand[0]] in WALKABLE:  # (its name is "player" yet)
         yield from place_stone_at(x, stand)
 
 
