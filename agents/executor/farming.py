@@ -55,6 +55,12 @@ def eat_plant(x: SkillContext, wait: int = 60) -> Skill:
                              lambda c=cell: c not in w.plants or w.plants[c] >= RIPE_AFTER)
 
 
+def harvest(x: SkillContext, cell: tuple[int, int]) -> Skill:
+    """Eat the ripe plant at ``cell`` (digging through its wall if need be)."""
+    yield from go(x, Face(cells=np.array([cell]), k=1))
+    yield x.a["do"], (x.a["do"],)
+
+
 def open_side(x: SkillContext, radius: int = 3) -> tuple[int, int] | None:
     """The nearest side of a growing plant of ours, within ``radius``, that a cow or a
     zombie could step on (a wall never built, or dug since)."""

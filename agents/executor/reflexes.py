@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from agents.executor.context import Skill, SkillContext
-from agents.executor.farming import go_home, open_side, plant_before_night
+from agents.executor.farming import go_home, harvest, open_side, plant_before_night
 from agents.executor.navigation import DIRS
 from agents.executor.shelter import night, sleep
 from agents.executor.skills import collect, place_stone_at
@@ -31,14 +31,15 @@ NIGHT_START = 125  # walls go up before dusk: from ~115 the game spawns zombies 
 GRASSY = 8  # grass cells in view from which the night is spent walled in (zombie land)
 SAFE = (15, 120)  # steps of each day with (almost) no zombie about: eat and drink then
 # most urgent first
-ORDER = ("dodge", "strike", "rest", "drink", "eat", "sleep", "snack", "stock", "sip", "night", "mend")
+ORDER = ("dodge", "strike", "rest", "drink", "eat", "sleep", "snack", "stock", "sip", "harvest", "night", "mend")
 STEPS = {"dodge": 2, "strike": 12, "rest": 300, "drink": 120, "eat": 150, "sleep": 300, "snack": 25, "stock": 20,
-         "sip": 15, "night": 260, "mend": 12}
+         "sip": 15, "harvest": 40, "night": 260, "mend": 12}
 COOLDOWN = 40
 # What each reflex is for, in the planner's own subgoal words: recorded as the step's
 # subgoal while the reflex acts, so that a student reads what the actions serve
 LABELS = {"rest": "rest in shelter", "drink": "drink water", "sip": "drink water", "eat": "eat cow",
-          "snack": "eat cow", "sleep": "sleep", "stock": "collect stone", "night": "sleep", "mend": "eat plant"}
+          "snack": "eat cow", "sleep": "sleep", "stock": "collect stone", "night": "sleep", "harvest": "eat plant",
+          "mend": "eat plant"}
 REST_BELOW = 3  # health at which the player walls itself in to heal (26 steps a point awake)
 
 
@@ -193,6 +194,12 @@ class Reflexes:
                 x, "stone", 3, x.world.plant_walls())
         if allowed("sip") and v.get("drink", 9) <= 6 and sg.kind != "drink" and _in_view(x, "water", 3):
             return "sip", drink(x), lambda: x.obs.vitals.get("drink", 0) >= 9
+        if allowed("harvest") and "eat_plant" not in x.obs.achievements:
+            # a plant walled in at dusk ripens 300 steps later, as the next night begins:
+            # worth a short trip out of the shelter, a longer one by day
+            plant = ripe_plant_near(x, 6 if dark else 20)
+            if plant is not None:
+                return "harvest", harvest(x, plant), lambda: "eat_plant" in x.obs.achievements
         starving = v.get("food", 9) <= 3 and (_in_view(x, "cow", 5) or ripe_plant_near(x, 6) is not None)
         far = x.inv("stone") < 3 and not x.world.known_near("stone", 10)  # the walk to a wall takes time
         if (allowed("night") and self.night_shelter and can_wall and (dark or far and is_night(x.obs.step + 20))

@@ -90,12 +90,15 @@ def test_in_a_tunnel_an_arrow_is_walled_off(facing, stone, subgoal, expected):
 PLANT = {(1, 0): "plant", (2, 0): "stone", (1, -1): "stone"}
 
 
-def reflex_beside_plant(cells, inventory, age=10) -> tuple[str | None, str | None]:
-    obs = make_obs(cells={**PLANT, **cells}, step=60, inventory=inventory)
+def reflex_beside_plant(cells, inventory, age=10, step=60, plant=(33, 32),
+                        achievements=()) -> tuple[str | None, str | None]:
+    obs = make_obs(cells={**PLANT, **cells}, step=step, inventory=inventory, achievements=achievements)
     ex = Executor(TechTree.load("full"))
     ex.reset(obs)
-    ex.world.note_plant((33, 32), own=True)
-    ex.world.plants[(33, 32)] = age
+    known = ex.world.mat[26:39, 26:46]
+    known[known == CODE["unknown"]] = CODE["grass"]  # seen before, out of view now
+    ex.world.note_plant(plant, own=True)
+    ex.world.plants[plant] = age
     reflexes = Reflexes(ex.ctx, WOOD)
     program = reflexes.program(0)
     if program is None:
@@ -107,7 +110,7 @@ def reflex_beside_plant(cells, inventory, age=10) -> tuple[str | None, str | Non
     ({}, {"stone": 1}, 10, "mend"),  # its open side gets a stone
     ({}, {"stone": 0}, 10, None),  # nothing to wall it with
     ({(1, 1): "stone"}, {"stone": 1}, 10, None),  # walled all round (the player is the fourth side)
-    ({}, {"stone": 1}, 300, None),  # ripe: the wall would only be opened again to eat it
+    ({}, {"stone": 1}, 300, "harvest"),  # ripe: eaten, not walled
     ({(-3, 0): "zombie"}, {"stone": 1}, 10, None),  # a zombie close: not now
 ])
 def test_an_open_side_of_a_growing_plant_is_walled(cells, inventory, age, expected):
@@ -115,6 +118,8 @@ def test_an_open_side_of_a_growing_plant_is_walled(cells, inventory, age, expect
     assert reflex == expected
     if expected == "mend":
         assert action.startswith("move_")  # on the way to a cell beside the gap, facing it
+    if expected == "harvest":
+        assert action == "move_right"  # it faces down: turn to the plant (then eat it)
 
 
 @pytest.mark.parametrize(("cells", "expected"), [
@@ -123,4 +128,15 @@ def test_an_open_side_of_a_growing_plant_is_walled(cells, inventory, age, expect
 ])
 def test_stone_is_stocked_from_anything_but_a_plants_wall(cells, expected):
     reflex, _ = reflex_beside_plant(cells, {"stone": 2, "wood_pickaxe": 1})
+    assert reflex == expected
+
+
+@pytest.mark.parametrize(("step", "plant", "achievements", "expected"), [
+    (60, (42, 32), (), "harvest"),  # by day, 10 cells away: go and eat it before a cow does
+    (200, (42, 32), (), None),  # at night, 10 cells away: it waits for the morning
+    (200, (33, 32), (), "harvest"),  # at night, next to the shelter: a short trip
+    (60, (33, 32), ("eat_plant",), None),  # eaten once already: the curriculum has it done
+])
+def test_a_ripe_plant_of_ours_is_eaten_soon(step, plant, achievements, expected):
+    reflex, _ = reflex_beside_plant({}, {}, age=300, step=step, plant=plant, achievements=achievements)
     assert reflex == expected
