@@ -25,6 +25,7 @@ EXPLORE_NEAR = {
     "skeleton": ("path",), "table": (), "furnace": (),
 }
 _WALK_NAMES = ("grass", "sand", "path")
+MAX_HELD = 9  # Crafter's inventory holds at most 9 of a kind: a `do` then gives nothing
 
 
 def explore(x: SkillContext, near: tuple[str, ...] = (), legs: int = 1) -> Skill:
@@ -82,9 +83,10 @@ def collect(x: SkillContext, item: str) -> Skill:
     misses = 0
     while True:
         yield from face_any(x, (src,))
-        before = x.inv(item)
+        before, step = x.inv(item), x.obs.step
         yield x.a["do"], (x.a["do"],)
-        if probabilistic or x.front_name() != src or x.inv(item) > before:
+        if (probabilistic or x.front_name() != src or x.inv(item) > before or before >= MAX_HELD
+                or x.obs.step != step + 1):  # a reflex acted in between (a stone placed in front, ...)
             misses = 0
             continue
         misses += 1  # the source is still there and nothing came of the `do`
