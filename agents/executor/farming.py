@@ -3,7 +3,9 @@
 A plant is eaten by any cow, zombie or skeleton next to it, and only grows while the
 player is within 18 cells (the game updates nothing farther away), for 300 updates.
 So it is planted near a *home* (the first plant's cell), walled on every open side, and
-the player spends its nights near home until the plant has been eaten once.
+the player spends its nights near home until the plant has been eaten once. While it
+grows its walls are neither mined nor dug through (``WorldMap.plant_walls``); the
+reflexes wall a side found open (``open_side``) and eat it once ripe (``harvest``).
 """
 
 from __future__ import annotations
