@@ -22,7 +22,7 @@ from agents.executor.reflexes import Reflexes
 from agents.executor.shelter import sealed, sleep
 from agents.executor.skills import collect, craft, explore_until, place, wander
 from agents.executor.survival import drink, eat_food, hunt
-from agents.executor.worldmap import CODE, WorldMap
+from agents.executor.worldmap import CODE, WALK_NAMES, WorldMap
 from agents.plan import Subgoal
 from agents.techtree import TechTree
 from envs import Env, Observation
@@ -257,7 +257,7 @@ class Executor:
             return self.a["noop"]
         if name == "do":  # step back from the creature instead of fighting it
             back = (-facing[0], -facing[1])
-            if x.name_at_offset(*back) in ("grass", "sand", "path"):
+            if x.name_at_offset(*back) in WALK_NAMES:
                 return self.a[MOVE_NAMES[DIRS.index(back)]]
         return self.a["noop"]
 

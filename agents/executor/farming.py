@@ -18,7 +18,7 @@ from agents.executor.navigation import DIRS
 from agents.executor.shelter import sleep
 from agents.executor.skills import collect, place, place_stone_at
 from agents.executor.survival import RIPE_AFTER, for_steps, walkable_near
-from agents.executor.worldmap import OBJ, WALKABLE
+from agents.executor.worldmap import OBJ, WALK_NAMES, WALKABLE
 
 
 def eat_plant(x: SkillContext, wait: int = 60) -> Skill:
@@ -68,7 +68,7 @@ def open_side(x: SkillContext, radius: int = 3) -> tuple[int, int] | None:
     zombie could step on (a wall never built, or dug since)."""
     px, py = x.pos
     sides = [c for c in x.world.plant_walls() if abs(c[0] - px) + abs(c[1] - py) <= radius
-             and x.world.name_at(*c) in ("grass", "sand", "path")]
+             and x.world.name_at(*c) in WALK_NAMES]
     return min(sides, key=lambda c: abs(c[0] - px) + abs(c[1] - py)) if sides else None
 
 
@@ -108,7 +108,7 @@ def plant_sapling(x: SkillContext, protect: bool) -> Skill:
     stand = x.pos
     for dx, dy in DIRS:
         cell = (placed[0] + dx, placed[1] + dy)
-        if cell != stand and x.world.name_at(*cell) in ("grass", "sand", "path") and x.inv("stone") > 0:
+        if cell != stand and x.world.name_at(*cell) in WALK_NAMES and x.inv("stone") > 0:
             try:
                 yield from place_stone_at(x, cell)
             except SkillFailure:
@@ -131,7 +131,7 @@ def _plant_spots(x: SkillContext, radius: int = 6) -> list[tuple[int, int]]:
             sides = [w.name_at(cx + dx, cy + dy) for dx, dy in DIRS]
             if "lava" in sides or "unknown" in sides:
                 continue
-            open_sides = sum(s in ("grass", "sand", "path") for s in sides)
+            open_sides = sum(s in WALK_NAMES for s in sides)
             if open_sides == 0 or open_sides > x.inv("stone"):
                 continue
             found.append(((open_sides, abs(cx - x.pos[0]) + abs(cy - x.pos[1])), (cx, cy)))

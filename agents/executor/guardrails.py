@@ -21,11 +21,11 @@ from functools import lru_cache
 from typing import Any
 
 from agents.executor.navigation import DIRS, MOVE_NAMES
+from agents.executor.worldmap import WALK_NAMES
 from memory import facts as factlib
 
 _DANGER = frozenset(("lava", "zombie", "skeleton", "arrow"))
 _CREATURES = frozenset(("zombie", "skeleton", "cow"))
-_WALK = frozenset(("grass", "sand", "path"))
 
 
 @lru_cache(maxsize=1024)
@@ -60,7 +60,7 @@ def situation(names: Mapping[tuple[int, int], str], action: str, vitals: Mapping
     if action in MOVE_NAMES:
         d = DIRS[MOVE_NAMES.index(action)]
         facing = d
-        if names.get(d) in _WALK or names.get(d) == "lava":
+        if names.get(d) in WALK_NAMES or names.get(d) == "lava":
             dest = d
     facts[f"front:{names.get((dest[0] + facing[0], dest[1] + facing[1]), 'unknown')}"] = 1.0
     for dx, dy in ((0, 0), *DIRS):

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from agents.executor.worldmap import CODE, DIRS, MATERIALS, OBJ, WALKABLE, WorldMap
+from agents.executor.worldmap import CODE, DIRS, MATERIALS, OBJ, WALK_NAMES, WALKABLE, WorldMap
 
 INF = 1 << 30
 STEP, MINE, CREATURE, FIRE = 1, 3, 7, 4
@@ -107,7 +107,7 @@ class Navigator:
         """
         w = self.world
         lut = np.full(64, INF, np.int64)
-        for name in ("grass", "sand", "path"):
+        for name in WALK_NAMES:
             lut[CODE[name]] = STEP
         lut[CODE["grass"]] = grass
         for name in minable:

@@ -22,6 +22,7 @@ from agents.executor.shelter import night, sleep
 from agents.executor.skills import collect, place_stone_at
 from agents.executor.survival import (HOSTILE, dodge, drink, eat_food, incoming_arrow, ripe_plant_near, sidestep,
                                       strike)
+from agents.executor.worldmap import WALK_NAMES
 from agents.plan import Subgoal
 
 log = logging.getLogger(__name__)
@@ -214,5 +215,5 @@ class Reflexes:
             side = open_side(x)
             if side is not None:  # a cow or zombie next to a plant eats it: wall it in while here
                 return ("mend", place_stone_at(x, side),
-                        lambda: x.world.name_at(*side) not in ("grass", "sand", "path"), "eat plant")
+                        lambda: x.world.name_at(*side) not in WALK_NAMES, "eat plant")
         return None

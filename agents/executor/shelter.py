@@ -19,7 +19,7 @@ from agents.executor.goals import Face
 from agents.executor.navigation import DIRS, MOVE_NAMES
 from agents.executor.skills import collect, explore, place_stone_at
 from agents.executor.survival import drink, eat_food, for_steps
-from agents.executor.worldmap import CODE, WALKABLE
+from agents.executor.worldmap import CODE, WALK_NAMES, WALKABLE
 
 DAY = 300
 # Walls stop zombies and arrows. Water stops zombies but arrows fly over it, so it is a
@@ -180,7 +180,7 @@ def _seal(x: SkillContext, e: tuple[int, int], k: int) -> Skill:
         cell = (e[0] + i * dx, e[1] + i * dy)
         if x.pos != (cell[0] - dx, cell[1] - dy) or x.obs.facing != (dx, dy):
             raise SkillFailure("stagnation", "pushed out of the pocket")
-        if x.world.name_at(*cell) not in ("grass", "sand", "path"):
+        if x.world.name_at(*cell) not in WALK_NAMES:
             yield do, (do,)
         yield fwd, (fwd,)
         if x.pos != cell:
@@ -197,7 +197,7 @@ def _wall_front(x: SkillContext, waits: int = 3) -> Skill:
     the way is waited out for a few steps: it flies on or hits, and the cell is free."""
     for _ in range(waits + 1):
         front = x.front_name()
-        if front in ("grass", "sand", "path"):
+        if front in WALK_NAMES:
             yield x.a["place_stone"], (x.a["place_stone"],)
             return
         if front not in ("arrow", "zombie", "cow"):

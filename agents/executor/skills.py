@@ -14,7 +14,7 @@ import numpy as np
 
 from agents.executor.context import Skill, SkillContext, SkillFailure, go
 from agents.executor.goals import Face, Frontier, Stand
-from agents.executor.worldmap import CODE, WALKABLE
+from agents.executor.worldmap import CODE, WALK_NAMES, WALKABLE
 from agents.techtree import STATIONS
 
 # Where to look for a thing that is not on the map yet (materials near which it lies).
@@ -24,7 +24,6 @@ EXPLORE_NEAR = {
     "diamond": ("lava", "diamond", "path"), "cow": ("grass",), "zombie": ("grass",),
     "skeleton": ("path",), "table": (), "furnace": (),
 }
-_WALK_NAMES = ("grass", "sand", "path")
 MAX_HELD = 9  # Crafter's inventory holds at most 9 of a kind: a `do` then gives nothing
 
 
@@ -173,7 +172,7 @@ def place(x: SkillContext, thing: str, reuse: bool = False) -> Skill:
         except SkillFailure:
             pass
     r = x.tree.recipe(thing, "place")
-    where = tuple(n for n in (r.where if r and r.where else _WALK_NAMES) if n in _WALK_NAMES) or _WALK_NAMES
+    where = tuple(n for n in (r.where if r and r.where else WALK_NAMES) if n in WALK_NAMES) or WALK_NAMES
     stand_ok, cells = None, None
     others = [s for s in STATIONS if s != thing and thing in STATIONS]
     if others and _known_near(x, others[0], 16):

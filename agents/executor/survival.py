@@ -15,7 +15,7 @@ from agents.executor.context import Skill, SkillContext, SkillFailure, go
 from agents.executor.goals import Face, Frontier, Patrol, Stand
 from agents.executor.navigation import DIRS, MOVE_NAMES
 from agents.executor.skills import collect, face_any
-from agents.executor.worldmap import OBJ, RIPE, WALKABLE
+from agents.executor.worldmap import OBJ, RIPE, WALK_NAMES, WALKABLE
 
 RIPE_AFTER = RIPE  # a plant is ripe after this many updates (steps with the player near)
 HOSTILE = ("zombie", "skeleton")
@@ -33,7 +33,6 @@ def skeleton_near(x: SkillContext, radius: int = 4) -> bool:
 
 
 _ARROW_FLIES = frozenset(("grass", "sand", "path", "water", "lava"))  # Arrow.walkable
-_STANDABLE = frozenset(("grass", "sand", "path"))
 
 
 def incoming_arrow(x: SkillContext, reach: int = 3) -> tuple[int, int] | None:
@@ -63,12 +62,12 @@ def sidestep(x: SkillContext, d: tuple[int, int]) -> int | None:
     with no zombie next to it; else, facing the arrow with a free cell between, a stone
     placed there (a tunnel has no side to step to); else None."""
     for side in ((d[1], d[0]), (-d[1], -d[0])):
-        if x.name_at_offset(*side) not in _STANDABLE:
+        if x.name_at_offset(*side) not in WALK_NAMES:
             continue
         if any(x.name_at_offset(side[0] + ex, side[1] + ey) == "zombie" for ex, ey in DIRS):
             continue
         return x.a[MOVE_NAMES[DIRS.index(side)]]
-    if x.obs.facing == (-d[0], -d[1]) and x.inv("stone") and x.front_name() in _STANDABLE:
+    if x.obs.facing == (-d[0], -d[1]) and x.inv("stone") and x.front_name() in WALK_NAMES:
         return x.a["place_stone"]
     return None
 

@@ -22,7 +22,8 @@ CODE: dict[str, int] = {name: i for i, name in enumerate(MATERIALS)}
 CODE.update({name: OBJ_BASE + i + 1 for i, name in enumerate(OBJECTS)})
 OBJ: dict[str, int] = {name: i + 1 for i, name in enumerate(OBJECTS)}  # obj layer codes
 UNKNOWN, VOID = CODE["unknown"], CODE["void"]
-WALKABLE = frozenset(CODE[n] for n in ("grass", "sand", "path"))
+WALK_NAMES = ("grass", "sand", "path")  # what the player (and a zombie or cow) can step on
+WALKABLE = frozenset(CODE[n] for n in WALK_NAMES)
 # The material under an object, when the cell was never seen bare.
 _UNDER = np.zeros(OBJ_BASE + len(OBJECTS) + 1, np.int8)
 _UNDER[:OBJ_BASE] = np.arange(OBJ_BASE)
