@@ -36,7 +36,8 @@ from distill.agent import StudentAgent
 from distill.checkpoint import load_student, read
 from distill.config import load
 from distill.dagger import RolloutJob, play, pool_for, record_teacher, run_dagger
-from distill.data import DistillDataset, find_runs, load_steps, split
+from distill.data import DistillDataset, split
+from distill.steps import find_runs, load_steps
 from distill.trainer import evaluate, train
 from envs.episodes import decode_frames, iter_episodes
 

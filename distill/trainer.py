@@ -29,7 +29,8 @@ from torch.utils.data import DataLoader, Sampler
 
 from distill import checkpoint as ck
 from distill.config import DistillConfig
-from distill.data import DistillDataset, build_tokenizer, describe, load_steps, split
+from distill.data import DistillDataset, build_tokenizer, describe, split
+from distill.steps import load_steps
 from distill.losses import TAID, action_loss, cross_entropy, forward_kl
 from distill.model import Student
 from envs.episodes import ACTORS

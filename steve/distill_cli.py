@@ -101,7 +101,7 @@ def train(
 ) -> None:
     """Train the student on recorded episodes."""
     from distill.config import load
-    from distill.data import find_runs
+    from distill.steps import find_runs
     from distill.trainer import train as run_train
 
     try:
@@ -130,7 +130,7 @@ def dagger(
     """Mirrored distillation: the student plays, the teacher labels, the student retrains."""
     from distill.config import load
     from distill.dagger import run_dagger
-    from distill.data import find_runs
+    from distill.steps import find_runs
 
     sets = list(set_ or [])
     for key, value in (("rounds", rounds), ("episodes", episodes), ("seed", seed), ("workers", workers)):
@@ -163,7 +163,8 @@ def evaluate(
 ) -> None:
     """Offline metrics on recorded episodes: action agreement, subgoal exact match, KL."""
     from distill.checkpoint import load_student
-    from distill.data import DistillDataset, find_runs, load_steps
+    from distill.data import DistillDataset
+    from distill.steps import find_runs, load_steps
     from distill.trainer import evaluate as run_eval
 
     try:

@@ -10,14 +10,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from distill.config import DataConfig, ModelConfig
-from distill.data import (
-    DistillDataset,
-    build_tokenizer,
-    describe,
-    load_steps,
-    parse_check,
-    split,
-)
+from distill.data import DistillDataset, build_tokenizer, describe, split
+from distill.steps import load_steps, parse_check
 from distill.tokenizer import BOS, EOS, PAD
 from envs.episodes import (
     ACTORS,

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from distill.config import load
-from distill.data import DistillDataset, build_tokenizer, load_steps
+from distill.data import DistillDataset, build_tokenizer
+from distill.steps import load_steps
 from distill.model import Student
 from distill.tokenizer import BOS, EOS, PAD
 from distill.trainer import compute_losses

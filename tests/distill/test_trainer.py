@@ -21,7 +21,8 @@ import torch
 import envs
 from distill import checkpoint as ck
 from distill.config import load
-from distill.data import build_tokenizer, load_steps
+from distill.data import build_tokenizer
+from distill.steps import load_steps
 from distill.model import Student
 from distill.trainer import _StepBatches, lr_factor, train
 from envs.recorder import EpisodeRecorder

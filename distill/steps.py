@@ -1,0 +1,418 @@
+"""Recorded episodes read into a compact step table: what distillation learns from.
+
+``load_steps`` reads run directories (the Parquet format of :mod:`envs.episodes`) into a
+:class:`StepTable`: the kept steps column-wise in compact numpy arrays, each frame
+compressed on its own (zstd, ~3 KB for a 12 KB Crafter frame) and decoded only when a
+sample asks for it, so a million steps fit in a few GB. The filters (actor, return,
+achievements, steps of subgoals that were reached) apply while reading; the action
+history of a kept step stays exact even where the steps before it were dropped.
+:mod:`distill.data` turns the table's rows into training samples.
+
+Depends on ``envs``, numpy and pyarrow only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from distill.config import DataConfig
+from envs.episodes import (
+    ACTORS,
+    INDEX_FILE,
+    CorruptEpisodeError,
+    EpisodeMeta,
+    episode_dir,
+    part_files,
+    read_index,
+    read_steps,
+)
+
+# Crafter's action count: the size of the action head when no step of the data carries
+# a teacher distribution to read it from (and the env's own list is not at hand here).
+DEFAULT_N_ACTIONS = 17
+FRAME_CODEC = "zstd"  # measured on Crafter frames: zstd(3) 3.1 KB, 40 us; lz4 4.2 KB, 10 us
+FRAME_CODEC_LEVEL = 3
+_OK_STATUS = ("complete", "recovered")
+
+
+_CODEC: pa.Codec | None = None
+
+
+def _codec() -> pa.Codec:
+    global _CODEC
+    if _CODEC is None:
+        _CODEC = pa.Codec(FRAME_CODEC, compression_level=FRAME_CODEC_LEVEL)
+    return _CODEC
+
+
+@dataclass(frozen=True)
+class EpisodeInfo:
+    """One episode of a :class:`StepTable` (a row of its run's ``episodes.parquet``)."""
+
+    episode_id: str
+    run_dir: Path
+    seed: int | None
+    episode_return: float
+    achievements: tuple[str, ...]
+    length: int  # steps recorded, kept or not
+    env: str
+    agent: str
+    status: str
+    frame_shape: tuple[int, ...]
+
+
+@dataclass
+class StepTable:
+    """The kept steps of some episodes, column by column (row ``i`` is one step).
+
+    ``pos[i]`` is the step's position in its episode as recorded (0 = first step), also
+    for steps the filters dropped: ``episode_actions[action_offsets[e]:action_offsets[e+1]]``
+    holds every action of episode ``e``, so the action history of a kept step is exact
+    even where the steps before it were filtered out.
+    """
+
+    episodes: list[EpisodeInfo]
+    episode: np.ndarray  # int32 [N] index into ``episodes``
+    t: np.ndarray  # int32 [N] the env's step counter
+    pos: np.ndarray  # int32 [N] position in the episode
+    action: np.ndarray  # int16 [N]
+    teacher_probs: np.ndarray  # float16 [N, n_actions], zeros where missing
+    has_probs: np.ndarray  # bool [N]
+    task: np.ndarray  # int32 [N] index into ``tasks``
+    subgoal: np.ndarray  # int32 [N] index into ``subgoals``
+    actor: np.ndarray  # int8 [N] index into ``envs.episodes.ACTORS``
+    tasks: list[str]
+    subgoals: list[str]
+    frame_data: np.ndarray  # uint8, every kept frame compressed, end to end
+    frame_offsets: np.ndarray  # int64 [N + 1]: frame i is frame_data[off[i]:off[i+1]]
+    episode_actions: np.ndarray  # int16, every action of every episode
+    action_offsets: np.ndarray  # int64 [E + 1]
+    n_actions: int
+    action_names: dict[int, str] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)  # what the filters dropped
+
+    def __len__(self) -> int:
+        return int(self.action.shape[0])
+
+    def frame(self, i: int) -> np.ndarray:
+        """Step ``i``'s frame, decompressed: uint8 [H, W, C] (read-only)."""
+        shape = self.episodes[int(self.episode[i])].frame_shape
+        raw = _codec().decompress(self.frame_data[self.frame_offsets[i]:self.frame_offsets[i + 1]],
+                                  decompressed_size=int(np.prod(shape)), asbytes=True)
+        return np.frombuffer(raw, np.uint8).reshape(shape)
+
+    def task_text(self, i: int) -> str:
+        return self.tasks[int(self.task[i])]
+
+    def subgoal_text(self, i: int) -> str:
+        return self.subgoals[int(self.subgoal[i])]
+
+    def history(self, i: int, length: int) -> np.ndarray:
+        """The ``length`` actions before step ``i`` in its episode, oldest first, int64;
+        ``n_actions`` (no action) where the episode had not started yet."""
+        out = np.full(length, self.n_actions, np.int64)
+        if length <= 0:
+            return out
+        e, pos = int(self.episode[i]), int(self.pos[i])
+        start = int(self.action_offsets[e])
+        window = self.episode_actions[start + max(0, pos - length): start + pos]
+        if len(window):
+            out[length - len(window):] = window
+        return out
+
+
+# -- loading ---------------------------------------------------------------------------
+
+_PLAN_LINE = re.compile(r"^\s*\d+\.\s*\[ \]\s*(?P<name>.*?)\s*\(until (?P<check>.*?)(?:, \d+ steps)?\)\s*$")
+_INVENTORY_CHECK = re.compile(r"^inventory (\S+) >= ([-+0-9.eE]+)$")
+_ACHIEVEMENT_CHECK = re.compile(r"^achievement (\S+)$")
+
+
+def parse_check(plan: str, subgoal: str = "") -> tuple[str, str, float] | None:
+    """The success check of the current subgoal in a plan's text, or None.
+
+    The current subgoal is the first unfinished (``[ ]``) line naming ``subgoal``, else
+    the first unfinished line. Understood checks: ``inventory X >= n`` ->
+    ``("inventory", X, n)`` and ``achievement Y`` -> ``("achievement", Y, 1)``; any other
+    (vitals, nearby) gives None.
+    """
+    lines = [m for m in map(_PLAN_LINE.match, plan.splitlines()) if m]
+    if not lines:
+        return None
+    line = next((m for m in lines if subgoal and m["name"] == subgoal), lines[0])
+    check = line["check"].strip()
+    if m := _INVENTORY_CHECK.match(check):
+        try:
+            return ("inventory", m[1], float(m[2]))
+        except ValueError:
+            return None
+    if m := _ACHIEVEMENT_CHECK.match(check):
+        return ("achievement", m[1], 1.0)
+    return None
+
+
+def _reached_mask(steps: pa.Table, subgoal_codes: np.ndarray) -> np.ndarray:
+    """Per step: was the subgoal of its segment reached?
+
+    A segment is a maximal run of consecutive steps with the same subgoal. Its check is
+    parsed from the plan of its first step (:func:`parse_check`) and evaluated on the
+    step right after the segment (``inventory`` / ``achievements`` there are the state
+    the segment's last action led to). When there is no such step (the segment ends
+    the episode) or the check is not understood, the segment counts as reached unless
+    it is the last segment of an episode that terminated (the player died in it): the
+    agent moving on to another subgoal means the executor considered it done. A stretch
+    without a subgoal (``""``) has no check and follows the same rule.
+    """
+    n = len(subgoal_codes)
+    starts = np.flatnonzero(np.r_[True, subgoal_codes[1:] != subgoal_codes[:-1]])
+    ends = np.r_[starts[1:], n]
+    terminated = bool(steps.column("terminated")[n - 1].as_py())
+    plan, subgoal = steps.column("plan"), steps.column("subgoal")
+    inventory, achievements = steps.column("inventory"), steps.column("achievements")
+    reached = np.ones(n, bool)
+    for s, e in zip(starts.tolist(), ends.tolist()):
+        check = parse_check(plan[s].as_py() or "", subgoal[s].as_py() or "")
+        if check is None or e >= n:
+            ok = not (e >= n and terminated)
+        elif check[0] == "inventory":
+            inv = json.loads(inventory[e].as_py() or "{}")
+            ok = float(inv.get(check[1], 0)) >= check[2]
+        else:
+            ok = check[1] in (achievements[e].as_py() or [])
+        reached[s:e] = ok
+    return reached
+
+
+def _codes(column: pa.ChunkedArray, lookup: dict[str, int], strings: list[str]) -> np.ndarray:
+    """Strings -> int32 indices into ``strings`` (grown as new strings appear)."""
+    # Nulls get their own entry (read as ""), so every index is valid.
+    enc = pc.dictionary_encode(column.combine_chunks(), null_encoding="encode")
+    local = np.array([lookup.setdefault(s or "", len(lookup)) for s in enc.dictionary.to_pylist()],
+                     np.int32)
+    for s, i in lookup.items():
+        if i >= len(strings):
+            strings.append(s)
+    idx = enc.indices.to_numpy(zero_copy_only=False)
+    return local[idx] if len(local) else np.zeros(len(idx), np.int32)
+
+
+def _probs(column: pa.ChunkedArray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher distributions -> (float32 [n, A] with zero rows where missing, mask)."""
+    arr = column.combine_chunks()
+    lengths = pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False)
+    has = lengths > 0
+    if not has.any():
+        return np.zeros((len(arr), 0), np.float32), has
+    sizes = np.unique(lengths[has])
+    if len(sizes) != 1:
+        raise ValueError(f"{where}: teacher_probs of different lengths {sizes.tolist()}")
+    values = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    out = np.zeros((len(arr), int(sizes[0])), np.float32)
+    out[has] = values.reshape(-1, int(sizes[0]))
+    return out, has
+
+
+def _compress_frames(column: pa.ChunkedArray, keep: np.ndarray, size: int, where: str) -> list[bytes]:
+    codec = _codec()
+    out: list[bytes] = []
+    row = 0
+    for chunk in column.chunks:
+        n = len(chunk)
+        bufs = chunk.buffers()
+        offsets = np.frombuffer(bufs[1], np.int32)[chunk.offset: chunk.offset + n + 1]
+        data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+        if n and (np.diff(offsets) != size).any():
+            raise CorruptEpisodeError(f"{where}: a frame is not {size} bytes (frame_shape of the index)")
+        for j in np.flatnonzero(keep[row:row + n]).tolist():
+            out.append(codec.compress(data[offsets[j]:offsets[j + 1]], asbytes=True))
+        row += n
+    return out
+
+
+def _frame_shape(meta: EpisodeMeta, folder: Path) -> tuple[int, ...]:
+    if meta.frame_shape:
+        return tuple(int(x) for x in meta.frame_shape)
+    files = part_files(folder)
+    raw = (pq.read_schema(files[0]).metadata or {}).get(b"steve.frame_shape") if files else None
+    if not raw:
+        raise CorruptEpisodeError(f"{folder}: no frame_shape in the index or the files")
+    return tuple(int(x) for x in json.loads(raw))
+
+
+def find_runs(paths: Sequence[Path | str]) -> list[Path]:
+    """Run directories named, or found below the folders named (to two levels): a run
+    directory is one with an ``episodes.parquet`` index."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if (path / INDEX_FILE).is_file() or not path.is_dir():
+            found.append(path)  # a missing path is reported by load_steps
+            continue
+        below = sorted({p.parent for pattern in (f"*/{INDEX_FILE}", f"*/*/{INDEX_FILE}") for p in path.glob(pattern)})
+        found.extend(below or [path])
+    return found
+
+
+def load_steps(runs: Sequence[Path | str], cfg: DataConfig) -> StepTable:
+    """Every kept step of every finished episode of ``runs``.
+
+    Filters: ``cfg.min_return`` and ``cfg.min_achievements`` drop whole episodes (from
+    their index row); ``cfg.success_only`` keeps the steps of subgoal segments that
+    reached their subgoal (see :func:`_reached_mask`); ``cfg.actors`` keeps the steps
+    taken by those actors. A run directory that does not exist or holds no finished
+    episode is a one-line ``ValueError``; an episode with a status other than
+    complete/recovered, without step files, with fewer steps than its index row says,
+    or with a corrupt file raises :class:`envs.episodes.CorruptEpisodeError` naming it.
+    """
+    runs = [Path(r) for r in runs]
+    if not runs:
+        raise ValueError("no run directories given")
+    actors = set(cfg.actors)
+    actor_code = {a: i for i, a in enumerate(ACTORS)}
+    task_ids: dict[str, int] = {}
+    subgoal_ids: dict[str, int] = {}
+    tasks: list[str] = []
+    subgoals: list[str] = []
+    episodes: list[EpisodeInfo] = []
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in
+                                         ("episode", "t", "pos", "action", "task", "subgoal", "actor")}
+    probs: list[np.ndarray] = []
+    has_probs: list[np.ndarray] = []
+    blobs: list[bytes] = []
+    frame_sizes: list[np.ndarray] = []
+    all_actions: list[np.ndarray] = []
+    action_names: dict[int, str] = {}
+    stats = Counter()
+
+    for run in runs:
+        if not run.is_dir():
+            raise ValueError(f"run directory not found: {run}")
+        metas = read_index(run)
+        if not metas:
+            raise ValueError(f"{run}: no finished episodes (no {INDEX_FILE} or an empty one)")
+        for meta in metas:
+            stats["episodes_read"] += 1
+            if meta.status not in _OK_STATUS:
+                raise CorruptEpisodeError(f"{run / INDEX_FILE}: episode {meta.episode_id} has status "
+                                          f"{meta.status!r} (expected complete or recovered)")
+            if cfg.min_return is not None and meta.episode_return < cfg.min_return:
+                stats["episodes_below_min_return"] += 1
+                continue
+            if len(meta.achievements) < cfg.min_achievements:
+                stats["episodes_below_min_achievements"] += 1
+                continue
+            folder = episode_dir(run, meta.episode_id)
+            if not part_files(folder):
+                raise CorruptEpisodeError(f"{folder}: no step files for episode {meta.episode_id}")
+            steps = read_steps(folder)
+            n = steps.num_rows
+            if meta.status == "complete" and n != meta.length:
+                raise CorruptEpisodeError(f"{folder}: {n} steps on disk, the index says {meta.length}")
+            if n == 0:
+                continue
+            stats["steps_read"] += n
+            shape = _frame_shape(meta, folder)
+            actions = steps.column("action").to_numpy().astype(np.int16, copy=False)
+            sub = _codes(steps.column("subgoal"), subgoal_ids, subgoals)
+            keep = np.ones(n, bool)
+            if cfg.success_only:
+                keep &= _reached_mask(steps, sub)
+                stats["steps_subgoal_not_reached"] += int(n - keep.sum())
+            actor_strings: list[str] = []
+            local = _codes(steps.column("actor"), {}, actor_strings)
+            # Unknown actors (-1) match no filter; a missing one was the teacher (the default).
+            actor = np.array([actor_code.get(a or "teacher", -1) for a in actor_strings], np.int8)[local] \
+                if actor_strings else np.full(n, -1, np.int8)
+            by_actor = np.isin(actor, [actor_code[a] for a in actors])
+            stats["steps_other_actors"] += int((keep & ~by_actor).sum())
+            keep &= by_actor
+            if not keep.any():
+                continue
+            e = len(episodes)
+            episodes.append(EpisodeInfo(
+                episode_id=meta.episode_id, run_dir=run, seed=meta.seed,
+                episode_return=float(meta.episode_return), achievements=tuple(meta.achievements),
+                length=n, env=meta.env, agent=meta.agent, status=meta.status, frame_shape=shape))
+            all_actions.append(actions)
+            p, h = _probs(steps.column("teacher_probs"), str(folder))
+            probs.append(p[keep])
+            has_probs.append(h[keep])
+            cols["episode"].append(np.full(int(keep.sum()), e, np.int32))
+            cols["t"].append(steps.column("t").to_numpy().astype(np.int32, copy=False)[keep])
+            cols["pos"].append(np.flatnonzero(keep).astype(np.int32))
+            cols["action"].append(actions[keep])
+            cols["task"].append(_codes(steps.column("task"), task_ids, tasks)[keep])
+            cols["subgoal"].append(sub[keep])
+            cols["actor"].append(actor[keep])
+            local_names: list[str] = []
+            names = _codes(steps.column("action_name"), {}, local_names)
+            for a, k in set(zip(actions.tolist(), names.tolist())):
+                if local_names[k]:
+                    action_names.setdefault(int(a), local_names[k])
+            frames = _compress_frames(steps.column("frame"), keep, int(np.prod(shape)), str(folder))
+            frame_sizes.append(np.fromiter(map(len, frames), np.int64, len(frames)))
+            blobs.append(b"".join(frames))
+
+    if not episodes:
+        raise ValueError(f"no steps left after the filters in {', '.join(map(str, runs))} "
+                         f"(actors {sorted(actors)}, min_return {cfg.min_return}, "
+                         f"min_achievements {cfg.min_achievements}, success_only {cfg.success_only})")
+
+    widths = {p.shape[1] for p, h in zip(probs, has_probs) if h.any()}
+    if len(widths) > 1:
+        raise ValueError(f"teacher_probs of different lengths across episodes: {sorted(widths)}")
+    max_action = max(int(a.max()) for a in all_actions)
+    # The width of the recorded teacher distributions is the action count; without any,
+    # Crafter's 17 (never fewer than the actions seen).
+    n_actions = widths.pop() if widths else max(DEFAULT_N_ACTIONS, max_action + 1)
+    if max_action >= n_actions:
+        raise ValueError(f"action {max_action} recorded, but teacher_probs have {n_actions} entries")
+    teacher = np.zeros((sum(len(h) for h in has_probs), n_actions), np.float16)
+    row = 0
+    for p, h in zip(probs, has_probs):
+        if p.shape[1]:
+            teacher[row:row + len(h)] = p
+        row += len(h)
+
+    offsets = np.zeros(sum(len(s) for s in frame_sizes) + 1, np.int64)
+    np.cumsum(np.concatenate(frame_sizes), out=offsets[1:])
+    frame_data = np.empty(int(offsets[-1]), np.uint8)
+    at = 0
+    blobs.reverse()  # pop from the end: each episode's blob is freed once copied
+    while blobs:
+        blob = blobs.pop()
+        frame_data[at:at + len(blob)] = np.frombuffer(blob, np.uint8)
+        at += len(blob)
+    action_offsets = np.zeros(len(all_actions) + 1, np.int64)
+    np.cumsum([len(a) for a in all_actions], out=action_offsets[1:])
+
+    return StepTable(
+        episodes=episodes,
+        episode=np.concatenate(cols["episode"]),
+        t=np.concatenate(cols["t"]),
+        pos=np.concatenate(cols["pos"]),
+        action=np.concatenate(cols["action"]).astype(np.int16),
+        teacher_probs=teacher,
+        has_probs=np.concatenate(has_probs),
+        task=np.concatenate(cols["task"]),
+        subgoal=np.concatenate(cols["subgoal"]),
+        actor=np.concatenate(cols["actor"]),
+        tasks=tasks,
+        subgoals=subgoals,
+        frame_data=frame_data,
+        frame_offsets=offsets,
+        episode_actions=np.concatenate(all_actions).astype(np.int16),
+        action_offsets=action_offsets,
+        n_actions=int(n_actions),
+        action_names=dict(sorted(action_names.items())),
+        stats=dict(stats),
+    )
