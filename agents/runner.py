@@ -83,7 +83,8 @@ def open_store(config: Any, out: Path) -> Any:
 def _make_agent(config: Any, env: envs.Env, out: Path, store: Any) -> Any:
     if config.agent.name == "student":
         return make_agent("student", env, checkpoint=config.agent.checkpoint, task=config.agent.task,
-                          sample=config.agent.sample, temperature=config.agent.temperature)
+                          sample=config.agent.sample, temperature=config.agent.temperature,
+                          min_p=config.agent.min_p)
     if config.agent.name != "steve":
         return make_agent(config.agent.name, env)
     a = config.agent

@@ -131,6 +131,8 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=10_000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--temperature", type=float, default=1.0, help="of the student's action sampling")
+    ap.add_argument("--min-p", type=float, default=0.0, help="never sample an action less than this times as "
+                    "likely as the most likely one")
     ap.add_argument("--greedy", action="store_true", help="the student takes its most likely action")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
@@ -138,7 +140,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     pool = pool_for(args.workers)
     report: dict[str, Any] = {"config": args.config, "sets": args.sets, "temperature": args.temperature,
-                              "greedy": args.greedy}
+                              "min_p": args.min_p, "greedy": args.greedy}
 
     teacher_dir = args.teacher or args.out / "teacher"
     if args.teacher is None:
@@ -175,7 +177,7 @@ def main() -> None:
     teacher = record_teacher(args.out / "eval-teacher", seeds, args.max_steps, "full", pool)
     student = play([RolloutJob(seed=s, out=str(args.out / "eval-student" / f"seed-{s}"), checkpoint=str(checkpoint),
                                max_steps=args.max_steps, teacher=False, label="student", sample=not args.greedy,
-                               temperature=args.temperature) for s in seeds], pool)
+                               temperature=args.temperature, min_p=args.min_p) for s in seeds], pool)
     model, _ = load_student(checkpoint)
     ckpt = read(checkpoint)
     table = load_steps(find_runs([args.out / "eval-teacher"]), ckpt.config.data)

@@ -3,7 +3,10 @@
 ``steve run --agent student --checkpoint CKPT`` plays it like any agent. Each decision
 writes the student's own subgoal (greedy, see :meth:`distill.model.Student.decide`)
 and then picks the action from the action head: the most likely one, or a sample at
-``temperature`` when ``sample`` is set (seeded per episode). The subgoal goes into the
+``temperature`` when ``sample`` is set (seeded per episode), leaving out the actions less
+than ``min_p`` times as likely as the most likely one (min-p sampling: a sample still
+breaks the loops a greedy student falls into, but no longer walks into lava or a zombie
+on a one-in-fifty draw). The subgoal goes into the
 recorded steps (``actor`` "student") and the video captions, as the teacher's does.
 """
 
@@ -26,14 +29,17 @@ class StudentAgent:
     name = "student"
 
     def __init__(self, env: Env | None = None, checkpoint: str | Path | None = None, task: str = "open",
-                 sample: bool = True, temperature: float = 1.0, device: str = "cpu", threads: int | None = 1):
+                 sample: bool = True, temperature: float = 1.0, min_p: float = 0.0, device: str = "cpu",
+                 threads: int | None = 1):
         if checkpoint is None:
             raise ValueError("the student needs a checkpoint: --checkpoint CKPT_DIR")
         if threads:
             torch.set_num_threads(threads)
         self.model, self.ckpt = load_student(Path(checkpoint), device)
         self.env, self.device = env, device
-        self.sample, self.temperature = sample, temperature
+        if not 0.0 <= min_p < 1.0:
+            raise ValueError(f"min_p must be in [0, 1), got {min_p}")
+        self.sample, self.temperature, self.min_p = sample, temperature, min_p
         known = [(i, n) for i, n in enumerate(self.ckpt.action_names) if n]  # "": not in the training data
         if env is not None and (len(env.action_names) != self.ckpt.n_actions
                                 or any(env.action_names[i] != n for i, n in known)):
@@ -72,6 +78,8 @@ class StudentAgent:
         if not self.sample:
             return int(logits.argmax())
         probs = torch.softmax(logits / self.temperature, -1)
+        if self.min_p:
+            probs = torch.where(probs >= self.min_p * probs.max(), probs, 0.0)
         return int(torch.multinomial(probs, 1, generator=self.rng))
 
     def observe(self, action: int) -> None:

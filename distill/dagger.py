@@ -80,6 +80,7 @@ class RolloutJob:
     label: str = "dagger"  # the recorded episodes' agent name
     sample: bool = True
     temperature: float = 1.0  # of the student's action sampling
+    min_p: float = 0.0  # and its cut (see distill.agent)
     teacher: bool = True  # False: the student plays alone, nobody labels (evaluation)
 
 
@@ -100,7 +101,8 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
             raise ValueError("a rollout with beta < 1 needs the student's checkpoint")
         from distill.agent import StudentAgent
 
-        student = StudentAgent(None, job.checkpoint, task=job.task, sample=job.sample, temperature=job.temperature)
+        student = StudentAgent(None, job.checkpoint, task=job.task, sample=job.sample, temperature=job.temperature,
+                               min_p=job.min_p)
     base = envs.make("crafter", max_steps=job.max_steps)
     mirror = MirrorEnv(base, student, job.beta, job.seed)
     recorder = EpisodeRecorder(mirror, Path(job.out), agent=job.label, config_hash=f"b{job.beta:g}", task=job.task)
@@ -123,7 +125,7 @@ def _student_alone(job: RolloutJob) -> dict[str, Any]:
     recorder = EpisodeRecorder(envs.make("crafter", max_steps=job.max_steps), Path(job.out), agent=job.label,
                                config_hash="student", task=job.task)
     student = StudentAgent(recorder, job.checkpoint, task=job.task, sample=job.sample,
-                           temperature=job.temperature)
+                           temperature=job.temperature, min_p=job.min_p)
     try:
         obs, _ = recorder.reset(job.seed)
         student.reset(obs, job.seed)

@@ -39,6 +39,8 @@ class AgentConfig(BaseModel):
     checkpoint: str | None = Field(None, description="student: the trained student's checkpoint directory")
     sample: bool = Field(True, description="student: sample its action (false: the most likely one)")
     temperature: float = Field(1.0, gt=0, description="student: temperature of that sampling")
+    min_p: float = Field(0.0, ge=0, lt=1, description="student: never sample an action less than min_p "
+                         "times as likely as the most likely one")
 
 
 class RunConfig(BaseModel):

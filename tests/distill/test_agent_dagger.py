@@ -95,6 +95,30 @@ def test_greedy_student_picks_the_most_likely_action(student_ckpt):
     assert steps == 60
 
 
+def test_min_p_sampling_never_draws_the_unlikely_actions(student_ckpt):
+    env = envs.make("crafter", max_steps=100)
+    obs, _ = env.reset(1)
+    agents = {m: StudentAgent(None, student_ckpt, sample=True, temperature=3.0, min_p=m) for m in (0.0, 0.9)}
+    drawn: dict[float, set[int]] = {m: set() for m in agents}
+    for m, agent in agents.items():
+        agent.reset(obs, 1)
+    for step in range(40):
+        for m, agent in agents.items():
+            frame = torch.from_numpy(obs.frame.copy()).permute(2, 0, 1)[None]
+            _, logits, _ = agent.model.decide(frame, agent.task, torch.tensor([list(agent.history)]), agent.draft)
+            probs = torch.softmax(logits[0] / 3.0, -1)
+            action = agent.choose(obs)
+            drawn[m].add(action)
+            if m:
+                assert probs[action] >= 0.9 * probs.max(), step
+        obs, _, term, trunc, _ = env.step(action)
+        for agent in agents.values():
+            agent.observe(action)
+    assert len(drawn[0.0]) > len(drawn[0.9])  # the cut is what narrows the draws
+    with pytest.raises(ValueError, match="min_p"):
+        StudentAgent(None, student_ckpt, min_p=1.0)
+
+
 def test_student_task_is_cut_like_the_training_data(student_ckpt):
     n = ck.read(student_ckpt).config.model.max_task_len
     a = StudentAgent(None, student_ckpt, task=" ".join(["collect"] * n + ["diamond"]))
