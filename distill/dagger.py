@@ -196,6 +196,7 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
     (the checkpoint after the round) and ``OUT/dagger.jsonl`` (one line per round).
     Returns the rounds' summaries; the last round's student is the result.
     """
+    from distill.steps import concat_tables, load_steps
     from distill.trainer import train
 
     d = cfg.dagger
@@ -203,6 +204,7 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = [Path(p) for p in data]
+    table = load_steps(runs, cfg.data)  # read once; each round adds its rollouts
     current = Path(checkpoint)
     rounds = []
     for k in range(d.rounds):
@@ -213,10 +215,13 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
                            checkpoint=str(current), max_steps=d.max_steps, prior=d.teacher_prior, label=f"dagger-{k}")
                 for i in range(d.episodes)]
         played = play(jobs, pool)
-        runs += [Path(r["run"]) for r in played["episodes"]]
+        new = [Path(r["run"]) for r in played["episodes"]]
+        runs += new
+        table = concat_tables([table, load_steps(new, cfg.data)])
         round_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
             update={"steps": d.steps_per_round, "warmup": min(cfg.train.warmup, d.steps_per_round // 10)})})
-        metrics = train(round_cfg, runs, round_dir / "student", init=current, resume=False, progress=train_progress)
+        metrics = train(round_cfg, runs, round_dir / "student", init=current, resume=False, progress=train_progress,
+                        table=table)
         current = round_dir / "student"
         summary = {"round": k, "beta": beta, "rollout_score": played["crafter_score"],
                    "rollout_agreement": played["agreement"], "rollout_mean_length": played["mean_length"],

@@ -416,3 +416,64 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig) -> StepTable:
         action_names=dict(sorted(action_names.items())),
         stats=dict(stats),
     )
+
+
+def _remap(strings: list[str], own: list[str]) -> np.ndarray:
+    """Where each of ``own`` is in ``strings``, appending those not there yet."""
+    at = {s: i for i, s in enumerate(strings)}
+    for s in own:
+        if s not in at:
+            at[s] = len(strings)
+            strings.append(s)
+    return np.array([at[s] for s in own] or [0], np.int32)
+
+
+def concat_tables(tables: Sequence[StepTable]) -> StepTable:
+    """One table holding the rows of ``tables`` in order, as if ``load_steps`` had read
+    all their runs at once (DAgger adds each round's rollouts to the table it has,
+    instead of reading every run again). Tasks and subgoals are re-indexed; the action
+    counts must agree."""
+    if not tables:
+        raise ValueError("no step tables to join")
+    if len({t.n_actions for t in tables}) > 1:
+        raise ValueError(f"step tables of different action counts: {sorted({t.n_actions for t in tables})}")
+    tasks: list[str] = []
+    subgoals: list[str] = []
+    task_codes, subgoal_codes, episode_index = [], [], []
+    frame_shift, action_shift, n_episodes = 0, 0, 0
+    frame_offsets, action_offsets = [np.zeros(1, np.int64)], [np.zeros(1, np.int64)]
+    names: dict[int, str] = {}
+    stats: Counter[str] = Counter()
+    for t in tables:
+        task_codes.append(_remap(tasks, t.tasks)[t.task])
+        subgoal_codes.append(_remap(subgoals, t.subgoals)[t.subgoal])
+        episode_index.append(t.episode + n_episodes)
+        frame_offsets.append(t.frame_offsets[1:] + frame_shift)
+        action_offsets.append(t.action_offsets[1:] + action_shift)
+        frame_shift += int(t.frame_offsets[-1])
+        action_shift += int(t.action_offsets[-1])
+        n_episodes += len(t.episodes)
+        for a, n in t.action_names.items():
+            names.setdefault(a, n)
+        stats.update(t.stats)
+    return StepTable(
+        episodes=[ep for t in tables for ep in t.episodes],
+        episode=np.concatenate(episode_index).astype(np.int32),
+        t=np.concatenate([t.t for t in tables]),
+        pos=np.concatenate([t.pos for t in tables]),
+        action=np.concatenate([t.action for t in tables]),
+        teacher_probs=np.concatenate([t.teacher_probs for t in tables]),
+        has_probs=np.concatenate([t.has_probs for t in tables]),
+        task=np.concatenate(task_codes),
+        subgoal=np.concatenate(subgoal_codes),
+        actor=np.concatenate([t.actor for t in tables]),
+        tasks=tasks,
+        subgoals=subgoals,
+        frame_data=np.concatenate([t.frame_data for t in tables]),
+        frame_offsets=np.concatenate(frame_offsets),
+        episode_actions=np.concatenate([t.episode_actions for t in tables]),
+        action_offsets=np.concatenate(action_offsets),
+        n_actions=tables[0].n_actions,
+        action_names=dict(sorted(names.items())),
+        stats=dict(stats),
+    )

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Sampler
 from distill import checkpoint as ck
 from distill.config import DistillConfig
 from distill.data import DistillDataset, build_tokenizer, describe, split
-from distill.steps import load_steps
+from distill.steps import StepTable, load_steps
 from distill.losses import TAID, action_loss, cross_entropy, forward_kl
 from distill.model import Student
 from envs.episodes import ACTORS
@@ -185,10 +185,11 @@ def _trim_metrics(path: Path, step: int) -> None:
 
 
 def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None = None,
-          resume: bool = True, progress: Progress | None = None) -> dict[str, Any]:
+          resume: bool = True, progress: Progress | None = None, table: StepTable | None = None) -> dict[str, Any]:
     """Train (or continue training) a student on the episodes of ``runs``; returns the
     last validation metrics plus throughput. ``init`` starts from another checkpoint's
-    weights and tokenizer (DAgger's next round); ``resume`` continues ``out``'s own."""
+    weights and tokenizer (DAgger's next round); ``resume`` continues ``out``'s own;
+    ``table`` is those runs already read (with ``cfg.data``), so they are not read again."""
     t = cfg.train
     device = pick_device(t.device)
     dist = _init_distributed(device)
@@ -200,7 +201,8 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
 
-    table = load_steps(runs, cfg.data)
+    if table is None:
+        table = load_steps(runs, cfg.data)
     train_idx, val_idx = split(table, cfg.data.val_fraction, cfg.data.split_seed)
     if len(train_idx) == 0:
         raise ValueError("no training samples left after the filters and the split")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from distill.config import DataConfig, ModelConfig
 from distill.data import DistillDataset, build_tokenizer, describe, split
-from distill.steps import load_steps, parse_check
+from distill.steps import concat_tables, load_steps, parse_check
 from distill.tokenizer import BOS, EOS, PAD
 from envs.episodes import (
     ACTORS,
@@ -119,6 +120,27 @@ def test_actor_filter(recorded_run, table):
     assert len(student) == 30 and set(student.t.tolist()) == set(range(30, 40))
     first = next(i for i in range(len(default)) if default.t[i] == 40)
     assert np.array_equal(default.frame(first), recorded_run.episodes[0].frames[40])
+
+
+def test_joined_tables_equal_one_read_of_all_runs(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_episodes(a, [("a0", [_step(subgoal="collect wood", action=1), _step(subgoal="place table", action=2),
+                               _step(actor="student", action=3), _step(subgoal="collect wood", action=4)], {})])
+    write_episodes(b, [("b0", [_step(subgoal="drink water", action=5), _step(actor="student", action=6),
+                               _step(subgoal="collect wood", action=7)], {}),
+                       ("b1", [_step(task="collect_stone", subgoal="place table", action=8)], {})])
+    cfg = DataConfig()  # teacher steps only: the student's are dropped, their actions stay in the history
+    joined, whole = concat_tables([load_steps([a], cfg), load_steps([b], cfg)]), load_steps([a, b], cfg)
+    assert len(joined) == len(whole) == 6 and len(joined.episodes) == 3
+    for i in range(len(whole)):
+        assert joined.task_text(i) == whole.task_text(i) and joined.subgoal_text(i) == whole.subgoal_text(i)
+        assert np.array_equal(joined.frame(i), whole.frame(i))
+        assert np.array_equal(joined.history(i, 3), whole.history(i, 3))
+        assert joined.episodes[joined.episode[i]] == whole.episodes[whole.episode[i]]
+    for col in ("t", "pos", "action", "teacher_probs", "has_probs", "actor"):
+        assert np.array_equal(getattr(joined, col), getattr(whole, col)), col
+    with pytest.raises(ValueError, match="action counts"):
+        concat_tables([joined, dataclasses.replace(whole, n_actions=5)])
 
 
 def test_episode_filters(tmp_path):
