@@ -56,6 +56,12 @@ class DataConfig(_Section):
     min_word_count: int = Field(1, ge=1, description="rarer words become <unk> in the tokenizer")
     relabelled_weight: int = Field(1, ge=1, description="an expert-relabelled (DAgger) step is drawn this "
                                    "many times as often as a teacher step")
+    rare_action_weight: int = Field(1, ge=1, description="a step whose action is rarer than rare_action_below "
+                                    "is drawn this many times as often (placing and crafting are one step each)")
+    rare_action_below: float = Field(0.01, ge=0, le=1, description="the share of the training steps below "
+                                     "which an action counts as rare")
+    skip_asleep: bool = Field(True, description="drop the steps taken asleep (a 'sleep' after a 'sleep'): "
+                              "Crafter ignores the action until the player wakes")
 
 
 class TrainConfig(_Section):

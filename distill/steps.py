@@ -222,6 +222,14 @@ def _probs(column: pa.ChunkedArray, where: str) -> tuple[np.ndarray, np.ndarray]
     return out, has
 
 
+def _asleep(action_names: pa.ChunkedArray) -> np.ndarray:
+    """Steps taken asleep: a ``sleep`` right after a ``sleep``. Crafter carries out
+    ``sleep`` whatever the action until the player is rested, so these labels teach
+    nothing (a teacher sleeping through the night is ~40 % of its steps)."""
+    sleep = pc.fill_null(pc.equal(action_names, "sleep"), False).to_numpy(zero_copy_only=False).astype(bool)
+    return sleep & np.r_[False, sleep[:-1]]
+
+
 def _compress_frames(column: pa.ChunkedArray, keep: np.ndarray, size: int, where: str) -> list[bytes]:
     codec = _codec()
     out: list[bytes] = []
@@ -268,7 +276,8 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig) -> StepTable:
     Filters: ``cfg.min_return`` and ``cfg.min_achievements`` drop whole episodes (from
     their index row); ``cfg.success_only`` keeps the steps of subgoal segments that
     reached their subgoal (see :func:`_reached_mask`); ``cfg.actors`` keeps the steps
-    taken by those actors. A run directory that does not exist or holds no finished
+    taken by those actors; ``cfg.skip_asleep`` drops the teacher's steps taken asleep
+    (:func:`_asleep`). A run directory that does not exist or holds no finished
     episode is a one-line ``ValueError``; an episode with a status other than
     complete/recovered, without step files, with fewer steps than its index row says,
     or with a corrupt file raises :class:`envs.episodes.CorruptEpisodeError` naming it.
@@ -332,6 +341,10 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig) -> StepTable:
             # Unknown actors (-1) match no filter; a missing one was the teacher (the default).
             actor = np.array([actor_code.get(a or "teacher", -1) for a in actor_strings], np.int8)[local] \
                 if actor_strings else np.full(n, -1, np.int8)
+            if cfg.skip_asleep:
+                asleep = _asleep(steps.column("action_name")) & (actor == actor_code["teacher"])
+                stats["steps_asleep"] += int((keep & asleep).sum())
+                keep &= ~asleep
             by_actor = np.isin(actor, [actor_code[a] for a in actors])
             stats["steps_other_actors"] += int((keep & ~by_actor).sum())
             keep &= by_actor

@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from distill import checkpoint as ck
-from distill.config import DistillConfig
+from distill.config import DataConfig, DistillConfig
 from distill.data import DistillDataset, build_tokenizer, describe, split
 from distill.steps import StepTable, load_steps
 from distill.losses import TAID, action_loss, cross_entropy, forward_kl
@@ -161,13 +161,20 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
 
 
-def weighted_indices(table: Any, indices: np.ndarray, relabelled_weight: int) -> np.ndarray:
-    """``indices`` with each expert-relabelled step repeated ``relabelled_weight`` times:
-    DAgger's few new states would otherwise be a sliver of every batch."""
-    if relabelled_weight <= 1:
-        return indices
-    relabelled = indices[table.actor[indices] == ACTORS.index("expert-relabelled")]
-    return np.concatenate([indices, np.repeat(relabelled, relabelled_weight - 1)])
+def weighted_indices(table: Any, indices: np.ndarray, data: DataConfig) -> np.ndarray:
+    """``indices`` with each step repeated by its weight: ``data.relabelled_weight`` for an
+    expert-relabelled step (DAgger's few new states would otherwise be a sliver of every
+    batch), times ``data.rare_action_weight`` for a step whose action is under
+    ``data.rare_action_below`` of ``indices`` (placing a table or making a pickaxe is one
+    step in a thousand, and each opens the next tier)."""
+    weight = np.ones(len(indices), np.int64)
+    if data.relabelled_weight > 1:
+        weight[table.actor[indices] == ACTORS.index("expert-relabelled")] *= data.relabelled_weight
+    if data.rare_action_weight > 1 and len(indices):
+        actions = table.action[indices].astype(np.int64)
+        share = np.bincount(actions, minlength=table.n_actions) / len(indices)
+        weight[share[actions] < data.rare_action_below] *= data.rare_action_weight
+    return indices if (weight == 1).all() else np.repeat(indices, weight)
 
 
 def _trim_metrics(path: Path, step: int) -> None:
@@ -206,7 +213,7 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
     train_idx, val_idx = split(table, cfg.data.val_fraction, cfg.data.split_seed)
     if len(train_idx) == 0:
         raise ValueError("no training samples left after the filters and the split")
-    train_idx = weighted_indices(table, train_idx, cfg.data.relabelled_weight)
+    train_idx = weighted_indices(table, train_idx, cfg.data)
     existing = _latest(out) if resume else None
     source = existing or (Path(init) if init else None)
     if source is not None:

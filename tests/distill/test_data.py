@@ -27,7 +27,7 @@ from envs.episodes import (
     write_index,
 )
 
-ALL = DataConfig(actors=list(ACTORS))
+ALL = DataConfig(actors=list(ACTORS), skip_asleep=False)  # every recorded step
 
 
 @pytest.fixture(scope="module")
@@ -113,13 +113,25 @@ def test_columns_follow_the_recording(recorded_run, table):
 
 
 def test_actor_filter(recorded_run, table):
-    default = load_steps([recorded_run.run_dir], DataConfig())  # teacher + expert-relabelled
+    default = load_steps([recorded_run.run_dir], DataConfig(skip_asleep=False))  # teacher + expert-relabelled
     assert set(default.actor.tolist()) == {ACTORS.index("teacher"), ACTORS.index("expert-relabelled")}
     assert len(default) == len(table) - 10 * len(recorded_run.episodes)
     student = load_steps([recorded_run.run_dir], DataConfig(actors=["student"]))
     assert len(student) == 30 and set(student.t.tolist()) == set(range(30, 40))
     first = next(i for i in range(len(default)) if default.t[i] == 40)
     assert np.array_equal(default.frame(first), recorded_run.episodes[0].frames[40])
+
+
+def test_steps_taken_asleep_are_dropped(tmp_path):
+    sleep = lambda **kw: _step(action=6, action_name="sleep", **kw)  # noqa: E731
+    write_episodes(tmp_path, [("e", [_step(action=1, action_name="move_left"), sleep(), sleep(), sleep(),
+                                     _step(action=0, action_name="noop"), sleep(),
+                                     sleep(actor="expert-relabelled")], {})])
+    table = load_steps([tmp_path], DataConfig())
+    assert table.pos.tolist() == [0, 1, 4, 5, 6]  # the first sleep of each run is a decision; a label
+    assert describe(table)["dropped"]["steps_asleep"] == 2  # on a student's state is kept
+    assert table.history(2, 3).tolist() == [6, 6, 6]  # the history still holds the steps asleep
+    assert len(load_steps([tmp_path], DataConfig(skip_asleep=False))) == 7
 
 
 def test_joined_tables_equal_one_read_of_all_runs(tmp_path):

@@ -483,19 +483,29 @@ def test_killed_training_resumes(run_dir, tmp_path):
     assert not list(out.glob(".ckpt-*"))
 
 
-def test_relabelled_steps_are_drawn_more_often(run_dir):
+def test_relabelled_and_rare_steps_are_drawn_more_often(run_dir):
     from distill.trainer import weighted_indices
     from envs.episodes import ACTORS
 
-    table = load_steps([run_dir], load("tiny").data)
+    data = load("tiny").data
+    table = load_steps([run_dir], data)
     idx = np.arange(len(table))
     relabelled = idx[table.actor == ACTORS.index("expert-relabelled")]
     assert len(relabelled), "the recorded run has expert-relabelled steps"
-    assert np.array_equal(weighted_indices(table, idx, 1), idx)
-    out = weighted_indices(table, idx, 3)
-    counts = np.bincount(out, minlength=len(table))
+    assert np.array_equal(weighted_indices(table, idx, data), idx)
+    counts = np.bincount(weighted_indices(table, idx, data.model_copy(update={"relabelled_weight": 3})),
+                         minlength=len(table))
     assert (counts[relabelled] == 3).all()
     assert (np.delete(counts, relabelled) == 1).all()
+
+    share = np.bincount(table.action, minlength=table.n_actions) / len(table)
+    below = float(np.sort(np.unique(share[share > 0]))[1])  # the rarest action is under it, the others not
+    rare = share[table.action] < below
+    assert 0 < rare.sum() < len(table)
+    both = data.model_copy(update={"relabelled_weight": 3, "rare_action_weight": 5, "rare_action_below": below})
+    counts = np.bincount(weighted_indices(table, idx, both), minlength=len(table))
+    is_relabelled = np.isin(idx, relabelled)
+    assert np.array_equal(counts, np.where(is_relabelled, 3, 1) * np.where(rare, 5, 1))
 
 
 def test_gradient_accumulation_equals_one_big_batch(run_dir, tmp_path):
