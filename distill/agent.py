@@ -4,9 +4,10 @@
 writes the student's own subgoal (greedy, see :meth:`distill.model.Student.decide`)
 and then picks the action from the action head: the most likely one, or a sample at
 ``temperature`` when ``sample`` is set (seeded per episode), leaving out the actions less
-than ``min_p`` times as likely as the most likely one (min-p sampling: a sample still
-breaks the loops a greedy student falls into, but no longer walks into lava or a zombie
-on a one-in-fifty draw). The subgoal goes into the
+than ``min_p`` times as likely as the most likely one (min-p sampling; 0 keeps them all).
+A sample breaks the loops a greedy student falls into; the cut is meant to keep it from
+the rare draw into lava or onto a zombie, but on the seeds measured so far it made no
+difference to the score (see the README). The subgoal goes into the
 recorded steps (``actor`` "student") and the video captions, as the teacher's does.
 """
 

@@ -30,9 +30,9 @@ from torch.utils.data import DataLoader, Sampler
 from distill import checkpoint as ck
 from distill.config import DataConfig, DistillConfig
 from distill.data import DistillDataset, build_tokenizer, describe, split
-from distill.steps import StepTable, load_steps
 from distill.losses import TAID, action_loss, cross_entropy, forward_kl
 from distill.model import Student
+from distill.steps import StepTable, load_steps
 from envs.episodes import ACTORS
 
 Progress = Callable[[int, int, dict[str, float]], None]  # (step, total, latest metrics)
