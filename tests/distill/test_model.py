@@ -7,8 +7,8 @@ import torch
 
 from distill.config import load
 from distill.data import DistillDataset, build_tokenizer
-from distill.steps import load_steps
 from distill.model import Student
+from distill.steps import load_steps
 from distill.tokenizer import BOS, EOS, PAD
 from distill.trainer import compute_losses
 
@@ -286,3 +286,12 @@ def test_local_vision_tower_replaces_the_image_encoder(tmp_path, cfg):
     assert out.action_logits.shape == (2, 17) and torch.isfinite(out.action_logits).all()
     with pytest.raises(FileNotFoundError, match="config.json"):
         Student(mcfg.model_copy(update={"vlm_path": str(tmp_path / "nowhere")}), VOCAB, 17)
+
+
+def test_every_shipped_config_builds_a_student_of_its_size():
+    from distill.config import CONFIG_DIR
+
+    sizes = {path.stem: Student(load(path.stem).model, 40, 17).num_parameters()
+             for path in sorted(CONFIG_DIR.glob("*.yaml"))}
+    assert {"tiny", "fast", "small", "base"} <= set(sizes)
+    assert sizes["tiny"] < sizes["fast"] < sizes["small"] < sizes["base"], sizes
