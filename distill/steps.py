@@ -193,17 +193,23 @@ def _reached_mask(steps: pa.Table, subgoal_codes: np.ndarray) -> np.ndarray:
     return reached
 
 
-def _codes(column: pa.ChunkedArray, lookup: dict[str, int], strings: list[str]) -> np.ndarray:
+def _intern(strings: list[str], own: Sequence[str]) -> np.ndarray:
+    """Where each of ``own`` is in ``strings``, as int32, appending those not there yet
+    (``[0]`` for an empty ``own``, so indexing the result with no rows still works)."""
+    at = {s: i for i, s in enumerate(strings)}
+    for s in own:
+        if s not in at:
+            at[s] = len(strings)
+            strings.append(s)
+    return np.array([at[s] for s in own] or [0], np.int32)
+
+
+def _codes(column: pa.ChunkedArray, strings: list[str]) -> np.ndarray:
     """Strings -> int32 indices into ``strings`` (grown as new strings appear)."""
     # Nulls get their own entry (read as ""), so every index is valid.
     enc = pc.dictionary_encode(column.combine_chunks(), null_encoding="encode")
-    local = np.array([lookup.setdefault(s or "", len(lookup)) for s in enc.dictionary.to_pylist()],
-                     np.int32)
-    for s, i in lookup.items():
-        if i >= len(strings):
-            strings.append(s)
-    idx = enc.indices.to_numpy(zero_copy_only=False)
-    return local[idx] if len(local) else np.zeros(len(idx), np.int32)
+    local = _intern(strings, [s or "" for s in enc.dictionary.to_pylist()])
+    return local[enc.indices.to_numpy(zero_copy_only=False)]
 
 
 def _probs(column: pa.ChunkedArray, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -287,8 +293,6 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig) -> StepTable:
         raise ValueError("no run directories given")
     actors = set(cfg.actors)
     actor_code = {a: i for i, a in enumerate(ACTORS)}
-    task_ids: dict[str, int] = {}
-    subgoal_ids: dict[str, int] = {}
     tasks: list[str] = []
     subgoals: list[str] = []
     episodes: list[EpisodeInfo] = []
@@ -331,13 +335,13 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig) -> StepTable:
             stats["steps_read"] += n
             shape = _frame_shape(meta, folder)
             actions = steps.column("action").to_numpy().astype(np.int16, copy=False)
-            sub = _codes(steps.column("subgoal"), subgoal_ids, subgoals)
+            sub = _codes(steps.column("subgoal"), subgoals)
             keep = np.ones(n, bool)
             if cfg.success_only:
                 keep &= _reached_mask(steps, sub)
                 stats["steps_subgoal_not_reached"] += int(n - keep.sum())
             actor_strings: list[str] = []
-            local = _codes(steps.column("actor"), {}, actor_strings)
+            local = _codes(steps.column("actor"), actor_strings)
             # Unknown actors (-1) match no filter; a missing one was the teacher (the default).
             actor = np.array([actor_code.get(a or "teacher", -1) for a in actor_strings], np.int8)[local] \
                 if actor_strings else np.full(n, -1, np.int8)
@@ -363,11 +367,11 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig) -> StepTable:
             cols["t"].append(steps.column("t").to_numpy().astype(np.int32, copy=False)[keep])
             cols["pos"].append(np.flatnonzero(keep).astype(np.int32))
             cols["action"].append(actions[keep])
-            cols["task"].append(_codes(steps.column("task"), task_ids, tasks)[keep])
+            cols["task"].append(_codes(steps.column("task"), tasks)[keep])
             cols["subgoal"].append(sub[keep])
             cols["actor"].append(actor[keep])
             local_names: list[str] = []
-            names = _codes(steps.column("action_name"), {}, local_names)
+            names = _codes(steps.column("action_name"), local_names)
             for a, k in set(zip(actions.tolist(), names.tolist())):
                 if local_names[k]:
                     action_names.setdefault(int(a), local_names[k])
@@ -431,16 +435,6 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig) -> StepTable:
     )
 
 
-def _remap(strings: list[str], own: list[str]) -> np.ndarray:
-    """Where each of ``own`` is in ``strings``, appending those not there yet."""
-    at = {s: i for i, s in enumerate(strings)}
-    for s in own:
-        if s not in at:
-            at[s] = len(strings)
-            strings.append(s)
-    return np.array([at[s] for s in own] or [0], np.int32)
-
-
 def concat_tables(tables: Sequence[StepTable]) -> StepTable:
     """One table holding the rows of ``tables`` in order, as if ``load_steps`` had read
     all their runs at once (DAgger adds each round's rollouts to the table it has,
@@ -458,8 +452,8 @@ def concat_tables(tables: Sequence[StepTable]) -> StepTable:
     names: dict[int, str] = {}
     stats: Counter[str] = Counter()
     for t in tables:
-        task_codes.append(_remap(tasks, t.tasks)[t.task])
-        subgoal_codes.append(_remap(subgoals, t.subgoals)[t.subgoal])
+        task_codes.append(_intern(tasks, t.tasks)[t.task])
+        subgoal_codes.append(_intern(subgoals, t.subgoals)[t.subgoal])
         episode_index.append(t.episode + n_episodes)
         frame_offsets.append(t.frame_offsets[1:] + frame_shift)
         action_offsets.append(t.action_offsets[1:] + action_shift)
