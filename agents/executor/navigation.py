@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from agents.executor.worldmap import CODE, DIRS, MATERIALS, OBJ, WALK_NAMES, WALKABLE, WorldMap
+from agents.executor.worldmap import CODE, DIRS, MATERIALS, OBJ, WALKABLE, WorldMap
 
 INF = 1 << 30
 STEP, MINE, CREATURE, FIRE = 1, 3, 7, 4
@@ -107,8 +107,7 @@ class Navigator:
         """
         w = self.world
         lut = np.full(64, INF, np.int64)
-        for name in WALK_NAMES:
-            lut[CODE[name]] = STEP
+        lut[list(WALKABLE)] = STEP
         lut[CODE["grass"]] = grass
         for name in minable:
             lut[CODE[name]] = MINE

@@ -32,7 +32,7 @@ def skeleton_near(x: SkillContext, radius: int = 4) -> bool:
     return False
 
 
-_ARROW_FLIES = frozenset(("grass", "sand", "path", "water", "lava"))  # Arrow.walkable
+_ARROW_FLIES = frozenset((*WALK_NAMES, "water", "lava"))  # Arrow.walkable
 
 
 def incoming_arrow(x: SkillContext, reach: int = 3) -> tuple[int, int] | None:

@@ -100,7 +100,7 @@ def test_min_p_sampling_never_draws_the_unlikely_actions(student_ckpt):
     obs, _ = env.reset(1)
     agents = {m: StudentAgent(None, student_ckpt, sample=True, temperature=3.0, min_p=m) for m in (0.0, 0.9)}
     drawn: dict[float, set[int]] = {m: set() for m in agents}
-    for m, agent in agents.items():
+    for agent in agents.values():
         agent.reset(obs, 1)
     for step in range(40):
         for m, agent in agents.items():
