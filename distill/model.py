@@ -221,7 +221,6 @@ class Student(nn.Module):
                 if int(pred[row, j]) != EOS:
                     sub[row, j + 1] = pred[row, j]
         return sub, out.action_logits, passes
-        return sub, out.action_logits, passes
 
     @torch.inference_mode()
     def plan(self, frame: Tensor, task: Tensor, history: Tensor) -> Tensor:
