@@ -87,7 +87,7 @@ def gpu_throughput(cfg_name: str, runs: list[Path], steps: int = 60) -> dict[str
     idx, _ = split(table, 0.0, 0)
     tok = Tokenizer.build(table.subgoals + table.tasks)
     data = DistillDataset(table, idx, tok, cfg.model)
-    batch = torch.utils.data.default_collate([data[i % len(data)] for i in range(cfg.train.batch_size)])
+    batch = data[[i % len(data) for i in range(cfg.train.batch_size)]]
     batch = {k: v.cuda() for k, v in batch.items()}
     model = Student(cfg.model, len(tok), table.n_actions).cuda()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)

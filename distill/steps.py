@@ -120,15 +120,17 @@ class StepTable:
     def history(self, i: int, length: int) -> np.ndarray:
         """The ``length`` actions before step ``i`` in its episode, oldest first, int64;
         ``n_actions`` (no action) where the episode had not started yet."""
-        out = np.full(length, self.n_actions, np.int64)
-        if length <= 0:
-            return out
-        e, pos = int(self.episode[i]), int(self.pos[i])
-        start = int(self.action_offsets[e])
-        window = self.episode_actions[start + max(0, pos - length): start + pos]
-        if len(window):
-            out[length - len(window):] = window
-        return out
+        return self.histories(np.array([i]), length)[0]
+
+    def histories(self, rows: np.ndarray, length: int) -> np.ndarray:
+        """:meth:`history` of each of ``rows`` at once: int64 [len(rows), length]."""
+        e = self.episode[rows]
+        back = self.pos[rows].astype(np.int64)[:, None] - np.arange(length, 0, -1)  # [R, length]
+        where = self.action_offsets[e][:, None] + np.maximum(back, 0)
+        if not len(self.episode_actions):
+            return np.full(back.shape, self.n_actions, np.int64)
+        return np.where(back >= 0, self.episode_actions[np.minimum(where, len(self.episode_actions) - 1)],
+                        self.n_actions).astype(np.int64)
 
 
 # -- loading ---------------------------------------------------------------------------

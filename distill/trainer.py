@@ -126,11 +126,10 @@ def evaluate(model: torch.nn.Module, dataset: DistillDataset, cfg: DistillConfig
     agree = exact = kl_sum = kl_n = 0.0
     losses = []
     spread = np.linspace(0, len(dataset) - 1, n).round().astype(int).tolist() if n else []
-    loader = DataLoader(torch.utils.data.Subset(dataset, spread), batch_size=batch_size)
     # TAID's training target moves with its state; validation measures against the teacher itself (t = 1).
     taid = TAID(t_start=1.0) if cfg.train.action_loss == "taid" else None
-    for batch in loader:
-        batch = _to(batch, device)
+    for first in range(0, n, batch_size):
+        batch = _to(dataset[spread[first:first + batch_size]], device)
         with _autocast(device):
             loss, parts, out = compute_losses(model, batch, cfg, taid)
         losses.append((parts["loss"], len(batch["action"])))
@@ -253,7 +252,8 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dist.local] if device.startswith("cuda") else None)
 
     sampler = _StepBatches(len(train_set), t.batch_size, t.grad_accum, start, t.steps, t.seed, dist.rank, dist.world)
-    loader = DataLoader(train_set, batch_sampler=sampler, num_workers=t.workers,
+    # The sampler gives whole batches of positions, which the dataset reads at once.
+    loader = DataLoader(train_set, sampler=sampler, batch_size=None, num_workers=t.workers,
                         pin_memory=device.startswith("cuda"), persistent_workers=False)
     names = [table.action_names.get(i, "") for i in range(n_actions)]  # "": never taken in the data
     meta = ck.Checkpoint(out, cfg, tokenizer, n_actions, names, start)

@@ -317,6 +317,19 @@ def test_sample_shapes_and_values(recorded_run, table):
     assert batch["subgoal_out"].shape == (5, 6) and batch["action"].shape == (5,)
 
 
+def test_a_batch_read_at_once_equals_its_samples_stacked(recorded_run, table):
+    # Episode starts (history before the first step), the middle of episodes and steps of
+    # every episode, in a shuffled order with a repeat, as the trainer's sampler draws them.
+    teacher = load_steps([recorded_run.run_dir], DataConfig(actors=["teacher"]))
+    for tab in (table, teacher):
+        ds = DistillDataset(tab, np.arange(len(tab))[::-1], build_tokenizer(tab), ModelConfig(history=8))
+        ks = np.random.default_rng(0).permutation(len(ds))[:40].tolist() + [0, len(ds) - 1, 0]
+        batch = ds[ks]
+        for key, column in batch.items():
+            single = torch.stack([ds[k][key] for k in ks])
+            assert column.dtype == single.dtype and torch.equal(column, single), key
+
+
 def test_history_starts_each_episode_empty(recorded_run, table):
     ds = DistillDataset(table, np.arange(len(table)), build_tokenizer(table), ModelConfig(history=8))
     none = table.n_actions
