@@ -46,11 +46,17 @@ class _Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, d_ff), nn.GELU(), nn.Linear(d_ff, d))
         self.dropout = dropout
 
-    def forward(self, x: Tensor, mask: Tensor, start: int = 0) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor, start: int = 0, kv: list[tuple[Tensor, Tensor]] | None = None,
+                past: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """``x`` [B,T,d] -> [B,T-start,d]: every position is a key, only ``start:`` query
-        (the last block computes only the positions the heads read)."""
+        (the last block computes only the positions the heads read). ``kv`` collects this
+        block's keys and values; ``past`` are keys and values of positions before ``x``."""
         b, t, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if kv is not None:
+            kv.append((k, v))
+        if past is not None:
+            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
         if start:
             q, mask, x = q[:, :, start:], mask[:, :, start:], x[:, start:]
         drop = self.dropout if self.training else 0.0
@@ -168,8 +174,10 @@ class Student(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, frame: Tensor, task: Tensor, history: Tensor, subgoal_in: Tensor) -> StudentOutput:
-        """``frame`` uint8 [B,3,H,W]; ``task`` [B,Lt], ``history`` [B,H], ``subgoal_in`` [B,Ls] ids."""
+    def forward(self, frame: Tensor, task: Tensor, history: Tensor, subgoal_in: Tensor,
+                kv: list[tuple[Tensor, Tensor]] | None = None) -> StudentOutput:
+        """``frame`` uint8 [B,3,H,W]; ``task`` [B,Lt], ``history`` [B,H], ``subgoal_in`` [B,Ls]
+        ids. ``kv`` collects each block's keys and values (for :meth:`_new_subgoal`)."""
         b = frame.shape[0]
         bos = torch.full((b, 1), BOS, dtype=torch.long, device=frame.device)
         text = torch.cat([bos, task], 1)
@@ -177,14 +185,33 @@ class Student(nn.Module):
         x = torch.cat([self.words(text), self.actions(history), img, self.words(subgoal_in),
                        self.act_query.expand(b, 1, -1)], 1)
         x = x + self.pos
-        keep = torch.ones(b, self.length, dtype=torch.bool, device=frame.device)
+        mask = self._mask(task, subgoal_in)
+        for block in self.blocks[:-1]:
+            x = block(x, mask, kv=kv)
+        x = self.blocks[-1](x, mask, start=self.sub_start, kv=kv)  # [B, Ls + 1, d]: what the heads read
+        return self._heads(x, subgoal_in.shape[1])
+
+    def _mask(self, task: Tensor, subgoal_in: Tensor, first: int = 0) -> Tensor:
+        """[B, 1, T - first, T]: causal, no padding keys; the queries from position ``first``."""
+        keep = torch.ones(task.shape[0], self.length, dtype=torch.bool, device=task.device)
         keep[:, 1:1 + task.shape[1]] = task != PAD
         keep[:, self.sub_start:self.sub_start + subgoal_in.shape[1]] = subgoal_in != PAD
-        mask = (self.causal & keep[:, None, :])[:, None]  # [B, 1, T, T]: causal, no padding keys
-        for block in self.blocks[:-1]:
-            x = block(x, mask)
-        x = self.norm(self.blocks[-1](x, mask, start=self.sub_start))  # [B, Ls + 1, d]: what the heads read
-        return StudentOutput(self.action_head(x[:, -1]), self.text_head(x[:, :subgoal_in.shape[1]]))
+        return (self.causal[first:] & keep[:, None, :])[:, None]
+
+    def _heads(self, x: Tensor, ls: int) -> StudentOutput:
+        x = self.norm(x)
+        return StudentOutput(self.action_head(x[:, -1]), self.text_head(x[:, :ls]))
+
+    def _new_subgoal(self, kv: list[tuple[Tensor, Tensor]], task: Tensor, subgoal_in: Tensor) -> StudentOutput:
+        """:meth:`forward` again with only the subgoal changed: the positions before it
+        (task, history, image) are the same, so their keys and values are read from ``kv``
+        (a full pass's) and only the Ls + 1 positions from the subgoal on are computed."""
+        s, b = self.sub_start, subgoal_in.shape[0]
+        x = torch.cat([self.words(subgoal_in), self.act_query.expand(b, 1, -1)], 1) + self.pos[s:]
+        mask = self._mask(task, subgoal_in, first=s)
+        for block, (k, v) in zip(self.blocks, kv):
+            x = block(x, mask, past=(k[:, :, :s], v[:, :, :s]))
+        return self._heads(x, subgoal_in.shape[1])
 
     @torch.inference_mode()
     def decide(self, frame: Tensor, task: Tensor, history: Tensor,
@@ -206,8 +233,9 @@ class Student(nn.Module):
         sub = draft.clone()
         never = torch.tensor([PAD, BOS], device=frame.device)
         pos = torch.arange(n - 1, device=frame.device)
+        kv: list[tuple[Tensor, Tensor]] = []
         for passes in range(1, n + 2):
-            out = self(frame, task, history, sub)
+            out = self(frame, task, history, sub, kv=kv) if passes == 1 else self._new_subgoal(kv, task, sub)
             # pred[:, j]: the greedy word after sub[:, :j+1]; PAD and BOS are never words
             pred = out.subgoal_logits.index_fill(-1, never, float("-inf")).argmax(-1)[:, : n - 1]
             k = (sub != PAD).sum(1, keepdim=True) - 1  # words in each row's subgoal
