@@ -1,0 +1,114 @@
+"""Two speed-ups of the student, each measured side by side against what it replaced:
+
+    python bench/bench_distill_speed.py --data T --checkpoint F
+
+1. reading a training batch: ``DistillDataset[list]`` (column by column) against one
+   sample at a time (each a one-row batch) through ``DataLoader`` and its default
+   collate, on the same index lists (best of 3 rounds);
+2. one decision at batch 1, one thread: ``Student.decide`` as it is (a changed subgoal
+   re-runs only the subgoal's positions) against a full forward pass per corrected
+   word, alternating on the same frames of recorded episodes, in episode order.
+
+Prints JSON, and writes it to ``bench/results/distill_speed.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from distill.checkpoint import load_student
+from distill.data import DistillDataset, split
+from distill.steps import find_runs, load_steps
+from distill.tokenizer import PAD
+from envs.episodes import decode_frames, iter_episodes
+
+OUT = Path("bench/results/distill_speed.json")
+
+
+def batch_reading(dataset: DistillDataset, batches: int, batch_size: int) -> dict[str, float]:
+    rng = np.random.default_rng(0)
+    index = [rng.integers(0, len(dataset), batch_size).tolist() for _ in range(batches)]
+    best = {"one_at_a_time_ms": float("inf"), "at_once_ms": float("inf")}
+    for _ in range(3):
+        start = time.perf_counter()
+        for _batch in DataLoader(dataset, batch_sampler=index):
+            pass
+        best["one_at_a_time_ms"] = min(best["one_at_a_time_ms"], (time.perf_counter() - start) / batches * 1000)
+        start = time.perf_counter()
+        for ks in index:
+            dataset[ks]
+        best["at_once_ms"] = min(best["at_once_ms"], (time.perf_counter() - start) / batches * 1000)
+    return {**best, "batch_size": batch_size, "speedup": best["one_at_a_time_ms"] / best["at_once_ms"]}
+
+
+def decisions(checkpoint: Path, runs: list[Path], n: int) -> dict[str, dict[str, float]]:
+    torch.set_num_threads(1)
+    model, ckpt = load_student(checkpoint)
+    cfg = ckpt.config.model
+    ids = ckpt.tokenizer.encode("open", max_len=cfg.max_task_len)
+    task = torch.tensor([ids + [PAD] * (cfg.max_task_len - len(ids))])
+    full_pass = {}  # the baseline: every pass of a decision is a full forward pass
+
+    def rerun_all(kv: list, task: torch.Tensor, sub: torch.Tensor):  # kv unused: that is the point
+        return model(full_pass["frame"], task, full_pass["history"], sub)
+
+    reuse = model._new_subgoal
+    times: dict[str, list[float]] = {"reuse": [], "full": []}
+    passes = {"reuse": 0, "full": 0}
+    for meta, steps in iter_episodes(runs, columns=["frame", "action"]):
+        frames = decode_frames(steps.column("frame").to_pylist(), meta.frame_shape)
+        history = [ckpt.n_actions] * cfg.history
+        drafts: dict[str, torch.Tensor | None] = {"reuse": None, "full": None}
+        for frame, action in zip(frames, steps.column("action").to_pylist()):
+            x = torch.tensor(frame).permute(2, 0, 1)[None]
+            full_pass.update(frame=x, history=torch.tensor([history]))
+            order = ("reuse", "full") if len(times["reuse"]) % 2 else ("full", "reuse")
+            for name in order:
+                model._new_subgoal = reuse if name == "reuse" else rerun_all
+                start = time.perf_counter()
+                drafts[name], _, used = model.decide(x, task, full_pass["history"], drafts[name])
+                times[name].append(time.perf_counter() - start)
+                passes[name] += used
+            history = history[1:] + [int(action)] if history else history
+            if len(times["reuse"]) >= n:
+                break
+        if len(times["reuse"]) >= n:
+            break
+    model._new_subgoal = reuse
+    report = {}
+    for name, ts in times.items():
+        ms = np.array(ts[50:] or ts) * 1000  # the first decisions warm caches up
+        report[name] = {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+                        "mean_ms": float(ms.mean()), "passes_per_decision": passes[name] / len(ts)}
+    return report
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True, help="run directories (or a folder of them)")
+    ap.add_argument("--checkpoint", type=Path, required=True)
+    ap.add_argument("--batches", type=int, default=60)
+    ap.add_argument("--decisions", type=int, default=3000)
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    _, ckpt = load_student(args.checkpoint)
+    runs = find_runs([args.data])
+    table = load_steps(runs, ckpt.config.data)
+    train_idx, _ = split(table, ckpt.config.data.val_fraction, ckpt.config.data.split_seed)
+    dataset = DistillDataset(table, train_idx, ckpt.tokenizer, ckpt.config.model)
+    report = {"batch_reading": batch_reading(dataset, args.batches, ckpt.config.train.batch_size),
+              "decision_1_thread": decisions(args.checkpoint, runs, args.decisions)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
