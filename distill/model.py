@@ -224,7 +224,8 @@ class Student(nn.Module):
         next, it *is* the greedy subgoal and that one pass is the whole decision. Where it
         is not, the first wrong word is replaced and the check repeats, so the result
         always equals plain greedy decoding, at one pass per decision while the subgoal
-        holds (most steps) and a few when it changes.
+        holds (most steps) and a few when it changes; those few compute only the
+        subgoal's positions (:meth:`_new_subgoal`).
         """
         b, n = frame.shape[0], self.cfg.max_subgoal_len
         if draft is None:
