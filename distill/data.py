@@ -155,12 +155,13 @@ class DistillDataset(Dataset):
         t = self.table
         rows = self.indices[np.asarray(k, np.int64)]
         frames = np.stack([t.frame(i) for i in rows])
+        sub = torch.from_numpy(t.subgoal[rows].astype(np.int64))
         return {
             "frame": torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))),
             "task": self._task[torch.from_numpy(t.task[rows].astype(np.int64))],
             "history": torch.from_numpy(t.histories(rows, self.history)),
-            "subgoal_in": self._sub_in[torch.from_numpy(t.subgoal[rows].astype(np.int64))],
-            "subgoal_out": self._sub_out[torch.from_numpy(t.subgoal[rows].astype(np.int64))],
+            "subgoal_in": self._sub_in[sub],
+            "subgoal_out": self._sub_out[sub],
             "action": torch.from_numpy(t.action[rows].astype(np.int64)),
             "teacher_probs": torch.from_numpy(t.teacher_probs[rows].astype(np.float32)),
             "has_probs": torch.from_numpy(t.has_probs[rows].astype(bool)),

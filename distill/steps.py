@@ -124,13 +124,13 @@ class StepTable:
 
     def histories(self, rows: np.ndarray, length: int) -> np.ndarray:
         """:meth:`history` of each of ``rows`` at once: int64 [len(rows), length]."""
-        e = self.episode[rows]
         back = self.pos[rows].astype(np.int64)[:, None] - np.arange(length, 0, -1)  # [R, length]
-        where = self.action_offsets[e][:, None] + np.maximum(back, 0)
         if not len(self.episode_actions):
             return np.full(back.shape, self.n_actions, np.int64)
-        return np.where(back >= 0, self.episode_actions[np.minimum(where, len(self.episode_actions) - 1)],
-                        self.n_actions).astype(np.int64)
+        # Positions before the episode start read any valid index; np.where replaces them.
+        where = np.minimum(self.action_offsets[self.episode[rows]][:, None] + np.maximum(back, 0),
+                           len(self.episode_actions) - 1)
+        return np.where(back >= 0, self.episode_actions[where], self.n_actions).astype(np.int64)
 
 
 # -- loading ---------------------------------------------------------------------------
