@@ -116,15 +116,17 @@ def compute_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, dataset: DistillDataset, cfg: DistillConfig, device: str,
-             batch_size: int = 256, limit: int | None = None) -> dict[str, float]:
+             batch_size: int = 256, limit: int | None = None, by_label: bool = False) -> dict[str, Any]:
     """Validation metrics: action agreement with the teacher, subgoal exact match (all
     teacher-forced words right, which is exactly when greedy decoding writes the
-    teacher's subgoal), KL(teacher || student) where the teacher gave a distribution."""
+    teacher's subgoal), KL(teacher || student) where the teacher gave a distribution.
+    ``by_label`` adds where the disagreement lies (:func:`agreement_by_label`)."""
     was_training = model.training
     model.eval()
     n = len(dataset) if limit is None else min(limit, len(dataset))
     agree = exact = kl_sum = kl_n = 0.0
     losses = []
+    preds: list[torch.Tensor] = []
     spread = np.linspace(0, len(dataset) - 1, n).round().astype(int).tolist() if n else []
     # TAID's training target moves with its state; validation measures against the teacher itself (t = 1).
     taid = TAID(t_start=1.0) if cfg.train.action_loss == "taid" else None
@@ -134,7 +136,9 @@ def evaluate(model: torch.nn.Module, dataset: DistillDataset, cfg: DistillConfig
             loss, parts, out = compute_losses(model, batch, cfg, taid)
         losses.append((parts["loss"], len(batch["action"])))
         logits = out.action_logits.float()
-        agree += float((logits.argmax(-1) == batch["action"]).sum())
+        picked = logits.argmax(-1)
+        agree += float((picked == batch["action"]).sum())
+        preds.append(picked.cpu())
         target = batch["subgoal_out"]
         right = (out.subgoal_logits.argmax(-1) == target) | (target == -100)
         exact += float(right.all(-1).sum())
@@ -144,8 +148,36 @@ def evaluate(model: torch.nn.Module, dataset: DistillDataset, cfg: DistillConfig
             kl_n += int(has.sum())
     model.train(was_training)
     total = max(1, n)
-    return {"val_loss": sum(v * k for v, k in losses) / total, "action_agreement": agree / total,
-            "subgoal_exact": exact / total, "kl": kl_sum / kl_n if kl_n else float("nan"), "val_samples": n}
+    metrics: dict[str, Any] = {
+        "val_loss": sum(v * k for v, k in losses) / total, "action_agreement": agree / total,
+        "subgoal_exact": exact / total, "kl": kl_sum / kl_n if kl_n else float("nan"), "val_samples": n}
+    if by_label:
+        table, rows = dataset.table, dataset.indices[spread]
+        picked = torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)
+        metrics.update(agreement_by_label(picked, table.action[rows], table.subgoal[rows], table.action_names,
+                                          table.subgoals))
+    return metrics
+
+
+def agreement_by_label(picked: np.ndarray, action: np.ndarray, subgoal: np.ndarray, action_names: dict[int, str],
+                       subgoals: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Where the student's most likely action ``picked`` departs from the teacher's
+    ``action``: per action, how many steps, recall (the teacher's steps of it that the
+    student picks too) and precision (the student's picks of it that are the teacher's),
+    None where it never picks it; per subgoal (``subgoal`` indexes ``subgoals``), how
+    many steps and the agreement on them. Most frequent first."""
+    picked, action, subgoal = (np.asarray(a, np.int64) for a in (picked, action, subgoal))
+    hit = picked == action
+    by_action = {}
+    for a in sorted(set(action.tolist()) | set(picked.tolist()), key=lambda a: -int((action == a).sum())):
+        teacher, student = action == a, picked == a
+        by_action[action_names.get(a) or str(a)] = {
+            "n": int(teacher.sum()), "recall": float(hit[teacher].mean()) if teacher.any() else None,
+            "precision": float(hit[student].mean()) if student.any() else None}
+    ids, counts = np.unique(subgoal, return_counts=True)
+    by_subgoal = {subgoals[i]: {"n": int(c), "agreement": float(hit[subgoal == i].mean())}
+                  for i, c in sorted(zip(ids.tolist(), counts.tolist()), key=lambda e: -e[1])}
+    return {"by_action": by_action, "by_subgoal": by_subgoal}
 
 
 def _autocast(device: str) -> Any:

@@ -159,6 +159,7 @@ def evaluate(
     checkpoint: Annotated[Path, typer.Option(help="the student")],
     data: Data,
     limit: Annotated[Optional[int], typer.Option(help="at most this many samples")] = None,
+    by_label: Annotated[bool, typer.Option("--by-label", help="agreement per action and per subgoal too")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Offline metrics on recorded episodes: action agreement, subgoal exact match, KL."""
@@ -171,11 +172,21 @@ def evaluate(
         model, ckpt = load_student(checkpoint)
         table = load_steps(find_runs(data), ckpt.config.data.model_copy(update={"actors": ["teacher", "expert-relabelled"]}))
         dataset = DistillDataset(table, list(range(len(table))), ckpt.tokenizer, ckpt.config.model)
-        metrics = run_eval(model, dataset, ckpt.config, "cpu", limit=limit)
+        metrics = run_eval(model, dataset, ckpt.config, "cpu", limit=limit, by_label=by_label)
     except _errors() as err:
         _fail(str(err))
     metrics = {"checkpoint": str(ckpt.path), "step": ckpt.step, "parameters": model.num_parameters(), **metrics}
     if as_json:
         print(json.dumps(metrics, indent=2))
-    else:
-        _table("offline evaluation", metrics)
+        return
+    labels = {key: metrics.pop(key) for key in ("by_action", "by_subgoal") if key in metrics}
+    _table("offline evaluation", metrics)
+    for key, rows in labels.items():
+        table = Table(title=f"agreement {key.replace('_', ' ')} (the teacher's steps)")
+        columns = next(iter(rows.values()), {}).keys()
+        for column in ("", *columns):
+            table.add_column(column, justify="right" if column else "left")
+        for name, row in rows.items():
+            table.add_row(name, *("-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+                                  for v in row.values()))
+        console.print(table)

@@ -77,6 +77,20 @@ def test_eval_prints_json(ckpt, run_dir):
     assert metrics["val_samples"] > 0 and metrics["parameters"] > 0
 
 
+
+def test_eval_by_label_adds_up_to_the_totals(ckpt, run_dir):
+    out, _ = ckpt
+    proc = run_cli("distill", "eval", "--checkpoint", str(out), "--data", str(run_dir), "--by-label", "--json")
+    m = json.loads(proc.stdout)
+    for key, rate in (("by_action", "recall"), ("by_subgoal", "agreement")):
+        rows = [r for r in m[key].values() if r["n"]]
+        assert sum(r["n"] for r in rows) == m["val_samples"]
+        assert sum(r["n"] * r[rate] for r in rows) / m["val_samples"] == pytest.approx(m["action_agreement"])
+    table = run_cli("distill", "eval", "--checkpoint", str(out), "--data", str(run_dir), "--by-label").stdout
+    assert "agreement by action" in table and "agreement by subgoal" in table
+    assert next(iter(m["by_subgoal"])) in table
+
+
 def test_eval_bad_checkpoint_is_one_line(run_dir, tmp_path):
     proc = run_cli("distill", "eval", "--checkpoint", str(tmp_path), "--data", str(run_dir), check=False)
     _one_line_error(proc, str(tmp_path))

@@ -293,6 +293,26 @@ def test_step_batches_are_deterministic_and_resume_exactly():
     assert len({i for b in full for i in b}) > 30  # draws cover the data
 
 
+
+def test_agreement_by_label_counts_recall_and_precision():
+    from distill.trainer import agreement_by_label
+
+    names = {0: "noop", 1: "do", 2: "sleep"}
+    action = np.array([1, 1, 1, 0, 0, 2])  # the teacher
+    picked = np.array([1, 1, 0, 0, 1, 1])  # the student
+    subgoal = np.array([1, 1, 0, 0, 0, 1])  # into ["eat cow", "sleep"]
+    out = agreement_by_label(picked, action, subgoal, names, ["eat cow", "sleep"])
+    assert list(out["by_action"]) == ["do", "noop", "sleep"]  # most frequent first
+    assert out["by_action"]["do"] == {"n": 3, "recall": pytest.approx(2 / 3), "precision": pytest.approx(2 / 4)}
+    assert out["by_action"]["noop"] == {"n": 2, "recall": 0.5, "precision": 0.5}
+    assert out["by_action"]["sleep"] == {"n": 1, "recall": 0.0, "precision": None}  # never picked
+    assert out["by_subgoal"] == {"eat cow": {"n": 3, "agreement": pytest.approx(1 / 3)},
+                                 "sleep": {"n": 3, "agreement": pytest.approx(2 / 3)}}
+    # an action only the student picks is listed with no teacher steps
+    only = agreement_by_label(np.array([2]), np.array([0]), np.array([0]), names, ["x"])["by_action"]
+    assert only["sleep"] == {"n": 0, "recall": None, "precision": 0.0}
+
+
 # -- training -----------------------------------------------------------------------------
 
 def test_train_writes_checkpoints_metrics_and_plot(trained):
