@@ -1,8 +1,10 @@
 """Checkpoints: safetensors weights plus JSON, loaded without unpickling.
 
 A checkpoint directory ``CKPT/ckpt-0001000/`` holds ``model.safetensors``,
-``optimizer.safetensors`` (AdamW moments, flattened to tensors) and ``meta.json``
-(the distill config, the tokenizer, the step, the action names, schedule state).
+``optimizer.safetensors`` (AdamW moments, flattened to tensors), ``meta.json``
+(the distill config, the tokenizer, the step, the action names, schedule state) and,
+when training keeps one (``train.ema``), ``ema.safetensors``: the moving average of the
+weights, which is then the student that plays.
 It is written as a dot-directory and renamed, and ``CKPT/latest`` names the newest, so
 a process killed while saving leaves the previous checkpoint whole. ``CKPT`` itself or
 any ``ckpt-*`` inside it can be passed wherever a checkpoint is expected.
@@ -28,6 +30,7 @@ from distill.tokenizer import Tokenizer
 
 FORMAT = "steve-student-1"
 LATEST = "latest"
+EMA_FILE = "ema.safetensors"
 
 
 @dataclass
@@ -47,8 +50,9 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def save(root: Path, model: torch.nn.Module, ckpt: Checkpoint, optimizer: torch.optim.Optimizer | None = None,
-         keep: int = 2) -> Path:
-    """Write ``root/ckpt-<step>`` atomically, point ``root/latest`` at it, keep the newest ``keep``."""
+         keep: int = 2, averaged: torch.nn.Module | None = None) -> Path:
+    """Write ``root/ckpt-<step>`` atomically, point ``root/latest`` at it, keep the newest ``keep``.
+    ``averaged`` (the weights' moving average) goes to ``ema.safetensors``."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     name = f"ckpt-{ckpt.step:07d}"
@@ -56,6 +60,8 @@ def save(root: Path, model: torch.nn.Module, ckpt: Checkpoint, optimizer: torch.
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     save_model(_unwrap(model), str(tmp / "model.safetensors"))
+    if averaged is not None:
+        save_model(averaged, str(tmp / EMA_FILE))
     meta = {"format": FORMAT, "config": ckpt.config.model_dump(mode="json"), "tokenizer": ckpt.tokenizer.to_dict(),
             "n_actions": ckpt.n_actions, "action_names": ckpt.action_names, "step": ckpt.step, "extra": ckpt.extra}
     if optimizer is not None:
@@ -103,17 +109,25 @@ def read(path: Path) -> Checkpoint:
                       int(meta["n_actions"]), list(meta["action_names"]), int(meta["step"]), meta.get("extra", {}))
 
 
-def load_student(path: Path, device: str | torch.device = "cpu") -> tuple[Student, Checkpoint]:
-    """The student in eval mode, and its checkpoint; weights through safetensors only."""
+def load_student(path: Path, device: str | torch.device = "cpu", averaged: bool = True) -> tuple[Student, Checkpoint]:
+    """The student in eval mode, and its checkpoint; weights through safetensors only.
+    ``averaged``: the weights' moving average where the checkpoint has one (the student
+    that plays), else the trained weights themselves."""
     ckpt = read(path)
     model = Student(ckpt.config.model, len(ckpt.tokenizer), ckpt.n_actions)
-    try:
-        missing, unexpected = load_model(model, str(ckpt.path / "model.safetensors"), strict=False)
-    except (SafetensorError, OSError, RuntimeError) as err:
-        raise CheckpointError(f"{ckpt.path / 'model.safetensors'}: unreadable ({str(err).splitlines()[0]})") from None
-    if missing or unexpected:
-        raise CheckpointError(f"{ckpt.path}: weights do not fit the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    weights = ckpt.path / EMA_FILE
+    load_weights(model, weights if averaged and weights.is_file() else ckpt.path / "model.safetensors")
     return model.to(device).eval(), ckpt
+
+
+def load_weights(model: torch.nn.Module, file: Path) -> None:
+    """``file``'s tensors into ``model``, all of them and no others."""
+    try:
+        missing, unexpected = load_model(model, str(file), strict=False)
+    except (SafetensorError, OSError, RuntimeError) as err:
+        raise CheckpointError(f"{file}: unreadable ({str(err).splitlines()[0]})") from None
+    if missing or unexpected:
+        raise CheckpointError(f"{file.parent}: weights do not fit the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 def load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:

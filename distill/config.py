@@ -86,6 +86,8 @@ class TrainConfig(_Section):
     log_every: int = Field(50, ge=1)
     workers: int = Field(0, ge=0, description="DataLoader worker processes")
     compile: bool = Field(False, description="torch.compile the model")
+    ema: float = Field(0.0, ge=0, lt=1, description="decay of a moving average of the weights, saved with each "
+                       "checkpoint and then the student that plays and is validated (0: none)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
 

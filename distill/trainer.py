@@ -14,6 +14,7 @@ and ``loss.png``.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -186,6 +187,21 @@ def _autocast(device: str) -> Any:
     return torch.autocast("cpu", enabled=False)
 
 
+class MovingAverage:
+    """An exponential moving average of a model's weights (Polyak averaging). The decay
+    ramps up as ``(1 + step) / (10 + step)`` to ``decay``, so early weights fade fast."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        keep = min(self.decay, (1 + step) / (10 + step))
+        for mine, theirs in zip(self.model.parameters(), model.parameters()):
+            mine.lerp_(theirs.detach(), 1.0 - keep)
+
+
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos" not in n]
     other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos" not in n)]
@@ -264,7 +280,7 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
     taid = TAID(total_steps=t.steps) if t.action_loss == "taid" else None
     start = 0
     if existing is not None:
-        loaded, prev = ck.load_student(existing, device)
+        loaded, prev = ck.load_student(existing, device, averaged=False)
         model.load_state_dict(loaded.state_dict())
         ck.load_optimizer(existing, optimizer)
         start = prev.step
@@ -273,6 +289,10 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
     elif init is not None:
         loaded, _ = ck.load_student(init, device)
         model.load_state_dict(loaded.state_dict())
+    ema = MovingAverage(model, t.ema) if t.ema > 0 else None
+    if ema is not None and existing is not None and (existing / ck.EMA_FILE).is_file():
+        ck.load_weights(ema.model, existing / ck.EMA_FILE)
+    student = model if ema is None else ema.model  # what is validated and plays
     model.train()
     if dist.main:
         _trim_metrics(out / "metrics.jsonl", start)
@@ -312,6 +332,8 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(model, step)
         if taid is not None:
             taid.step(parts_sum["action_loss"])
         step += 1
@@ -329,14 +351,14 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
                 last["taid_t"] = taid.t
             _append(metrics_file, last)
         if dist.main and (step % t.eval_every == 0 or step == t.steps) and len(val_set):
-            val = {"split": "val", "step": step, **evaluate(model, val_set, cfg, device, limit=4096)}
+            val = {"split": "val", "step": step, **evaluate(student, val_set, cfg, device, limit=4096)}
             _append(metrics_file, val)
             last = {**last, **val}
         if dist.main and (step % t.save_every == 0 or step == t.steps):
             meta.step = step
             meta.extra = {"taid": taid.state_dict()} if taid is not None else {}
             meta.extra["runs"] = [str(r) for r in runs]
-            ck.save(out, model, meta, optimizer, keep=t.keep_checkpoints)
+            ck.save(out, model, meta, optimizer, keep=t.keep_checkpoints, averaged=None if ema is None else ema.model)
             plot_losses(metrics_file, out / "loss.png")
         if progress is not None and dist.main:
             progress(step, t.steps, last)

@@ -350,16 +350,17 @@ class _Stop(Exception):
     pass
 
 
-def _weights(path: Path) -> dict[str, torch.Tensor]:
-    return ck.load_student(path)[0].state_dict()
+def _weights(path: Path, averaged: bool = True) -> dict[str, torch.Tensor]:
+    return ck.load_student(path, averaged=averaged)[0].state_dict()
 
 
-@pytest.mark.parametrize("loss", ["fkl", "taid"])
-def test_resume_gives_the_same_weights(run_dir, tmp_path, loss):
+@pytest.mark.parametrize("loss,ema", [("fkl", 0.0), ("taid", 0.0), ("fkl", 0.9)])
+def test_resume_gives_the_same_weights(run_dir, tmp_path, loss, ema):
     """Stopped after the checkpoint at step 5 and started again: the result is the one
-    of an uninterrupted run (data order, optimizer state, schedule and TAID state)."""
+    of an uninterrupted run (data order, optimizer state, schedule, TAID state and the
+    weights' moving average)."""
     cfg = load("tiny", ["train.steps=10", "train.save_every=5", "train.eval_every=3", "train.log_every=1",
-                        f"train.action_loss={loss}"])
+                        f"train.action_loss={loss}", f"train.ema={ema}"])
     train(cfg, [run_dir], tmp_path / "full")
 
     def stop_at_5(step, total, metrics):
@@ -375,9 +376,10 @@ def test_resume_gives_the_same_weights(run_dir, tmp_path, loss):
     seen = []
     result = train(cfg, [run_dir], tmp_path / "split", progress=lambda s, t, m: seen.append(s))
     assert seen == list(range(6, 11)) and result["step"] == 10
-    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "split")
-    for name in a:
-        torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-6, msg=name)
+    for averaged in (True, False):
+        a, b = _weights(tmp_path / "full", averaged), _weights(tmp_path / "split", averaged)
+        for name in a:
+            torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-6, msg=name)
     full_opt, split_opt = (json.loads((tmp_path / d / "ckpt-0000010" / "meta.json").read_text())
                            for d in ("full", "split"))
     assert full_opt["extra"].get("taid") == split_opt["extra"].get("taid")
@@ -389,6 +391,43 @@ def test_resume_gives_the_same_weights(run_dir, tmp_path, loss):
         return [(r["split"], r["step"], round(r.get("loss", r.get("val_loss")), 5)) for r in rows]
 
     assert steps("split") == steps("full")  # no duplicated or lost lines, the same values
+
+
+def test_moving_average_follows_the_weights():
+    from distill.trainer import MovingAverage
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    avg = MovingAverage(model, 0.9)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    avg.update(model, step=0)  # the ramp: keep (1 + 0) / (10 + 0) = 0.1 of the old average
+    torch.testing.assert_close(avg.model.weight, 0.1 * start + 0.9 * model.weight)
+    before = avg.model.weight.clone()
+    avg.update(model, step=1000)  # past the ramp: keep 0.9
+    torch.testing.assert_close(avg.model.weight, 0.9 * before + 0.1 * model.weight)
+    assert not avg.model.weight.requires_grad and model.weight.requires_grad
+
+
+def test_a_moving_average_is_saved_and_is_the_student(run_dir, tmp_path):
+    cfg = load("tiny", ["train.steps=6", "train.save_every=6", "train.eval_every=6", "train.ema=0.5"])
+    metrics = train(cfg, [run_dir], tmp_path / "ema")
+    assert (ck.resolve(tmp_path / "ema") / ck.EMA_FILE).is_file()
+    averaged, raw = _weights(tmp_path / "ema"), _weights(tmp_path / "ema", averaged=False)
+    assert any(not torch.equal(averaged[k], raw[k]) for k in raw)  # two different sets of weights
+    from distill.data import DistillDataset, split
+    from distill.trainer import evaluate
+
+    table = load_steps([run_dir], cfg.data)
+    model, meta = ck.load_student(tmp_path / "ema")
+    val = DistillDataset(table, split(table, cfg.data.val_fraction, cfg.data.split_seed)[1], meta.tokenizer, cfg.model)
+    assert evaluate(model, val, cfg, "cpu", limit=4096)["val_loss"] == pytest.approx(metrics["val_loss"])  # validated
+    train(cfg.model_copy(update={"train": cfg.train.model_copy(update={"ema": 0.0})}), [run_dir], tmp_path / "none")
+    assert not (ck.resolve(tmp_path / "none") / ck.EMA_FILE).exists()
+    plain = _weights(tmp_path / "none")
+    for k, v in _weights(tmp_path / "none", averaged=False).items():
+        assert torch.equal(plain[k], v)  # without an average, both are the trained weights
 
 
 def test_no_resume_starts_over(trained, run_dir, tmp_path):
