@@ -30,6 +30,7 @@ from distill.tokenizer import Tokenizer
 
 FORMAT = "steve-student-1"
 LATEST = "latest"
+MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
 
 
@@ -59,7 +60,7 @@ def save(root: Path, model: torch.nn.Module, ckpt: Checkpoint, optimizer: torch.
     tmp = root / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_model(_unwrap(model), str(tmp / "model.safetensors"))
+    save_model(_unwrap(model), str(tmp / MODEL_FILE))
     if averaged is not None:
         save_model(averaged, str(tmp / EMA_FILE))
     meta = {"format": FORMAT, "config": ckpt.config.model_dump(mode="json"), "tokenizer": ckpt.tokenizer.to_dict(),
@@ -116,7 +117,7 @@ def load_student(path: Path, device: str | torch.device = "cpu", averaged: bool 
     ckpt = read(path)
     model = Student(ckpt.config.model, len(ckpt.tokenizer), ckpt.n_actions)
     weights = ckpt.path / EMA_FILE
-    load_weights(model, weights if averaged and weights.is_file() else ckpt.path / "model.safetensors")
+    load_weights(model, weights if averaged and weights.is_file() else ckpt.path / MODEL_FILE)
     return model.to(device).eval(), ckpt
 
 

@@ -280,8 +280,8 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
     taid = TAID(total_steps=t.steps) if t.action_loss == "taid" else None
     start = 0
     if existing is not None:
-        loaded, prev = ck.load_student(existing, device, averaged=False)
-        model.load_state_dict(loaded.state_dict())
+        prev = ck.read(existing)
+        ck.load_weights(model, existing / ck.MODEL_FILE)  # the trained weights, not their average
         ck.load_optimizer(existing, optimizer)
         start = prev.step
         if taid is not None and "taid" in prev.extra:
