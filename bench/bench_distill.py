@@ -37,8 +37,9 @@ from distill.checkpoint import load_student, read
 from distill.config import load
 from distill.dagger import RolloutJob, play, pool_for, record_teacher, run_dagger
 from distill.data import DistillDataset, split
+from distill.evaluation import evaluate
 from distill.steps import find_runs, load_steps
-from distill.trainer import evaluate, train
+from distill.trainer import train
 from envs.episodes import decode_frames, iter_episodes
 
 log = logging.getLogger("bench_distill")

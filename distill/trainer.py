@@ -31,7 +31,8 @@ from torch.utils.data import DataLoader, Sampler
 from distill import checkpoint as ck
 from distill.config import DataConfig, DistillConfig
 from distill.data import DistillDataset, build_tokenizer, describe, split
-from distill.losses import TAID, action_loss, cross_entropy, forward_kl
+from distill.evaluation import autocast, compute_losses, evaluate, to_device
+from distill.losses import TAID
 from distill.model import Student
 from distill.steps import StepTable, load_steps
 from envs.episodes import ACTORS
@@ -95,96 +96,6 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def _to(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def compute_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: DistillConfig,
-                   taid: TAID | None = None) -> tuple[torch.Tensor, dict[str, float], Any]:
-    """The training loss on one batch: the action objective plus the weighted subgoal LM loss."""
-    t = cfg.train
-    out = model(batch["frame"], batch["task"], batch["history"], batch["subgoal_in"])
-    probs = batch["teacher_probs"] * batch["has_probs"][:, None].to(batch["teacher_probs"].dtype)
-    a_loss = action_loss(t.action_loss, out.action_logits, probs, batch["action"], beta=t.beta, alpha=t.alpha,
-                         temperature=t.temperature, label_smoothing=t.label_smoothing, taid=taid)
-    target = batch["subgoal_out"]
-    s_loss = cross_entropy(out.subgoal_logits, target, mask=target != -100, label_smoothing=t.label_smoothing)
-    loss = a_loss + t.subgoal_weight * s_loss
-    return loss, {"loss": loss.item(), "action_loss": a_loss.item(), "subgoal_loss": s_loss.item()}, out
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, dataset: DistillDataset, cfg: DistillConfig, device: str,
-             batch_size: int = 256, limit: int | None = None, by_label: bool = False) -> dict[str, Any]:
-    """Validation metrics: action agreement with the teacher, subgoal exact match (all
-    teacher-forced words right, which is exactly when greedy decoding writes the
-    teacher's subgoal), KL(teacher || student) where the teacher gave a distribution.
-    ``by_label`` adds where the disagreement lies (:func:`agreement_by_label`)."""
-    was_training = model.training
-    model.eval()
-    n = len(dataset) if limit is None else min(limit, len(dataset))
-    agree = exact = kl_sum = kl_n = 0.0
-    losses = []
-    preds: list[torch.Tensor] = []
-    spread = np.linspace(0, len(dataset) - 1, n).round().astype(int).tolist() if n else []
-    # TAID's training target moves with its state; validation measures against the teacher itself (t = 1).
-    taid = TAID(t_start=1.0) if cfg.train.action_loss == "taid" else None
-    for first in range(0, n, batch_size):
-        batch = _to(dataset[spread[first:first + batch_size]], device)
-        with _autocast(device):
-            loss, parts, out = compute_losses(model, batch, cfg, taid)
-        losses.append((parts["loss"], len(batch["action"])))
-        logits = out.action_logits.float()
-        picked = logits.argmax(-1)
-        agree += float((picked == batch["action"]).sum())
-        preds.append(picked.cpu())
-        target = batch["subgoal_out"]
-        right = (out.subgoal_logits.argmax(-1) == target) | (target == -100)
-        exact += float(right.all(-1).sum())
-        has = batch["has_probs"]
-        if bool(has.any()):
-            kl_sum += float(forward_kl(logits[has], batch["teacher_probs"][has].float())) * int(has.sum())
-            kl_n += int(has.sum())
-    model.train(was_training)
-    total = max(1, n)
-    metrics: dict[str, Any] = {
-        "val_loss": sum(v * k for v, k in losses) / total, "action_agreement": agree / total,
-        "subgoal_exact": exact / total, "kl": kl_sum / kl_n if kl_n else float("nan"), "val_samples": n}
-    if by_label:
-        table, rows = dataset.table, dataset.indices[spread]
-        picked = torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)
-        metrics.update(agreement_by_label(picked, table.action[rows], table.subgoal[rows], table.action_names,
-                                          table.subgoals))
-    return metrics
-
-
-def agreement_by_label(picked: np.ndarray, action: np.ndarray, subgoal: np.ndarray, action_names: dict[int, str],
-                       subgoals: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Where the student's most likely action ``picked`` departs from the teacher's
-    ``action``: per action, how many steps, recall (the teacher's steps of it that the
-    student picks too) and precision (the student's picks of it that are the teacher's),
-    None where it never picks it; per subgoal (``subgoal`` indexes ``subgoals``), how
-    many steps and the agreement on them. Most frequent first."""
-    picked, action, subgoal = (np.asarray(a, np.int64) for a in (picked, action, subgoal))
-    hit = picked == action
-    by_action = {}
-    for a in sorted(set(action.tolist()) | set(picked.tolist()), key=lambda a: -int((action == a).sum())):
-        teacher, student = action == a, picked == a
-        by_action[action_names.get(a) or str(a)] = {
-            "n": int(teacher.sum()), "recall": float(hit[teacher].mean()) if teacher.any() else None,
-            "precision": float(hit[student].mean()) if student.any() else None}
-    ids, counts = np.unique(subgoal, return_counts=True)
-    by_subgoal = {subgoals[i]: {"n": int(c), "agreement": float(hit[subgoal == i].mean())}
-                  for i, c in sorted(zip(ids.tolist(), counts.tolist()), key=lambda e: -e[1])}
-    return {"by_action": by_action, "by_subgoal": by_subgoal}
-
-
-def _autocast(device: str) -> Any:
-    if device == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
 
 
 class MovingAverage:
@@ -322,8 +233,8 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
         parts_sum: dict[str, float] = {}
         n_step = 0
         for _ in range(t.grad_accum):
-            batch = _to(next(batches), device)
-            with _autocast(device):
+            batch = to_device(next(batches), device)
+            with autocast(device):
                 loss, parts, _ = compute_losses(net, batch, cfg, taid)
             (loss / t.grad_accum).backward()
             for k, v in parts.items():

@@ -166,7 +166,7 @@ def evaluate(
     from distill.checkpoint import load_student
     from distill.data import DistillDataset
     from distill.steps import find_runs, load_steps
-    from distill.trainer import evaluate as run_eval
+    from distill.evaluation import evaluate as run_eval
 
     try:
         model, ckpt = load_student(checkpoint)

@@ -7,10 +7,10 @@ import torch
 
 from distill.config import load
 from distill.data import DistillDataset, build_tokenizer
+from distill.evaluation import compute_losses
 from distill.model import Student
 from distill.steps import load_steps
 from distill.tokenizer import BOS, EOS, PAD
-from distill.trainer import compute_losses
 
 N_ACTIONS = 17
 VOCAB = 10  # 4 specials + 6 words

@@ -295,7 +295,7 @@ def test_step_batches_are_deterministic_and_resume_exactly():
 
 
 def test_agreement_by_label_counts_recall_and_precision():
-    from distill.trainer import agreement_by_label
+    from distill.evaluation import agreement_by_label
 
     names = {0: "noop", 1: "do", 2: "sleep"}
     action = np.array([1, 1, 1, 0, 0, 2])  # the teacher
@@ -417,7 +417,7 @@ def test_a_moving_average_is_saved_and_is_the_student(run_dir, tmp_path):
     averaged, raw = _weights(tmp_path / "ema"), _weights(tmp_path / "ema", averaged=False)
     assert any(not torch.equal(averaged[k], raw[k]) for k in raw)  # two different sets of weights
     from distill.data import DistillDataset, split
-    from distill.trainer import evaluate
+    from distill.evaluation import evaluate
 
     table = load_steps([run_dir], cfg.data)
     model, meta = ck.load_student(tmp_path / "ema")
