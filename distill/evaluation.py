@@ -3,7 +3,8 @@ that training and validation share.
 
 :func:`evaluate` gives the metrics written to ``metrics.jsonl`` during training and
 printed by ``steve distill eval``: action agreement, subgoal exact match, KL(teacher ||
-student); :func:`agreement_by_label` breaks the agreement down by action and by subgoal.
+student); :func:`agreement_by_label` breaks the agreement down by action, by subgoal
+and (on Crafter) by the light of the frame.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ import torch
 from distill.config import DistillConfig
 from distill.data import DistillDataset
 from distill.losses import TAID, action_loss, cross_entropy, forward_kl
+from envs.crafter_env import daylight
+
+# Crafter's light, in three parts: the frame is clear; tinted; tinted and noisy (the
+# player sees little beyond the cells next to it, the teacher's map sees everything)
+LIGHT = {"day (light >= 0.9)": (0.9, np.inf), "dusk or dawn (0.5-0.9)": (0.5, 0.9), "night (< 0.5, noisy)": (0.0, 0.5)}
 
 
 def to_device(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
@@ -77,18 +83,21 @@ def evaluate(model: torch.nn.Module, dataset: DistillDataset, cfg: DistillConfig
     if by_label:
         table, rows = dataset.table, dataset.indices[spread]
         picked = torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)
+        crafter = all(table.episodes[e].env == "crafter" for e in np.unique(table.episode[rows]).tolist())
         metrics.update(agreement_by_label(picked, table.action[rows], table.subgoal[rows], table.action_names,
-                                          table.subgoals))
+                                          table.subgoals, daylight(table.t[rows]) if crafter else None))
     return metrics
 
 
 def agreement_by_label(picked: np.ndarray, action: np.ndarray, subgoal: np.ndarray, action_names: dict[int, str],
-                       subgoals: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+                       subgoals: Sequence[str], light: np.ndarray | None = None) -> dict[str, dict[str, dict[str, Any]]]:
     """Where the student's most likely action ``picked`` departs from the teacher's
     ``action``: per action, how many steps, recall (the teacher's steps of it that the
     student picks too) and precision (the student's picks of it that are the teacher's),
     None where it never picks it; per subgoal (``subgoal`` indexes ``subgoals``), how
-    many steps and the agreement on them. Most frequent first."""
+    many steps and the agreement on them. Most frequent first. With ``light`` (Crafter's
+    daylight at each step), the agreement by day, dusk or dawn, and night (see
+    :data:`LIGHT`), in that order."""
     picked, action, subgoal = (np.asarray(a, np.int64) for a in (picked, action, subgoal))
     hit = picked == action
     by_action = {}
@@ -100,7 +109,15 @@ def agreement_by_label(picked: np.ndarray, action: np.ndarray, subgoal: np.ndarr
     ids, counts = np.unique(subgoal, return_counts=True)
     by_subgoal = {subgoals[i]: {"n": int(c), "agreement": float(hit[subgoal == i].mean())}
                   for i, c in sorted(zip(ids.tolist(), counts.tolist()), key=lambda e: -e[1])}
-    return {"by_action": by_action, "by_subgoal": by_subgoal}
+    out = {"by_action": by_action, "by_subgoal": by_subgoal}
+    if light is not None:
+        light = np.asarray(light, np.float64)
+        out["by_light"] = {}
+        for name, (low, high) in LIGHT.items():
+            at = (light >= low) & (light < high)
+            if at.any():
+                out["by_light"][name] = {"n": int(at.sum()), "agreement": float(hit[at].mean())}
+    return out
 
 
 def autocast(device: str) -> Any:

@@ -10,6 +10,16 @@ from envs.base import Env, EnvError, StepResult
 from envs.observation import VITALS, Observation
 
 VOID = "void"  # cells outside the world
+DAY_LENGTH = 300  # Crafter's day, in steps
+
+
+def daylight(step: int | np.ndarray) -> np.ndarray:
+    """Crafter's light at step count ``step`` (its ``Env._update_time``): ~0.8 at the
+    start, 1 at step 60, 0 at step 210 of each day. Below 1 the frame is blended towards
+    a desaturated blue tint; below 0.5 noise covers it too, more towards the edges, so
+    that at midnight only the cells next to the player can be made out."""
+    progress = np.asarray(step, np.float64) / DAY_LENGTH % 1 + 0.3
+    return 1 - np.abs(np.cos(np.pi * progress)) ** 3
 
 
 def _deterministic_env_class() -> type:

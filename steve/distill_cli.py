@@ -159,7 +159,7 @@ def evaluate(
     checkpoint: Annotated[Path, typer.Option(help="the student")],
     data: Data,
     limit: Annotated[Optional[int], typer.Option(help="at most this many samples")] = None,
-    by_label: Annotated[bool, typer.Option("--by-label", help="agreement per action and per subgoal too")] = False,
+    by_label: Annotated[bool, typer.Option("--by-label", help="agreement per action, per subgoal and (Crafter) per light too")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Offline metrics on recorded episodes: action agreement, subgoal exact match, KL."""
@@ -179,7 +179,7 @@ def evaluate(
     if as_json:
         print(json.dumps(metrics, indent=2))
         return
-    labels = {key: metrics.pop(key) for key in ("by_action", "by_subgoal") if key in metrics}
+    labels = {key: metrics.pop(key) for key in ("by_action", "by_subgoal", "by_light") if key in metrics}
     _table("offline evaluation", metrics)
     for key, rows in labels.items():
         table = Table(title=f"agreement {key.replace('_', ' ')} (the teacher's steps)")

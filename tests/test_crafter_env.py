@@ -57,6 +57,24 @@ def test_local_view_agrees_with_crafter_semantic_map(crafter_env):
                 assert obs.local_view[r, c] == "void"
 
 
+def test_daylight_follows_the_step_count():
+    """``daylight(step)`` is the light Crafter gives the frame, through dusk into the night."""
+    from envs.crafter_env import daylight
+
+    env = envs.make("crafter", max_steps=400)
+    obs, _ = env.reset(seed=5)
+    seen = [(obs.step, obs.daylight)]
+    for _ in range(230):
+        obs, _, terminated, *_ = env.step(0)
+        seen.append((obs.step, obs.daylight))
+        if terminated:
+            break
+    steps, light = np.array(seen).T
+    assert light.min() < 0.4 and light.max() == pytest.approx(1.0, abs=1e-3)  # noon and dusk both seen
+    np.testing.assert_allclose(daylight(steps), light, atol=1e-6)
+    assert daylight(210) == pytest.approx(0.0) and daylight(510) == pytest.approx(0.0)  # midnight, every 300 steps
+
+
 def test_truncation_at_max_steps():
     env = envs.make("crafter", max_steps=20)
     env.reset(seed=0)

@@ -308,6 +308,12 @@ def test_agreement_by_label_counts_recall_and_precision():
     assert out["by_action"]["sleep"] == {"n": 1, "recall": 0.0, "precision": None}  # never picked
     assert out["by_subgoal"] == {"eat cow": {"n": 3, "agreement": pytest.approx(1 / 3)},
                                  "sleep": {"n": 3, "agreement": pytest.approx(2 / 3)}}
+    assert "by_light" not in out
+    light = np.array([1.0, 0.95, 0.2, 0.7, 0.0, 0.5])  # Crafter's daylight at each step
+    by_light = agreement_by_label(picked, action, subgoal, names, ["eat cow", "sleep"], light)["by_light"]
+    assert by_light == {"day (light >= 0.9)": {"n": 2, "agreement": 1.0},
+                        "dusk or dawn (0.5-0.9)": {"n": 2, "agreement": 0.5},
+                        "night (< 0.5, noisy)": {"n": 2, "agreement": 0.0}}
     # an action only the student picks is listed with no teacher steps
     only = agreement_by_label(np.array([2]), np.array([0]), np.array([0]), names, ["x"])["by_action"]
     assert only["sleep"] == {"n": 0, "recall": None, "precision": 0.0}
