@@ -127,6 +127,8 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], help="distill config overrides")
     ap.add_argument("--minutes", type=float, default=45.0, help="CPU training budget before DAgger")
     ap.add_argument("--dagger-rounds", type=int, default=2)
+    ap.add_argument("--no-farm-at-dusk", dest="farm_at_dusk", action="store_false",
+                    help="the teacher shelters where it is at dusk (as `steve distill teacher --no-farm-at-dusk`)")
     ap.add_argument("--eval-episodes", type=int, default=20)
     ap.add_argument("--eval-seed", type=int, default=10_000, help="held-out seeds for teacher and student")
     ap.add_argument("--max-steps", type=int, default=10_000)
@@ -146,7 +148,8 @@ def main() -> None:
     teacher_dir = args.teacher or args.out / "teacher"
     if args.teacher is None:
         t0 = time.perf_counter()
-        played = record_teacher(teacher_dir, range(args.teacher_episodes), args.max_steps, "full", pool)
+        played = record_teacher(teacher_dir, range(args.teacher_episodes), args.max_steps, "full", pool,
+                                args.farm_at_dusk)
         report["teacher_train"] = {"episodes": args.teacher_episodes, "crafter_score": played["crafter_score"],
                                    "seconds": time.perf_counter() - t0}
         log.info("teacher: %d episodes, score %.1f", args.teacher_episodes, played["crafter_score"])
@@ -166,6 +169,7 @@ def main() -> None:
         checkpoint = args.out / "student"
         if args.dagger_rounds:
             cfg = load(args.config, [*args.sets, f"dagger.rounds={args.dagger_rounds}", "dagger.seed=0",
+                                     f"dagger.teacher_farm_at_dusk={str(args.farm_at_dusk).lower()}",
                                      f"dagger.max_steps={args.max_steps}", f"dagger.workers={args.workers}"])
             t0 = time.perf_counter()
             report["dagger"] = run_dagger(cfg, runs, checkpoint, args.out / "dagger", pool=pool)
@@ -175,7 +179,7 @@ def main() -> None:
     seeds = range(args.eval_seed, args.eval_seed + args.eval_episodes)
     for old in ("eval-teacher", "eval-student"):  # the last run's plays: a recorder never overwrites
         shutil.rmtree(args.out / old, ignore_errors=True)
-    teacher = record_teacher(args.out / "eval-teacher", seeds, args.max_steps, "full", pool)
+    teacher = record_teacher(args.out / "eval-teacher", seeds, args.max_steps, "full", pool, args.farm_at_dusk)
     student = play([RolloutJob(seed=s, out=str(args.out / "eval-student" / f"seed-{s}"), checkpoint=str(checkpoint),
                                max_steps=args.max_steps, teacher=False, label="student", sample=not args.greedy,
                                temperature=args.temperature, min_p=args.min_p) for s in seeds], pool)
@@ -187,6 +191,7 @@ def main() -> None:
     eval_runs = find_runs([args.out / "eval-teacher"])
     report.update({
         "checkpoint": str(checkpoint), "parameters": model.num_parameters(), "eval_seeds": [seeds[0], seeds[-1]],
+        "teacher_farm_at_dusk": args.farm_at_dusk,
         "teacher": {k: teacher[k] for k in ("crafter_score", "success_rates", "mean_length")},
         "student": {k: student[k] for k in ("crafter_score", "success_rates", "mean_length")},
         "ratio": student["crafter_score"] / teacher["crafter_score"] if teacher["crafter_score"] else None,

@@ -76,6 +76,7 @@ class RolloutJob:
     checkpoint: str | None = None  # the student; None only with beta == 1
     max_steps: int = 10000
     prior: str = "full"
+    farm_at_dusk: bool = True  # the teacher's evening errands (see agents.executor.Executor)
     task: str = "open"
     label: str = "dagger"  # the recorded episodes' agent name
     sample: bool = True
@@ -109,7 +110,7 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
     recorder.annotate(actor="teacher" if student is None else "expert-relabelled")
     planner = GraphPlanner(prior=job.prior)
     try:
-        play_episode(recorder, planner, Executor(planner.tree), task=job.task, seed=job.seed, stop_when_done=False)
+        play_episode(recorder, planner, Executor(planner.tree, farm_at_dusk=job.farm_at_dusk), task=job.task, seed=job.seed, stop_when_done=False)
     finally:
         recorder.close()
     meta = recorder.finished[-1]
@@ -180,10 +181,11 @@ def play(jobs: Sequence[RolloutJob], pool: RolloutExecutor) -> dict[str, Any]:
             "agreement": float(np.mean(agreement)) if agreement else None}
 
 
-def record_teacher(out: Path, seeds: Sequence[int], max_steps: int, prior: str, pool: RolloutExecutor) -> dict[str, Any]:
+def record_teacher(out: Path, seeds: Sequence[int], max_steps: int, prior: str, pool: RolloutExecutor,
+                   farm_at_dusk: bool = True) -> dict[str, Any]:
     """Teacher episodes (beta 1, actor "teacher") on ``seeds``, one run directory each under ``out``."""
-    jobs = [RolloutJob(seed=s, out=str(Path(out) / f"seed-{s}"), max_steps=max_steps, prior=prior, label="teacher")
-            for s in seeds]
+    jobs = [RolloutJob(seed=s, out=str(Path(out) / f"seed-{s}"), max_steps=max_steps, prior=prior, label="teacher",
+                       farm_at_dusk=farm_at_dusk) for s in seeds]
     return play(jobs, pool)
 
 
@@ -212,7 +214,8 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
         round_dir = out / f"round-{k}"
         shutil.rmtree(round_dir, ignore_errors=True)
         jobs = [RolloutJob(seed=d.seed + i, out=str(round_dir / "rollouts" / f"seed-{d.seed + i}"), beta=beta,
-                           checkpoint=str(current), max_steps=d.max_steps, prior=d.teacher_prior, label=f"dagger-{k}")
+                           checkpoint=str(current), max_steps=d.max_steps, prior=d.teacher_prior,
+                           farm_at_dusk=d.teacher_farm_at_dusk, label=f"dagger-{k}")
                 for i in range(d.episodes)]
         played = play(jobs, pool)
         new = [Path(r["run"]) for r in played["episodes"]]

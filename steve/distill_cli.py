@@ -78,12 +78,16 @@ def teacher(
     max_steps: Annotated[int, typer.Option(help="steps before truncation")] = 10000,
     prior: Annotated[str, typer.Option(help="the teacher's prior: full | partial | none")] = "full",
     workers: Annotated[int, typer.Option(help="parallel processes")] = 2,
+    farm_at_dusk: Annotated[bool, typer.Option(
+        "--farm-at-dusk/--no-farm-at-dusk",
+        help="plant a sapling and walk back to it before the night's shelter; off, the teacher shelters "
+             "where it is (DAgger then needs --set dagger.teacher_farm_at_dusk=false)")] = True,
 ) -> None:
     """Record teacher episodes (graph planner + executor) in parallel, for training."""
     from distill.dagger import pool_for, record_teacher
 
     try:
-        played = record_teacher(out, range(seed, seed + episodes), max_steps, prior, pool_for(workers))
+        played = record_teacher(out, range(seed, seed + episodes), max_steps, prior, pool_for(workers), farm_at_dusk)
     except _errors() as err:
         _fail(str(err))
     _table(f"teacher, {episodes} episodes", {"crafter_score": played["crafter_score"],

@@ -63,19 +63,22 @@ class Executor:
     One executor plays one episode at a time and keeps its map between subgoals (call
     :meth:`reset` at a new episode; ``run`` also notices one). ``reflexes=False`` turns
     survival interruptions off (tests of a single skill); ``night_shelter`` walls the
-    player in at night; ``yield_below`` (0: off) ends a subgoal as ``interrupted`` when
-    food or drink falls below it, handing the need to the planner.
+    player in at night, and ``farm_at_dusk`` has it plant a sapling first, or walk back to
+    the one it planted (for eat_plant: a plant grows only near the player); ``yield_below``
+    (0: off) ends a subgoal as ``interrupted`` when food or drink falls below it, handing
+    the need to the planner.
     """
 
     def __init__(self, techtree: TechTree | None = None, action_names: Sequence[str] = CRAFTER_ACTIONS,
                  map_size: int = 64, reflexes: bool = True, night_shelter: bool = True,
-                 yield_below: float = 0):
+                 farm_at_dusk: bool = True, yield_below: float = 0):
         self.tree = techtree or TechTree.load("full")
         self.action_names = tuple(action_names)
         self.a = {n: i for i, n in enumerate(self.action_names)}
         self.map_size = map_size
         self.reflexes = reflexes
         self.night_shelter = night_shelter
+        self.farm_at_dusk = farm_at_dusk
         self.yield_below = yield_below
         self.world = WorldMap(map_size)
         self.nav = Navigator(self.world, self.a)
@@ -134,7 +137,7 @@ class Executor:
         res = ExecutionResult(obs=obs, success=False, steps=0)
         check, budget = subgoal.check, subgoal.budget
         program = self.program(subgoal)
-        reflexes = Reflexes(x, subgoal, self.night_shelter) if self.reflexes else None
+        reflexes = Reflexes(x, subgoal, self.night_shelter, self.farm_at_dusk) if self.reflexes else None
         pass_probs = self._accepts_probs(env)
         annotate = getattr(env, "annotate", None)  # an episode recorder: steps carry what they serve
         shown: str | None = None  # the reflex label the recorder holds (None: the subgoal's name)

@@ -92,8 +92,8 @@ class Active:
 class Reflexes:
     """The reflex stack of one subgoal run."""
 
-    def __init__(self, x: SkillContext, subgoal: Subgoal, night_shelter: bool = True):
-        self.x, self.subgoal, self.night_shelter = x, subgoal, night_shelter
+    def __init__(self, x: SkillContext, subgoal: Subgoal, night_shelter: bool = True, farm_at_dusk: bool = True):
+        self.x, self.subgoal, self.night_shelter, self.farm_at_dusk = x, subgoal, night_shelter, farm_at_dusk
         self.stack: list[Active] = []
         self.cooldown: dict[str, int] = {}
 
@@ -209,7 +209,8 @@ class Reflexes:
             # zombies swarm the grass at night: wait for the day walled in (asleep if tired)
             # at dawn the zombies drawn to the shelter all night wait outside: stay until
             # none is in view (they despawn in full light) or the morning is well on
-            return "night", night(x, _chain(plant_before_night(x), go_home(x))), lambda: not is_night(x.obs.step) and (
+            before = _chain(plant_before_night(x), go_home(x)) if self.farm_at_dusk else None
+            return "night", night(x, before), lambda: not is_night(x.obs.step) and (
                 60 <= x.obs.step % DAY < 150 or not _in_view(x, "zombie", 6))
         if allowed("mend") and x.inv("stone") and not _in_view(x, "zombie", 4):
             side = open_side(x)

@@ -40,7 +40,7 @@ def _episode(run: Path) -> tuple[object, dict[str, list]]:
     """The one episode of a run directory: its index row and its step columns."""
     (meta,) = read_index(run)
     steps = read_steps(episode_dir(run, meta.episode_id))
-    cols = steps.select(["action", "actor", "subgoal", "t"]).to_pydict()
+    cols = steps.select(["action", "action_name", "actor", "subgoal", "t"]).to_pydict()
     cols["frame"] = decode_frames(steps.column("frame").to_pylist(), meta.frame_shape)
     return meta, cols
 
@@ -260,6 +260,19 @@ def test_record_teacher_plays_and_annotates(tmp_path):
     for t, a in enumerate(cols["action"]):
         assert np.array_equal(obs.frame, cols["frame"][t]), t
         obs, *_ = env.step(a)
+
+
+def test_a_teacher_without_dusk_farming_shelters_without_planting(tmp_path):
+    """Seed 0's teacher plants a sapling at dusk (step 127) before it walls itself in;
+    with ``farm_at_dusk=False`` it plays the same day and then goes straight to shelter."""
+    steps = {}
+    for farm in (True, False):
+        record_teacher(tmp_path / str(farm), [0], max_steps=160, prior="full", pool=InlinePool(), farm_at_dusk=farm)
+        steps[farm] = _episode(tmp_path / str(farm) / "seed-0")[1]
+    night = {farm: [a for a, s, t in zip(c["action_name"], c["subgoal"], c["t"]) if s == "sleep" and t >= 120]
+             for farm, c in steps.items()}
+    assert "place_plant" in night[True] and "place_plant" not in night[False]
+    assert steps[True]["action"][:120] == steps[False]["action"][:120]  # the same day until dusk
 
 
 def test_rollout_needs_a_checkpoint_below_beta_one(tmp_path):
