@@ -101,8 +101,8 @@ class DaggerConfig(_Section):
     workers: int = Field(2, ge=1, description="parallel rollout processes")
     steps_per_round: int = Field(1000, ge=1, description="optimiser steps after each round")
     teacher_prior: Literal["full", "partial", "none"] = "full"
-    teacher_farm_at_dusk: bool = Field(True, description="the labelling teacher plants and goes home at dusk: "
-                                       "as the teacher that recorded the data (steve distill teacher --no-farm-at-dusk)")
+    teacher_farm_at_dusk: bool = Field(True, description="whether the labelling teacher plants or goes home at "
+                                       "dusk: false for data from steve distill teacher --no-farm-at-dusk")
 
 
 class DistillConfig(_Section):

@@ -35,6 +35,7 @@ from envs.recorder import EpisodeRecorder
 from envs.score import crafter_score, success_rates
 
 log = logging.getLogger(__name__)
+PLAIN = "-plain"  # marks the config hash of episodes whose teacher skipped its errands at dusk
 
 
 class MirrorEnv(Wrapper):
@@ -106,11 +107,13 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
                                min_p=job.min_p)
     base = envs.make("crafter", max_steps=job.max_steps)
     mirror = MirrorEnv(base, student, job.beta, job.seed)
-    recorder = EpisodeRecorder(mirror, Path(job.out), agent=job.label, config_hash=f"b{job.beta:g}", task=job.task)
+    recorder = EpisodeRecorder(mirror, Path(job.out), agent=job.label, task=job.task,
+                               config_hash=f"b{job.beta:g}" + ("" if job.farm_at_dusk else PLAIN))
     recorder.annotate(actor="teacher" if student is None else "expert-relabelled")
     planner = GraphPlanner(prior=job.prior)
     try:
-        play_episode(recorder, planner, Executor(planner.tree, farm_at_dusk=job.farm_at_dusk), task=job.task, seed=job.seed, stop_when_done=False)
+        executor = Executor(planner.tree, farm_at_dusk=job.farm_at_dusk)
+        play_episode(recorder, planner, executor, task=job.task, seed=job.seed, stop_when_done=False)
     finally:
         recorder.close()
     meta = recorder.finished[-1]
@@ -207,6 +210,12 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
     out.mkdir(parents=True, exist_ok=True)
     runs = [Path(p) for p in data]
     table = load_steps(runs, cfg.data)  # read once; each round adds its rollouts
+    plain = {ep.config_hash.endswith(PLAIN) for ep in table.episodes if ep.agent == "teacher"}
+    if plain and plain != {not d.teacher_farm_at_dusk}:
+        raise ValueError("the teacher episodes were recorded " + (
+            "with and without --no-farm-at-dusk: DAgger's teacher can label as only one of them" if len(plain) > 1
+            else f"{'without' if d.teacher_farm_at_dusk else 'with'} --no-farm-at-dusk: set "
+                 f"dagger.teacher_farm_at_dusk={str(not d.teacher_farm_at_dusk).lower()} so that the same teacher labels"))
     current = Path(checkpoint)
     rounds = []
     for k in range(d.rounds):

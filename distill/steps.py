@@ -69,6 +69,7 @@ class EpisodeInfo:
     agent: str
     status: str
     frame_shape: tuple[int, ...]
+    config_hash: str = ""
 
 
 @dataclass
@@ -360,7 +361,8 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig) -> StepTable:
             episodes.append(EpisodeInfo(
                 episode_id=meta.episode_id, run_dir=run, seed=meta.seed,
                 episode_return=float(meta.episode_return), achievements=tuple(meta.achievements),
-                length=n, env=meta.env, agent=meta.agent, status=meta.status, frame_shape=shape))
+                length=n, env=meta.env, agent=meta.agent, status=meta.status, frame_shape=shape,
+                config_hash=meta.config_hash))
             all_actions.append(actions)
             p, h = _probs(steps.column("teacher_probs"), str(folder))
             probs.append(p[keep])

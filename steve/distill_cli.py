@@ -163,14 +163,15 @@ def evaluate(
     checkpoint: Annotated[Path, typer.Option(help="the student")],
     data: Data,
     limit: Annotated[Optional[int], typer.Option(help="at most this many samples")] = None,
-    by_label: Annotated[bool, typer.Option("--by-label", help="agreement per action, per subgoal and (Crafter) per light too")] = False,
+    by_label: Annotated[bool, typer.Option(
+        "--by-label", help="agreement per action, per subgoal and (Crafter) per light too")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Offline metrics on recorded episodes: action agreement, subgoal exact match, KL."""
     from distill.checkpoint import load_student
     from distill.data import DistillDataset
-    from distill.steps import find_runs, load_steps
     from distill.evaluation import evaluate as run_eval
+    from distill.steps import find_runs, load_steps
 
     try:
         model, ckpt = load_student(checkpoint)

@@ -262,17 +262,25 @@ def test_record_teacher_plays_and_annotates(tmp_path):
         obs, *_ = env.step(a)
 
 
-def test_a_teacher_without_dusk_farming_shelters_without_planting(tmp_path):
+def test_a_teacher_without_dusk_farming_shelters_without_planting(student_ckpt, tmp_path):
     """Seed 0's teacher plants a sapling at dusk (step 127) before it walls itself in;
-    with ``farm_at_dusk=False`` it plays the same day and then goes straight to shelter."""
-    steps = {}
+    with ``farm_at_dusk=False`` it plays the same day and then goes straight to shelter.
+    Its episodes say so, and DAgger refuses to label them with the other teacher."""
+    steps, metas = {}, {}
     for farm in (True, False):
         record_teacher(tmp_path / str(farm), [0], max_steps=160, prior="full", pool=InlinePool(), farm_at_dusk=farm)
-        steps[farm] = _episode(tmp_path / str(farm) / "seed-0")[1]
+        metas[farm], steps[farm] = _episode(tmp_path / str(farm) / "seed-0")
     night = {farm: [a for a, s, t in zip(c["action_name"], c["subgoal"], c["t"]) if s == "sleep" and t >= 120]
              for farm, c in steps.items()}
     assert "place_plant" in night[True] and "place_plant" not in night[False]
     assert steps[True]["action"][:120] == steps[False]["action"][:120]  # the same day until dusk
+    assert (metas[True].config_hash, metas[False].config_hash) == ("b1", "b1-plain")
+    cfg = load("tiny", ["dagger.rounds=1", "dagger.episodes=1", "dagger.max_steps=20"])
+    with pytest.raises(ValueError, match="dagger.teacher_farm_at_dusk=false"):
+        run_dagger(cfg, [tmp_path / "False" / "seed-0"], student_ckpt, tmp_path / "dg", pool=InlinePool())
+    with pytest.raises(ValueError, match="with and without"):
+        run_dagger(cfg, [tmp_path / str(farm) / "seed-0" for farm in (False, True)], student_ckpt, tmp_path / "dg",
+                   pool=InlinePool())
 
 
 def test_rollout_needs_a_checkpoint_below_beta_one(tmp_path):
