@@ -192,6 +192,18 @@ def record_teacher(out: Path, seeds: Sequence[int], max_steps: int, prior: str, 
     return play(jobs, pool)
 
 
+def _check_teacher(table: Any, farm_at_dusk: bool) -> None:
+    """The teacher that labels must be the one that recorded the teacher episodes."""
+    plain = {ep.config_hash.endswith(PLAIN) for ep in table.episodes if ep.agent == "teacher"}
+    if len(plain) > 1:
+        raise ValueError("the teacher episodes were recorded with and without --no-farm-at-dusk: "
+                         "DAgger's teacher can label as only one of them")
+    if plain and plain != {not farm_at_dusk}:
+        flag = "with" if plain == {True} else "without"
+        raise ValueError(f"the teacher episodes were recorded {flag} --no-farm-at-dusk: set "
+                         f"dagger.teacher_farm_at_dusk={str(not farm_at_dusk).lower()} so that the same teacher labels")
+
+
 def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: Path,
                pool: RolloutExecutor | None = None, train_progress: Any = None,
                on_round: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
@@ -210,12 +222,7 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
     out.mkdir(parents=True, exist_ok=True)
     runs = [Path(p) for p in data]
     table = load_steps(runs, cfg.data)  # read once; each round adds its rollouts
-    plain = {ep.config_hash.endswith(PLAIN) for ep in table.episodes if ep.agent == "teacher"}
-    if plain and plain != {not d.teacher_farm_at_dusk}:
-        raise ValueError("the teacher episodes were recorded " + (
-            "with and without --no-farm-at-dusk: DAgger's teacher can label as only one of them" if len(plain) > 1
-            else f"{'without' if d.teacher_farm_at_dusk else 'with'} --no-farm-at-dusk: set "
-                 f"dagger.teacher_farm_at_dusk={str(not d.teacher_farm_at_dusk).lower()} so that the same teacher labels"))
+    _check_teacher(table, d.teacher_farm_at_dusk)
     current = Path(checkpoint)
     rounds = []
     for k in range(d.rounds):
