@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from distill.config import DistillConfig
 from envs.base import Wrapper
 from envs.recorder import EpisodeRecorder
 from envs.score import crafter_score, success_rates
+
+if TYPE_CHECKING:
+    from distill.steps import StepTable
 
 log = logging.getLogger(__name__)
 PLAIN = "-plain"  # marks the config hash of episodes whose teacher skipped its errands at dusk
@@ -192,16 +195,16 @@ def record_teacher(out: Path, seeds: Sequence[int], max_steps: int, prior: str, 
     return play(jobs, pool)
 
 
-def _check_teacher(table: Any, farm_at_dusk: bool) -> None:
+def _check_teacher(table: StepTable, farm_at_dusk: bool) -> None:
     """The teacher that labels must be the one that recorded the teacher episodes."""
     plain = {ep.config_hash.endswith(PLAIN) for ep in table.episodes if ep.agent == "teacher"}
     if len(plain) > 1:
         raise ValueError("the teacher episodes were recorded with and without --no-farm-at-dusk: "
                          "DAgger's teacher can label as only one of them")
-    if plain and plain != {not farm_at_dusk}:
-        flag = "with" if plain == {True} else "without"
-        raise ValueError(f"the teacher episodes were recorded {flag} --no-farm-at-dusk: set "
-                         f"dagger.teacher_farm_at_dusk={str(not farm_at_dusk).lower()} so that the same teacher labels")
+    if plain == {farm_at_dusk}:  # plain episodes for a farming teacher, or the other way round
+        raise ValueError(f"the teacher episodes were recorded {'with' if farm_at_dusk else 'without'} "
+                         f"--no-farm-at-dusk: set dagger.teacher_farm_at_dusk={str(not farm_at_dusk).lower()} "
+                         "so that the same teacher labels")
 
 
 def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: Path,

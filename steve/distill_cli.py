@@ -80,8 +80,8 @@ def teacher(
     workers: Annotated[int, typer.Option(help="parallel processes")] = 2,
     farm_at_dusk: Annotated[bool, typer.Option(
         "--farm-at-dusk/--no-farm-at-dusk",
-        help="plant a sapling and walk back to it before the night's shelter; off, the teacher shelters "
-             "where it is (DAgger then needs --set dagger.teacher_farm_at_dusk=false)")] = True,
+        help="plant a sapling, or walk back to the one planted, before the night's shelter; off, the "
+             "teacher goes straight to its shelter (DAgger then needs --set dagger.teacher_farm_at_dusk=false)")] = True,
 ) -> None:
     """Record teacher episodes (graph planner + executor) in parallel, for training."""
     from distill.dagger import pool_for, record_teacher
