@@ -80,6 +80,9 @@ class TrainConfig(_Section):
     temperature: float = Field(1.0, gt=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     subgoal_weight: float = Field(0.5, ge=0, description="weight of the plan-level (subgoal text) loss")
+    history_dropout: float = Field(0.0, ge=0, le=1, description="share of the training samples whose action "
+                                   "history is hidden (all 'no action'), so that the frame, not the last "
+                                   "actions, decides: a student trained on its teacher's histories copies them")
     eval_every: int = Field(500, ge=1)
     save_every: int = Field(500, ge=1)
     keep_checkpoints: int = Field(2, ge=1)

@@ -234,6 +234,8 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
         n_step = 0
         for _ in range(t.grad_accum):
             batch = to_device(next(batches), device)
+            if t.history_dropout:
+                hide_history(batch, t.history_dropout, n_actions)
             with autocast(device):
                 loss, parts, _ = compute_losses(net, batch, cfg, taid)
             (loss / t.grad_accum).backward()
@@ -278,6 +280,13 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
     return {**last, "step": step, "parameters": model.num_parameters(), "train_samples": len(train_set),
             "val_samples_total": len(val_set), "device": device,
             "train_samples_per_s": total_samples / total_time if total_time else float("nan")}
+
+
+def hide_history(batch: dict[str, torch.Tensor], p: float, n_actions: int) -> None:
+    """Replace the history of a random share ``p`` of the samples by "no action" (id
+    ``n_actions``, what the student sees before its first step), in place."""
+    hide = torch.rand(batch["history"].shape[0], device=batch["history"].device) < p
+    batch["history"][hide] = n_actions
 
 
 def _latest(out: Path) -> Path | None:

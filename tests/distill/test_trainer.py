@@ -587,3 +587,31 @@ def test_gradient_accumulation_equals_one_big_batch(run_dir, tmp_path):
             keep[d:2 * d] = False  # which Adam's normalisation blows up to +-lr
             a[name], b[name] = a[name][keep], b[name][keep]
         torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_hidden_histories_never_train_the_action_embeddings(run_dir, tmp_path):
+    """With every history hidden the student only ever reads the "no action" id: the
+    embeddings of real actions keep their initial values while that one learns; with
+    none hidden they learn too (no weight decay, so only gradients move them)."""
+    base = ["train.batch_size=16", "train.weight_decay=0"]
+    for p, steps in itertools.product((0, 1), (1, 4)):
+        train(load("tiny", base + [f"train.history_dropout={p}", f"train.steps={steps}"]), [run_dir],
+              tmp_path / f"p{p}-{steps}")
+    emb = {k: _weights(tmp_path / k)["actions.weight"] for k in ("p0-1", "p0-4", "p1-1", "p1-4")}
+    none = emb["p0-1"].shape[0] - 1  # the last id: "no action"
+    torch.testing.assert_close(emb["p1-4"][:none], emb["p1-1"][:none], rtol=0, atol=0)
+    assert not torch.equal(emb["p1-4"][none], emb["p1-1"][none])
+    assert not torch.equal(emb["p0-4"][:none], emb["p0-1"][:none])
+
+
+def test_hide_history_hides_whole_histories_at_the_given_rate():
+    from distill.trainer import hide_history
+
+    torch.manual_seed(0)
+    history = torch.randint(0, 17, (20000, 8))
+    for p, lo, hi in ((0.0, 0, 0), (0.5, 0.48, 0.52), (1.0, 1, 1)):
+        batch = {"history": history.clone()}
+        hide_history(batch, p, 17)
+        hidden = (batch["history"] == 17).all(1)
+        assert lo <= hidden.float().mean() <= hi
+        assert torch.equal(batch["history"][~hidden], history[~hidden])  # the rest untouched
