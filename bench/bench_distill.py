@@ -137,13 +137,15 @@ def main() -> None:
     ap.add_argument("--min-p", type=float, default=0.0, help="never sample an action less than this times as "
                     "likely as the most likely one")
     ap.add_argument("--greedy", action="store_true", help="the student takes its most likely action")
+    ap.add_argument("--no-history", dest="history", action="store_false",
+                    help="the student plays without reading its last actions (agent.history=false)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     pool = pool_for(args.workers)
     report: dict[str, Any] = {"config": args.config, "sets": args.sets, "temperature": args.temperature,
-                              "min_p": args.min_p, "greedy": args.greedy}
+                              "min_p": args.min_p, "greedy": args.greedy, "history": args.history}
 
     teacher_dir = args.teacher or args.out / "teacher"
     if args.teacher is None:
@@ -182,7 +184,8 @@ def main() -> None:
     teacher = record_teacher(args.out / "eval-teacher", seeds, args.max_steps, "full", pool, args.farm_at_dusk)
     student = play([RolloutJob(seed=s, out=str(args.out / "eval-student" / f"seed-{s}"), checkpoint=str(checkpoint),
                                max_steps=args.max_steps, teacher=False, label="student", sample=not args.greedy,
-                               temperature=args.temperature, min_p=args.min_p) for s in seeds], pool)
+                               temperature=args.temperature, min_p=args.min_p, history=args.history)
+                  for s in seeds], pool)
     model, _ = load_student(checkpoint)
     ckpt = read(checkpoint)
     table = load_steps(find_runs([args.out / "eval-teacher"]), ckpt.config.data)

@@ -8,7 +8,9 @@ than ``min_p`` times as likely as the most likely one (min-p sampling; 0 keeps t
 A sample breaks the loops a greedy student falls into; the cut is meant to keep it from
 the rare draw into lava or onto a zombie, but on the seeds measured so far it made no
 difference to the score (see the README). The subgoal goes into the
-recorded steps (``actor`` "student") and the video captions, as the teacher's does.
+recorded steps (``actor`` "student") and the video captions, as the teacher's does. With ``history`` off the student never reads its last actions (it
+sees "no action" there, as at an episode's start): for a student trained with
+``train.history_dropout``, which copies its teacher's habits less when it cannot see them.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class StudentAgent:
 
     def __init__(self, env: Env | None = None, checkpoint: str | Path | None = None, task: str = "open",
                  sample: bool = True, temperature: float = 1.0, min_p: float = 0.0, device: str = "cpu",
-                 threads: int | None = 1):
+                 threads: int | None = 1, history: bool = True):
         if checkpoint is None:
             raise ValueError("the student needs a checkpoint: --checkpoint CKPT_DIR")
         if threads:
@@ -41,6 +43,7 @@ class StudentAgent:
         if not 0.0 <= min_p < 1.0:
             raise ValueError(f"min_p must be in [0, 1), got {min_p}")
         self.sample, self.temperature, self.min_p = sample, temperature, min_p
+        self.read_history = history
         known = [(i, n) for i, n in enumerate(self.ckpt.action_names) if n]  # "": not in the training data
         if env is not None and (len(env.action_names) != self.ckpt.n_actions
                                 or any(env.action_names[i] != n for i, n in known)):
@@ -84,7 +87,8 @@ class StudentAgent:
         return int(torch.multinomial(probs, 1, generator=self.rng))
 
     def observe(self, action: int) -> None:
-        self.history.append(int(action))
+        if self.read_history:
+            self.history.append(int(action))
 
     def act(self, obs: Observation) -> int:
         action = self.choose(obs)

@@ -86,6 +86,7 @@ class RolloutJob:
     sample: bool = True
     temperature: float = 1.0  # of the student's action sampling
     min_p: float = 0.0  # and its cut (see distill.agent)
+    history: bool = True  # the student reads its last actions (see distill.agent)
     teacher: bool = True  # False: the student plays alone, nobody labels (evaluation)
 
 
@@ -107,7 +108,7 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
         from distill.agent import StudentAgent
 
         student = StudentAgent(None, job.checkpoint, task=job.task, sample=job.sample, temperature=job.temperature,
-                               min_p=job.min_p)
+                               min_p=job.min_p, history=job.history)
     base = envs.make("crafter", max_steps=job.max_steps)
     mirror = MirrorEnv(base, student, job.beta, job.seed)
     recorder = EpisodeRecorder(mirror, Path(job.out), agent=job.label, task=job.task,
@@ -132,7 +133,7 @@ def _student_alone(job: RolloutJob) -> dict[str, Any]:
     recorder = EpisodeRecorder(envs.make("crafter", max_steps=job.max_steps), Path(job.out), agent=job.label,
                                config_hash="student", task=job.task)
     student = StudentAgent(recorder, job.checkpoint, task=job.task, sample=job.sample,
-                           temperature=job.temperature, min_p=job.min_p)
+                           temperature=job.temperature, min_p=job.min_p, history=job.history)
     try:
         obs, _ = recorder.reset(job.seed)
         student.reset(obs, job.seed)

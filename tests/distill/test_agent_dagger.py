@@ -95,6 +95,28 @@ def test_greedy_student_picks_the_most_likely_action(student_ckpt):
     assert steps == 60
 
 
+def test_a_student_without_history_never_reads_its_last_actions(student_ckpt):
+    """history=False: every decision sees "no action" in the history, so the same frames
+    give the same choices whatever came before; a student reading its history differs."""
+    blind = StudentAgent(None, student_ckpt, sample=True, history=False)
+    actions = _play_student(blind, seed=5, max_steps=80)
+    assert list(blind.history) == [blind.ckpt.n_actions] * blind.history.maxlen
+    assert len(set(actions)) > 3
+    assert _play_student(blind, seed=5, max_steps=80) == actions  # reproducible, as with history
+    reading = StudentAgent(None, student_ckpt, sample=True)
+    assert _play_student(reading, seed=5, max_steps=80) != actions
+    env = envs.make("crafter", max_steps=20)
+    obs, _ = env.reset(0)
+    blind.reset(obs, 0)
+    frame = torch.from_numpy(obs.frame.copy()).permute(2, 0, 1)[None]
+    none = torch.full((1, blind.history.maxlen), blind.ckpt.n_actions)
+    _, want, _ = blind.model.decide(frame, blind.task, none)
+    for a in (1, 2, 5):  # whatever it did before, this frame gets the logits of no history
+        blind.observe(a)
+        _, got, _ = blind.model.decide(frame, blind.task, torch.tensor([list(blind.history)]))
+        torch.testing.assert_close(got, want)
+
+
 def test_min_p_sampling_never_draws_the_unlikely_actions(student_ckpt):
     env = envs.make("crafter", max_steps=100)
     obs, _ = env.reset(1)
