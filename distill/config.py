@@ -79,6 +79,9 @@ class TrainConfig(_Section):
     alpha: float = Field(0.1, ge=0, le=1, description="skew KL(alpha)")
     temperature: float = Field(1.0, gt=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    mirror: float = Field(0.0, ge=0, le=1, description="share of the training samples mirrored left to right "
+                          "(Crafter only: the world view flipped, the inventory kept, move_left and move_right "
+                          "swapped in the action, the history and the teacher's distribution)")
     subgoal_weight: float = Field(0.5, ge=0, description="weight of the plan-level (subgoal text) loss")
     history_dropout: float = Field(0.0, ge=0, le=1, description="share of the training samples whose action "
                                    "history is hidden (all 'no action'), so that the frame, not the last "

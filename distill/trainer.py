@@ -219,6 +219,7 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
     loader = DataLoader(train_set, sampler=sampler, batch_size=None, num_workers=t.workers,
                         pin_memory=device.startswith("cuda"), persistent_workers=False)
     names = [table.action_names.get(i, "") for i in range(n_actions)]  # "": never taken in the data
+    mirror = mirror_for(table, names, device) if t.mirror else None
     meta = ck.Checkpoint(out, cfg, tokenizer, n_actions, names, start)
     metrics_file = out / "metrics.jsonl"
     last: dict[str, Any] = {}
@@ -236,6 +237,8 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
             batch = to_device(next(batches), device)
             if t.history_dropout:
                 hide_history(batch, t.history_dropout, n_actions)
+            if mirror is not None:
+                mirror_batch(batch, t.mirror, *mirror)
             with autocast(device):
                 loss, parts, _ = compute_losses(net, batch, cfg, taid)
             (loss / t.grad_accum).backward()
@@ -287,6 +290,42 @@ def hide_history(batch: dict[str, torch.Tensor], p: float, n_actions: int) -> No
     ``n_actions``, what the student sees before its first step), in place."""
     hide = torch.rand(batch["history"].shape[0], device=batch["history"].device) < p
     batch["history"][hide] = n_actions
+
+
+def mirror_for(table: StepTable, names: list[str], device: str) -> tuple[torch.Tensor, int, int]:
+    """What :func:`mirror_batch` needs for ``table``'s frames: the action permutation
+    (history ids included) and the world view's pixel rows and columns. Crafter only: its
+    frame is a 9 x 9 grid of square cells, the world in the top 7 rows with the player in
+    the middle, the inventory in the last 2 (which a mirror would scramble)."""
+    envs_ = {ep.env for ep in table.episodes}
+    shapes = {ep.frame_shape for ep in table.episodes}
+    if envs_ != {"crafter"} or len(shapes) != 1:
+        raise ValueError(f"train.mirror needs Crafter episodes of one frame size, got envs {sorted(envs_)} "
+                         f"and frame shapes {sorted(shapes)}")
+    if "move_left" not in names or "move_right" not in names:
+        raise ValueError("train.mirror needs move_left and move_right among the data's actions")
+    swap = list(range(len(names) + 1))  # + the history's "no action" id
+    left, right = names.index("move_left"), names.index("move_right")
+    swap[left], swap[right] = right, left
+    h, w = next(iter(shapes))[:2]
+    unit = min(h, w) // 9
+    return torch.tensor(swap, device=device), 7 * unit, 9 * unit
+
+
+def mirror_batch(batch: dict[str, torch.Tensor], p: float, swap: torch.Tensor, rows: int, cols: int) -> None:
+    """Mirror a random share ``p`` of the samples left to right, in place: the frame's
+    ``rows x cols`` top-left block (the world view) flipped, and every action id mapped
+    through ``swap`` (teacher distributions permuted alike). Crafter's world looks the
+    same mirrored, up to the player's and arrows' sprites, so each sample is two."""
+    flip = torch.rand(batch["action"].shape[0], device=batch["action"].device) < p
+    if not bool(flip.any()):
+        return
+    frame = batch["frame"][flip]
+    frame[:, :, :rows, :cols] = frame[:, :, :rows, :cols].flip(-1)
+    batch["frame"][flip] = frame
+    batch["action"][flip] = swap[batch["action"][flip]]
+    batch["history"][flip] = swap[batch["history"][flip]]
+    batch["teacher_probs"][flip] = batch["teacher_probs"][flip][:, swap[:-1]]
 
 
 def _latest(out: Path) -> Path | None:

@@ -615,3 +615,51 @@ def test_hide_history_hides_whole_histories_at_the_given_rate():
         hidden = (batch["history"] == 17).all(1)
         assert lo <= hidden.float().mean() <= hi
         assert torch.equal(batch["history"][~hidden], history[~hidden])  # the rest untouched
+
+
+def test_mirror_flips_the_world_view_and_swaps_left_and_right(run_dir, tmp_path):
+    from distill.trainer import mirror_batch, mirror_for
+
+    cfg = load("tiny")
+    table = load_steps([run_dir], cfg.data)
+    names = [table.action_names.get(i, "") for i in range(table.n_actions)]
+    swap, rows, cols = mirror_for(table, names, "cpu")
+    assert (rows, cols) == (49, 63)  # 7 x 7 world rows of 7-pixel cells, 9 across, at 64 pixels
+    left, right = names.index("move_left"), names.index("move_right")
+    torch.manual_seed(0)
+    n = 6
+    batch = {"frame": torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8),
+             "action": torch.tensor([left, right, 0, left, 5, right]),
+             "history": torch.randint(0, table.n_actions + 1, (n, 4)),
+             "teacher_probs": torch.rand(n, table.n_actions)}
+    before = {k: v.clone() for k, v in batch.items()}
+    mirror_batch(batch, 1.0, swap, rows, cols)
+    torch.testing.assert_close(batch["frame"][:, :, :49, :63], before["frame"][:, :, :49, :63].flip(-1))
+    assert torch.equal(batch["frame"][:, :, 49:], before["frame"][:, :, 49:])  # the inventory as it was
+    assert torch.equal(batch["frame"][:, :, :, 63], before["frame"][:, :, :, 63])  # and the border
+    assert batch["action"].tolist() == [right, left, 0, right, 5, left]
+    assert torch.equal(batch["history"] == left, before["history"] == right)
+    assert torch.equal(batch["teacher_probs"][:, left], before["teacher_probs"][:, right])
+    assert torch.equal(batch["teacher_probs"][:, 5], before["teacher_probs"][:, 5])
+    assert torch.equal(batch["history"] == table.n_actions, before["history"] == table.n_actions)
+    mirror_batch(batch, 1.0, swap, rows, cols)  # twice: as before
+    assert all(torch.equal(batch[k], before[k]) for k in batch)
+    mirror_batch(batch, 0.0, swap, rows, cols)
+    assert all(torch.equal(batch[k], before[k]) for k in batch)
+
+    train(load("tiny", ["train.steps=2", "train.mirror=0.5"]), [run_dir], tmp_path / "m")  # trains with it
+    assert ck.resolve(tmp_path / "m").name.endswith("2")
+
+
+def test_mirror_refuses_frames_it_cannot_read(run_dir):
+    from types import SimpleNamespace
+
+    from distill.trainer import mirror_for
+
+    table = load_steps([run_dir], load("tiny").data)
+    names = [table.action_names.get(i, "") for i in range(table.n_actions)]
+    other = SimpleNamespace(episodes=[SimpleNamespace(env="minedojo", frame_shape=(160, 256, 3))])
+    with pytest.raises(ValueError, match="train.mirror needs Crafter episodes"):
+        mirror_for(other, names, "cpu")
+    with pytest.raises(ValueError, match="move_left and move_right"):
+        mirror_for(table, [n if n != "move_left" else "" for n in names], "cpu")
