@@ -233,12 +233,14 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
         tick = time.perf_counter()
         parts_sum: dict[str, float] = {}
         n_step = 0
-        for _ in range(t.grad_accum):
+        for micro in range(t.grad_accum):
             batch = to_device(next(batches), device)
+            # drawn from the step, as the batches are: a resumed run augments the same samples
+            rng = np.random.default_rng([t.seed, step, dist.rank, micro])
             if t.history_dropout:
-                hide_history(batch, t.history_dropout, n_actions)
+                hide_history(batch, t.history_dropout, n_actions, rng)
             if mirror is not None:
-                mirror_batch(batch, t.mirror, *mirror)
+                mirror_batch(batch, t.mirror, *mirror, rng)
             with autocast(device):
                 loss, parts, _ = compute_losses(net, batch, cfg, taid)
             (loss / t.grad_accum).backward()
@@ -285,11 +287,16 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
             "train_samples_per_s": total_samples / total_time if total_time else float("nan")}
 
 
-def hide_history(batch: dict[str, torch.Tensor], p: float, n_actions: int) -> None:
+def _pick(batch: dict[str, torch.Tensor], p: float, rng: np.random.Generator) -> torch.Tensor:
+    """A random share ``p`` of the batch's samples, as a boolean mask on its device."""
+    n = batch["action"].shape[0]
+    return torch.from_numpy(rng.random(n) < p).to(batch["action"].device)
+
+
+def hide_history(batch: dict[str, torch.Tensor], p: float, n_actions: int, rng: np.random.Generator) -> None:
     """Replace the history of a random share ``p`` of the samples by "no action" (id
     ``n_actions``, what the student sees before its first step), in place."""
-    hide = torch.rand(batch["history"].shape[0], device=batch["history"].device) < p
-    batch["history"][hide] = n_actions
+    batch["history"][_pick(batch, p, rng)] = n_actions
 
 
 def mirror_for(table: StepTable, names: list[str], device: str) -> tuple[torch.Tensor, int, int]:
@@ -312,12 +319,13 @@ def mirror_for(table: StepTable, names: list[str], device: str) -> tuple[torch.T
     return torch.tensor(swap, device=device), 7 * unit, 9 * unit
 
 
-def mirror_batch(batch: dict[str, torch.Tensor], p: float, swap: torch.Tensor, rows: int, cols: int) -> None:
+def mirror_batch(batch: dict[str, torch.Tensor], p: float, swap: torch.Tensor, rows: int, cols: int,
+                 rng: np.random.Generator) -> None:
     """Mirror a random share ``p`` of the samples left to right, in place: the frame's
     ``rows x cols`` top-left block (the world view) flipped, and every action id mapped
     through ``swap`` (teacher distributions permuted alike). Crafter's world looks the
     same mirrored, up to the player's and arrows' sprites, so each sample is two."""
-    flip = torch.rand(batch["action"].shape[0], device=batch["action"].device) < p
+    flip = _pick(batch, p, rng)
     if not bool(flip.any()):
         return
     frame = batch["frame"][flip]

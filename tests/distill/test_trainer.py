@@ -360,13 +360,15 @@ def _weights(path: Path, averaged: bool = True) -> dict[str, torch.Tensor]:
     return ck.load_student(path, averaged=averaged)[0].state_dict()
 
 
-@pytest.mark.parametrize("loss,ema", [("fkl", 0.0), ("taid", 0.0), ("fkl", 0.9)])
-def test_resume_gives_the_same_weights(run_dir, tmp_path, loss, ema):
+@pytest.mark.parametrize("loss,ema,augment", [("fkl", 0.0, 0.0), ("taid", 0.0, 0.0), ("fkl", 0.9, 0.0),
+                                              ("fkl", 0.0, 0.5)])
+def test_resume_gives_the_same_weights(run_dir, tmp_path, loss, ema, augment):
     """Stopped after the checkpoint at step 5 and started again: the result is the one
-    of an uninterrupted run (data order, optimizer state, schedule, TAID state and the
-    weights' moving average)."""
+    of an uninterrupted run (data order, optimizer state, schedule, TAID state, the
+    weights' moving average, and which samples are mirrored or lose their history)."""
     cfg = load("tiny", ["train.steps=10", "train.save_every=5", "train.eval_every=3", "train.log_every=1",
-                        f"train.action_loss={loss}", f"train.ema={ema}"])
+                        f"train.action_loss={loss}", f"train.ema={ema}", f"train.mirror={augment}",
+                        f"train.history_dropout={augment}"])
     train(cfg, [run_dir], tmp_path / "full")
 
     def stop_at_5(step, total, metrics):
@@ -610,8 +612,8 @@ def test_hide_history_hides_whole_histories_at_the_given_rate():
     torch.manual_seed(0)
     history = torch.randint(0, 17, (20000, 8))
     for p, lo, hi in ((0.0, 0, 0), (0.5, 0.48, 0.52), (1.0, 1, 1)):
-        batch = {"history": history.clone()}
-        hide_history(batch, p, 17)
+        batch = {"history": history.clone(), "action": torch.zeros(len(history), dtype=torch.long)}
+        hide_history(batch, p, 17, np.random.default_rng(0))
         hidden = (batch["history"] == 17).all(1)
         assert lo <= hidden.float().mean() <= hi
         assert torch.equal(batch["history"][~hidden], history[~hidden])  # the rest untouched
@@ -633,7 +635,8 @@ def test_mirror_flips_the_world_view_and_swaps_left_and_right(run_dir, tmp_path)
              "history": torch.randint(0, table.n_actions + 1, (n, 4)),
              "teacher_probs": torch.rand(n, table.n_actions)}
     before = {k: v.clone() for k, v in batch.items()}
-    mirror_batch(batch, 1.0, swap, rows, cols)
+    rng = np.random.default_rng(0)
+    mirror_batch(batch, 1.0, swap, rows, cols, rng)
     torch.testing.assert_close(batch["frame"][:, :, :49, :63], before["frame"][:, :, :49, :63].flip(-1))
     assert torch.equal(batch["frame"][:, :, 49:], before["frame"][:, :, 49:])  # the inventory as it was
     assert torch.equal(batch["frame"][:, :, :, 63], before["frame"][:, :, :, 63])  # and the border
@@ -642,9 +645,9 @@ def test_mirror_flips_the_world_view_and_swaps_left_and_right(run_dir, tmp_path)
     assert torch.equal(batch["teacher_probs"][:, left], before["teacher_probs"][:, right])
     assert torch.equal(batch["teacher_probs"][:, 5], before["teacher_probs"][:, 5])
     assert torch.equal(batch["history"] == table.n_actions, before["history"] == table.n_actions)
-    mirror_batch(batch, 1.0, swap, rows, cols)  # twice: as before
+    mirror_batch(batch, 1.0, swap, rows, cols, rng)  # twice: as before
     assert all(torch.equal(batch[k], before[k]) for k in batch)
-    mirror_batch(batch, 0.0, swap, rows, cols)
+    mirror_batch(batch, 0.0, swap, rows, cols, rng)
     assert all(torch.equal(batch[k], before[k]) for k in batch)
 
     train(load("tiny", ["train.steps=2", "train.mirror=0.5"]), [run_dir], tmp_path / "m")  # trains with it
