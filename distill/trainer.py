@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Sampler
 from distill import checkpoint as ck
 from distill.config import DataConfig, DistillConfig
 from distill.data import DistillDataset, build_tokenizer, describe, split
+from distill.augment import hide_history, mirror_batch, mirror_for
 from distill.evaluation import autocast, compute_losses, evaluate, to_device
 from distill.losses import TAID
 from distill.model import Student
@@ -285,55 +286,6 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
     return {**last, "step": step, "parameters": model.num_parameters(), "train_samples": len(train_set),
             "val_samples_total": len(val_set), "device": device,
             "train_samples_per_s": total_samples / total_time if total_time else float("nan")}
-
-
-def _pick(batch: dict[str, torch.Tensor], p: float, rng: np.random.Generator) -> torch.Tensor:
-    """A random share ``p`` of the batch's samples, as a boolean mask on its device."""
-    n = batch["action"].shape[0]
-    return torch.from_numpy(rng.random(n) < p).to(batch["action"].device)
-
-
-def hide_history(batch: dict[str, torch.Tensor], p: float, n_actions: int, rng: np.random.Generator) -> None:
-    """Replace the history of a random share ``p`` of the samples by "no action" (id
-    ``n_actions``, what the student sees before its first step), in place."""
-    batch["history"][_pick(batch, p, rng)] = n_actions
-
-
-def mirror_for(table: StepTable, names: list[str], device: str) -> tuple[torch.Tensor, int, int]:
-    """What :func:`mirror_batch` needs for ``table``'s frames: the action permutation
-    (history ids included) and the world view's pixel rows and columns. Crafter only: its
-    frame is a 9 x 9 grid of square cells, the world in the top 7 rows with the player in
-    the middle, the inventory in the last 2 (which a mirror would scramble)."""
-    envs_ = {ep.env for ep in table.episodes}
-    shapes = {ep.frame_shape for ep in table.episodes}
-    if envs_ != {"crafter"} or len(shapes) != 1:
-        raise ValueError(f"train.mirror needs Crafter episodes of one frame size, got envs {sorted(envs_)} "
-                         f"and frame shapes {sorted(shapes)}")
-    if "move_left" not in names or "move_right" not in names:
-        raise ValueError("train.mirror needs move_left and move_right among the data's actions")
-    swap = list(range(len(names) + 1))  # + the history's "no action" id
-    left, right = names.index("move_left"), names.index("move_right")
-    swap[left], swap[right] = right, left
-    h, w = next(iter(shapes))[:2]
-    unit = min(h, w) // 9
-    return torch.tensor(swap, device=device), 7 * unit, 9 * unit
-
-
-def mirror_batch(batch: dict[str, torch.Tensor], p: float, swap: torch.Tensor, rows: int, cols: int,
-                 rng: np.random.Generator) -> None:
-    """Mirror a random share ``p`` of the samples left to right, in place: the frame's
-    ``rows x cols`` top-left block (the world view) flipped, and every action id mapped
-    through ``swap`` (teacher distributions permuted alike). Crafter's world looks the
-    same mirrored, up to the player's and arrows' sprites, so each sample is two."""
-    flip = _pick(batch, p, rng)
-    if not bool(flip.any()):
-        return
-    frame = batch["frame"][flip]
-    frame[:, :, :rows, :cols] = frame[:, :, :rows, :cols].flip(-1)
-    batch["frame"][flip] = frame
-    batch["action"][flip] = swap[batch["action"][flip]]
-    batch["history"][flip] = swap[batch["history"][flip]]
-    batch["teacher_probs"][flip] = batch["teacher_probs"][flip][:, swap[:-1]]
 
 
 def _latest(out: Path) -> Path | None:

@@ -607,7 +607,7 @@ def test_hidden_histories_never_train_the_action_embeddings(run_dir, tmp_path):
 
 
 def test_hide_history_hides_whole_histories_at_the_given_rate():
-    from distill.trainer import hide_history
+    from distill.augment import hide_history
 
     torch.manual_seed(0)
     history = torch.randint(0, 17, (20000, 8))
@@ -620,7 +620,7 @@ def test_hide_history_hides_whole_histories_at_the_given_rate():
 
 
 def test_mirror_flips_the_world_view_and_swaps_left_and_right(run_dir, tmp_path):
-    from distill.trainer import mirror_batch, mirror_for
+    from distill.augment import mirror_batch, mirror_for
 
     cfg = load("tiny")
     table = load_steps([run_dir], cfg.data)
@@ -657,7 +657,7 @@ def test_mirror_flips_the_world_view_and_swaps_left_and_right(run_dir, tmp_path)
 def test_mirror_refuses_frames_it_cannot_read(run_dir):
     from types import SimpleNamespace
 
-    from distill.trainer import mirror_for
+    from distill.augment import mirror_for
 
     table = load_steps([run_dir], load("tiny").data)
     names = [table.action_names.get(i, "") for i in range(table.n_actions)]
