@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "distill"
 
@@ -109,6 +109,17 @@ class DaggerConfig(_Section):
     teacher_prior: Literal["full", "partial", "none"] = "full"
     teacher_farm_at_dusk: bool = Field(True, description="whether the labelling teacher plants or goes home at "
                                        "dusk: false for data from steve distill teacher --no-farm-at-dusk")
+    student_window: tuple[int, int] = Field((0, 300), description="the steps of each 300-step Crafter day in "
+                                            "which the student may take control ([start, end)); the teacher "
+                                            "plays the rest. [120, 300]: the teacher plays the mornings, the "
+                                            "student meets the nights its rollouts are relabelled on")
+
+    @field_validator("student_window")
+    @classmethod
+    def _window(cls, w: tuple[int, int]) -> tuple[int, int]:
+        if not 0 <= w[0] < w[1] <= 300:
+            raise ValueError("needs 0 <= start < end <= 300, steps of a Crafter day")
+        return w
 
 
 class DistillConfig(_Section):

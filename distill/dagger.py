@@ -4,7 +4,8 @@ Each rollout replays one of the teacher's seeds. The teacher (the expert: the sc
 graph planner and executor of ``agents``, imported lazily) plays as if in control, and
 every action it picks is recorded as the label of the state it was picked in; a
 :class:`MirrorEnv` underneath carries out, at each step, the teacher's action with
-probability ``beta`` and the student's otherwise. So the recorded states are the ones
+probability ``beta`` and the student's otherwise (only inside ``window``, the steps of each
+Crafter day in which the student may take control; the teacher plays the rest). So the recorded states are the ones
 the mixed policy visits and the labels the ones the teacher would give (``actor``
 "expert-relabelled"; "teacher" when ``beta`` is 1 and no student plays). Rounds aggregate all labelled rollouts with the original
 episodes and fine-tune the student from its previous checkpoint.
@@ -31,6 +32,7 @@ import numpy as np
 import envs
 from distill.config import DistillConfig
 from envs.base import Wrapper
+from envs.crafter_env import DAY_LENGTH
 from envs.recorder import EpisodeRecorder
 from envs.score import crafter_score, success_rates
 
@@ -42,11 +44,12 @@ PLAIN = "-plain"  # marks the config hash of episodes whose teacher skipped its 
 
 
 class MirrorEnv(Wrapper):
-    """Carries out the teacher's action with probability ``beta``, else the student's."""
+    """Carries out the teacher's action with probability ``beta``, else the student's; the
+    student's only at steps whose place in the day (``step % 300``) is inside ``window``."""
 
-    def __init__(self, env: envs.Env, student: Any, beta: float, seed: int):
+    def __init__(self, env: envs.Env, student: Any, beta: float, seed: int, window: tuple[int, int] = (0, DAY_LENGTH)):
         super().__init__(env)
-        self.student, self.beta = student, beta
+        self.student, self.beta, self.window = student, beta, window
         self.rng = np.random.default_rng([seed, 7])
         self.obs: envs.Observation | None = None
         self.steps = self.student_steps = self.agreed = 0
@@ -63,7 +66,7 @@ class MirrorEnv(Wrapper):
             assert self.obs is not None
             mine = self.student.choose(self.obs)
             self.agreed += int(mine == taken)
-            if self.rng.random() >= self.beta:
+            if self.rng.random() >= self.beta and self.window[0] <= self.obs.step % DAY_LENGTH < self.window[1]:
                 taken = mine
                 self.student_steps += 1
             self.student.observe(taken)
@@ -87,6 +90,7 @@ class RolloutJob:
     temperature: float = 1.0  # of the student's action sampling
     min_p: float = 0.0  # and its cut (see distill.agent)
     history: bool = True  # the student reads its last actions (see distill.agent)
+    window: tuple[int, int] = (0, DAY_LENGTH)  # the steps of each day in which the student may take control
     teacher: bool = True  # False: the student plays alone, nobody labels (evaluation)
 
 
@@ -110,9 +114,10 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
         student = StudentAgent(None, job.checkpoint, task=job.task, sample=job.sample, temperature=job.temperature,
                                min_p=job.min_p, history=job.history)
     base = envs.make("crafter", max_steps=job.max_steps)
-    mirror = MirrorEnv(base, student, job.beta, job.seed)
+    mirror = MirrorEnv(base, student, job.beta, job.seed, tuple(job.window))
+    window = "" if tuple(job.window) == (0, DAY_LENGTH) else "w{}-{}".format(*job.window)
     recorder = EpisodeRecorder(mirror, Path(job.out), agent=job.label, task=job.task,
-                               config_hash=f"b{job.beta:g}" + ("" if job.farm_at_dusk else PLAIN))
+                               config_hash=f"b{job.beta:g}{window}" + ("" if job.farm_at_dusk else PLAIN))
     recorder.annotate(actor="teacher" if student is None else "expert-relabelled")
     planner = GraphPlanner(prior=job.prior)
     try:
@@ -235,7 +240,7 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
         shutil.rmtree(round_dir, ignore_errors=True)
         jobs = [RolloutJob(seed=d.seed + i, out=str(round_dir / "rollouts" / f"seed-{d.seed + i}"), beta=beta,
                            checkpoint=str(current), max_steps=d.max_steps, prior=d.teacher_prior,
-                           farm_at_dusk=d.teacher_farm_at_dusk, label=f"dagger-{k}")
+                           farm_at_dusk=d.teacher_farm_at_dusk, label=f"dagger-{k}", window=d.student_window)
                 for i in range(d.episodes)]
         played = play(jobs, pool)
         new = [Path(r["run"]) for r in played["episodes"]]

@@ -12,7 +12,7 @@ import torch
 import envs
 from distill import checkpoint as ck
 from distill.agent import StudentAgent
-from distill.config import load
+from distill.config import DistillConfigError, load
 from distill.dagger import (
     InlinePool,
     LocalPool,
@@ -195,9 +195,9 @@ class _Scripted:
         self.observed.append(int(action))
 
 
-def _drive(beta: float, student, steps: int = 60, seed: int = 2):
+def _drive(beta: float, student, steps: int = 60, seed: int = 2, **window):
     log = _Log(envs.make("crafter", max_steps=1000))
-    mirror = MirrorEnv(log, student, beta, seed)
+    mirror = MirrorEnv(log, student, beta, seed, **window)
     mirror.reset(seed)
     rng = np.random.default_rng(0)
     teacher = [int(a) for a in rng.integers(1, 5, size=steps)]  # moves: never the student's noop
@@ -223,6 +223,21 @@ def test_mirror_env_executes_by_beta(beta):
     else:
         assert 0.3 < mirror.student_steps / mirror.steps < 0.7
         assert _drive(beta, _Scripted(0))[1] == executed  # the coin is seeded
+
+
+def test_mirror_env_hands_the_student_only_the_steps_of_its_window():
+    student = _Scripted(0)
+    mirror, executed, teacher = _drive(0.0, student, steps=90, window=(20, 50))
+    assert [i for i, e in enumerate(executed) if e == 0] == list(range(20, 50))
+    assert executed[:20] == teacher[:20] and executed[50:] == teacher[50:]
+    assert mirror.student_steps == 30 and student.observed == executed
+
+
+def test_student_window_must_lie_inside_a_day():
+    for bad in ("[50,20]", "[0,301]", "[-1,10]"):
+        with pytest.raises(DistillConfigError, match="dagger.student_window"):
+            load("tiny", [f"dagger.student_window={bad}"])
+    assert load("tiny", ["dagger.student_window=[120,300]"]).dagger.student_window == (120, 300)
 
 
 def test_mirror_env_without_student_is_the_teacher():
@@ -312,7 +327,7 @@ def test_rollout_needs_a_checkpoint_below_beta_one(tmp_path):
 
 def test_run_dagger_one_round(run_dir, student_ckpt, tmp_path):
     cfg = load("tiny", ["dagger.rounds=1", "dagger.episodes=2", "dagger.max_steps=120", "dagger.beta=[0.0]",
-                        "dagger.steps_per_round=3", "dagger.seed=5"])
+                        "dagger.steps_per_round=3", "dagger.seed=5", "dagger.student_window=[60,300]"])
     seen = []
     rounds = run_dagger(cfg, [run_dir], student_ckpt, tmp_path / "dg", pool=InlinePool(), on_round=seen.append)
     assert len(rounds) == 1 and seen == rounds
@@ -322,6 +337,7 @@ def test_run_dagger_one_round(run_dir, student_ckpt, tmp_path):
     for seed in (5, 6):
         meta, cols = _episode(tmp_path / "dg" / "round-0" / "rollouts" / f"seed-{seed}")
         assert meta.seed == seed and meta.agent == "dagger-0" and set(cols["actor"]) == {"expert-relabelled"}
+        assert meta.config_hash == "b0w60-300"  # the teacher played the first 60 steps
     new = ck.read(tmp_path / "dg" / "round-0" / "student")
     assert new.step == 3 and Path(r["checkpoint"]) == tmp_path / "dg" / "round-0" / "student"
     assert new.tokenizer.vocab == ck.read(student_ckpt).tokenizer.vocab  # fine-tuned from the student
