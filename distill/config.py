@@ -60,6 +60,9 @@ class DataConfig(_Section):
                                     "is drawn this many times as often (placing and crafting are one step each)")
     rare_action_below: float = Field(0.01, ge=0, le=1, description="the share of the training steps below "
                                      "which an action counts as rare")
+    change_weight: int = Field(1, ge=1, description="a step whose action differs from the action before it "
+                               "(a decision, not a repeat) is drawn this many times as often: a student that "
+                               "reads its last actions otherwise learns to repeat them")
     skip_asleep: bool = Field(True, description="drop the steps taken asleep (a 'sleep' after a 'sleep'): "
                               "Crafter ignores the action until the player wakes")
 

@@ -125,7 +125,10 @@ def weighted_indices(table: Any, indices: np.ndarray, data: DataConfig) -> np.nd
     expert-relabelled step (DAgger's few new states would otherwise be a sliver of every
     batch), times ``data.rare_action_weight`` for a step whose action is under
     ``data.rare_action_below`` of ``indices`` (placing a table or making a pickaxe is one
-    step in a thousand, and each opens the next tier)."""
+    step in a thousand, and each opens the next tier), times ``data.change_weight`` for a step
+    whose action is not the one before it in its episode (the moments the teacher decided
+    something new, which a student that reads its own last actions otherwise learns to
+    skip: behavioural cloning's copycat problem)."""
     weight = np.ones(len(indices), np.int64)
     if data.relabelled_weight > 1:
         weight[table.actor[indices] == ACTORS.index("expert-relabelled")] *= data.relabelled_weight
@@ -133,6 +136,8 @@ def weighted_indices(table: Any, indices: np.ndarray, data: DataConfig) -> np.nd
         actions = table.action[indices].astype(np.int64)
         share = np.bincount(actions, minlength=table.n_actions) / len(indices)
         weight[share[actions] < data.rare_action_below] *= data.rare_action_weight
+    if data.change_weight > 1 and len(indices):
+        weight[table.action[indices] != table.histories(indices, 1)[:, 0]] *= data.change_weight
     return indices if (weight == 1).all() else np.repeat(indices, weight)
 
 

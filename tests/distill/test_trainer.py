@@ -575,6 +575,25 @@ def test_relabelled_and_rare_steps_are_drawn_more_often(run_dir):
     assert np.array_equal(counts, np.where(is_relabelled, 3, 1) * np.where(rare, 5, 1))
 
 
+def test_steps_that_change_the_action_are_drawn_more_often(run_dir):
+    from distill.trainer import weighted_indices
+
+    data = load("tiny").data
+    table = load_steps([run_dir], data)
+    idx = np.arange(len(table))
+    counts = np.bincount(weighted_indices(table, idx, data.model_copy(update={"change_weight": 3})),
+                         minlength=len(table))
+    assert set(counts) == {1, 3}
+    assert (counts[table.pos == 0] == 3).all()  # nothing before an episode's first step
+    # where the step before is in the table too: 3 exactly when the action changed
+    after = [(i, j) for i in idx for j in idx[i + 1:i + 2]
+             if table.episode[j] == table.episode[i] and table.pos[j] == table.pos[i] + 1]
+    assert len(after) > 20
+    changed = [counts[j] == 3 for i, j in after]
+    assert changed == [table.action[j] != table.action[i] for i, j in after]
+    assert 0 < sum(changed) < len(changed)
+
+
 def test_gradient_accumulation_equals_one_big_batch(run_dir, tmp_path):
     """Two micro-batches of 8 give the step one batch of the same 16 samples gives (the
     action loss is a mean per sample; the subgoal loss, a mean per word, is left out)."""
