@@ -10,6 +10,9 @@ Steps, each skipped when its output is given:
    most ``--minutes`` (``--checkpoint CKPT`` reuses one);
 3. DAgger rounds on the teacher's own seeds (``--dagger-rounds``, 0 for none);
 4. teacher and student play the same held-out seeds (``--eval-seed``..), side by side;
+   with ``--student-window START END`` also the two together: the student in control
+   only at those steps of each 300-step day, the teacher the rest (``0 120``: the
+   student's days with the teacher's nights), which says where the student loses;
 5. latency of one decision at batch 1 on CPU (1 thread and all threads), over frames
    of those episodes, subgoal decoding included;
 6. with a GPU: training samples/s and model FLOPs utilisation on it.
@@ -40,6 +43,7 @@ from distill.data import DistillDataset, split
 from distill.evaluation import evaluate
 from distill.steps import find_runs, load_steps
 from distill.trainer import train
+from envs.crafter_env import DAY_LENGTH
 from envs.episodes import decode_frames, iter_episodes
 
 log = logging.getLogger("bench_distill")
@@ -139,8 +143,12 @@ def main() -> None:
     ap.add_argument("--greedy", action="store_true", help="the student takes its most likely action")
     ap.add_argument("--no-history", dest="history", action="store_false",
                     help="the student plays without reading its last actions (agent.history=false)")
+    ap.add_argument("--student-window", type=int, nargs=2, metavar=("START", "END"),
+                    help="also play the student only at these steps of each day, the teacher the rest")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
+    if args.student_window and not 0 <= args.student_window[0] < args.student_window[1] <= DAY_LENGTH:
+        ap.error(f"--student-window needs 0 <= START < END <= {DAY_LENGTH}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     pool = pool_for(args.workers)
@@ -179,13 +187,21 @@ def main() -> None:
             checkpoint = Path(report["dagger"][-1]["checkpoint"])
 
     seeds = range(args.eval_seed, args.eval_seed + args.eval_episodes)
-    for old in ("eval-teacher", "eval-student"):  # the last run's plays: a recorder never overwrites
+    for old in ("eval-teacher", "eval-student", "eval-window"):  # the last run's plays: a recorder never overwrites
         shutil.rmtree(args.out / old, ignore_errors=True)
     teacher = record_teacher(args.out / "eval-teacher", seeds, args.max_steps, "full", pool, args.farm_at_dusk)
     student = play([RolloutJob(seed=s, out=str(args.out / "eval-student" / f"seed-{s}"), checkpoint=str(checkpoint),
                                max_steps=args.max_steps, teacher=False, label="student", sample=not args.greedy,
                                temperature=args.temperature, min_p=args.min_p, history=args.history)
                   for s in seeds], pool)
+    if args.student_window:
+        window = tuple(args.student_window)
+        mixed = play([RolloutJob(seed=s, out=str(args.out / "eval-window" / f"seed-{s}"), beta=0.0,
+                                 checkpoint=str(checkpoint), max_steps=args.max_steps, window=window)
+                      for s in seeds], pool)
+        report["student_in_window"] = {"window": list(window), **_summary(mixed, args.max_steps),
+                                       "ratio": mixed["crafter_score"] / teacher["crafter_score"]
+                                       if teacher["crafter_score"] else None}
     model, _ = load_student(checkpoint)
     ckpt = read(checkpoint)
     table = load_steps(find_runs([args.out / "eval-teacher"]), ckpt.config.data)
@@ -195,8 +211,8 @@ def main() -> None:
     report.update({
         "checkpoint": str(checkpoint), "parameters": model.num_parameters(), "eval_seeds": [seeds[0], seeds[-1]],
         "teacher_farm_at_dusk": args.farm_at_dusk,
-        "teacher": {k: teacher[k] for k in ("crafter_score", "success_rates", "mean_length")},
-        "student": {k: student[k] for k in ("crafter_score", "success_rates", "mean_length")},
+        "teacher": _summary(teacher, args.max_steps),
+        "student": _summary(student, args.max_steps),
         "ratio": student["crafter_score"] / teacher["crafter_score"] if teacher["crafter_score"] else None,
         "offline_on_eval_seeds": offline,
         "latency_1_thread": latency(checkpoint, eval_runs, threads=1),
@@ -213,6 +229,18 @@ def main() -> None:
     print(f"| {report['parameters']:,} | {teacher['crafter_score']:.1f} | {student['crafter_score']:.1f} | "
           f"{report['ratio']:.2f} | {offline['action_agreement']:.3f} | {lat['p50_ms']:.2f} / {lat['p95_ms']:.2f} ms | "
           f"{samples if samples is None else round(samples)} |")
+    print(f"ended on day 0: teacher {report['teacher']['ended_on_day_0']}, student {report['student']['ended_on_day_0']} "
+          f"of {len(seeds)}")
+    if args.student_window:
+        w = report["student_in_window"]
+        print(f"student at steps {w['window'][0]}-{w['window'][1]} of each day, teacher the rest: score "
+              f"{w['crafter_score']:.1f} (ratio {w['ratio']:.2f}), ended on day 0 {w['ended_on_day_0']}")
+
+
+def _summary(played: dict[str, Any], max_steps: int) -> dict[str, Any]:
+    """Score, success rates, mean length and the episodes that died in the first day."""
+    return {**{k: played[k] for k in ("crafter_score", "success_rates", "mean_length")},
+            "ended_on_day_0": sum(e["length"] < min(DAY_LENGTH, max_steps) for e in played["episodes"])}
 
 
 if __name__ == "__main__":
