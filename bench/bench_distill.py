@@ -133,6 +133,8 @@ def main() -> None:
     ap.add_argument("--dagger-rounds", type=int, default=2)
     ap.add_argument("--no-farm-at-dusk", dest="farm_at_dusk", action="store_false",
                     help="the teacher shelters where it is at dusk (as `steve distill teacher --no-farm-at-dusk`)")
+    ap.add_argument("--teacher-memory", type=int, default=None,
+                    help="steps the teacher's map keeps a cell out of view (steve distill teacher --memory)")
     ap.add_argument("--eval-episodes", type=int, default=20)
     ap.add_argument("--eval-seed", type=int, default=10_000, help="held-out seeds for teacher and student")
     ap.add_argument("--max-steps", type=int, default=10_000)
@@ -152,14 +154,15 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     pool = pool_for(args.workers)
-    report: dict[str, Any] = {"config": args.config, "sets": args.sets, "temperature": args.temperature,
+    report: dict[str, Any] = {"config": args.config, "sets": args.sets, "teacher_memory": args.teacher_memory,
+                              "temperature": args.temperature,
                               "min_p": args.min_p, "greedy": args.greedy, "history": args.history}
 
     teacher_dir = args.teacher or args.out / "teacher"
     if args.teacher is None:
         t0 = time.perf_counter()
         played = record_teacher(teacher_dir, range(args.teacher_episodes), args.max_steps, "full", pool,
-                                args.farm_at_dusk)
+                                args.farm_at_dusk, args.teacher_memory)
         report["teacher_train"] = {"episodes": args.teacher_episodes, "crafter_score": played["crafter_score"],
                                    "seconds": time.perf_counter() - t0}
         log.info("teacher: %d episodes, score %.1f", args.teacher_episodes, played["crafter_score"])
@@ -180,6 +183,7 @@ def main() -> None:
         if args.dagger_rounds:
             cfg = load(args.config, [*args.sets, f"dagger.rounds={args.dagger_rounds}", "dagger.seed=0",
                                      f"dagger.teacher_farm_at_dusk={str(args.farm_at_dusk).lower()}",
+                                     f"dagger.teacher_memory={'null' if args.teacher_memory is None else args.teacher_memory}",
                                      f"dagger.max_steps={args.max_steps}", f"dagger.workers={args.workers}"])
             t0 = time.perf_counter()
             report["dagger"] = run_dagger(cfg, runs, checkpoint, args.out / "dagger", pool=pool)
@@ -189,7 +193,8 @@ def main() -> None:
     seeds = range(args.eval_seed, args.eval_seed + args.eval_episodes)
     for old in ("eval-teacher", "eval-student", "eval-window"):  # the last run's plays: a recorder never overwrites
         shutil.rmtree(args.out / old, ignore_errors=True)
-    teacher = record_teacher(args.out / "eval-teacher", seeds, args.max_steps, "full", pool, args.farm_at_dusk)
+    teacher = record_teacher(args.out / "eval-teacher", seeds, args.max_steps, "full", pool, args.farm_at_dusk,
+                             args.teacher_memory)
     student = play([RolloutJob(seed=s, out=str(args.out / "eval-student" / f"seed-{s}"), checkpoint=str(checkpoint),
                                max_steps=args.max_steps, teacher=False, label="student", sample=not args.greedy,
                                temperature=args.temperature, min_p=args.min_p, history=args.history)
@@ -197,7 +202,8 @@ def main() -> None:
     if args.student_window:
         window = tuple(args.student_window)
         mixed = play([RolloutJob(seed=s, out=str(args.out / "eval-window" / f"seed-{s}"), beta=0.0,
-                                 checkpoint=str(checkpoint), max_steps=args.max_steps, window=window)
+                                 checkpoint=str(checkpoint), max_steps=args.max_steps, window=window,
+                                 farm_at_dusk=args.farm_at_dusk, teacher_memory=args.teacher_memory)
                       for s in seeds], pool)
         report["student_in_window"] = {"window": list(window), **_summary(mixed, args.max_steps),
                                        "ratio": mixed["crafter_score"] / teacher["crafter_score"]

@@ -112,6 +112,9 @@ class DaggerConfig(_Section):
     teacher_prior: Literal["full", "partial", "none"] = "full"
     teacher_farm_at_dusk: bool = Field(True, description="whether the labelling teacher plants or goes home at "
                                        "dusk: false for data from steve distill teacher --no-farm-at-dusk")
+    teacher_memory: int | None = Field(None, ge=0, description="steps the labelling teacher's map keeps a cell "
+                                       "out of view (null: the whole episode): the --memory of steve distill "
+                                       "teacher that recorded the episodes")
     student_window: tuple[int, int] = Field((0, 300), description="the steps of each 300-step Crafter day in "
                                             "which the student may take control ([start, end)); the teacher "
                                             "plays the rest. [120, 300]: the teacher plays the mornings, the "

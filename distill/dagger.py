@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PLAIN = "-plain"  # marks the config hash of episodes whose teacher skipped its errands at dusk
+_MEMORY = re.compile(r"-m(\d+)")  # "-m30": a teacher whose map forgets cells 30 steps out of view
 
 
 class MirrorEnv(Wrapper):
@@ -92,6 +94,7 @@ class RolloutJob:
     history: bool = True  # the student reads its last actions (see distill.agent)
     window: tuple[int, int] = (0, DAY_LENGTH)  # the steps of each day in which the student may take control
     teacher: bool = True  # False: the student plays alone, nobody labels (evaluation)
+    teacher_memory: int | None = None  # steps the teacher's map keeps a cell out of view (None: all episode)
 
 
 def rollout(job: RolloutJob) -> dict[str, Any]:
@@ -117,11 +120,11 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
     mirror = MirrorEnv(base, student, job.beta, job.seed, tuple(job.window))
     window = "" if tuple(job.window) == (0, DAY_LENGTH) else "w{}-{}".format(*job.window)
     recorder = EpisodeRecorder(mirror, Path(job.out), agent=job.label, task=job.task,
-                               config_hash=f"b{job.beta:g}{window}" + ("" if job.farm_at_dusk else PLAIN))
+                               config_hash=f"b{job.beta:g}{window}{_teacher_mark(job.farm_at_dusk, job.teacher_memory)}")
     recorder.annotate(actor="teacher" if student is None else "expert-relabelled")
     planner = GraphPlanner(prior=job.prior)
     try:
-        executor = Executor(planner.tree, farm_at_dusk=job.farm_at_dusk)
+        executor = Executor(planner.tree, farm_at_dusk=job.farm_at_dusk, memory=job.teacher_memory)
         play_episode(recorder, planner, executor, task=job.task, seed=job.seed, stop_when_done=False)
     finally:
         recorder.close()
@@ -194,16 +197,22 @@ def play(jobs: Sequence[RolloutJob], pool: RolloutExecutor) -> dict[str, Any]:
 
 
 def record_teacher(out: Path, seeds: Sequence[int], max_steps: int, prior: str, pool: RolloutExecutor,
-                   farm_at_dusk: bool = True) -> dict[str, Any]:
+                   farm_at_dusk: bool = True, memory: int | None = None) -> dict[str, Any]:
     """Teacher episodes (beta 1, actor "teacher") on ``seeds``, one run directory each under ``out``."""
     jobs = [RolloutJob(seed=s, out=str(Path(out) / f"seed-{s}"), max_steps=max_steps, prior=prior, label="teacher",
-                       farm_at_dusk=farm_at_dusk) for s in seeds]
+                       farm_at_dusk=farm_at_dusk, teacher_memory=memory) for s in seeds]
     return play(jobs, pool)
 
 
-def _check_teacher(table: StepTable, farm_at_dusk: bool) -> None:
+def _teacher_mark(farm_at_dusk: bool, memory: int | None) -> str:
+    """What sets the teacher apart from the default, for the episodes' config hash."""
+    return ("" if memory is None else f"-m{memory}") + ("" if farm_at_dusk else PLAIN)
+
+
+def _check_teacher(table: StepTable, farm_at_dusk: bool, memory: int | None = None) -> None:
     """The teacher that labels must be the one that recorded the teacher episodes."""
-    plain = {ep.config_hash.endswith(PLAIN) for ep in table.episodes if ep.agent == "teacher"}
+    hashes = {ep.config_hash for ep in table.episodes if ep.agent == "teacher"}
+    plain = {h.endswith(PLAIN) for h in hashes}
     if len(plain) > 1:
         raise ValueError("the teacher episodes were recorded with and without --no-farm-at-dusk: "
                          "DAgger's teacher can label as only one of them")
@@ -211,6 +220,15 @@ def _check_teacher(table: StepTable, farm_at_dusk: bool) -> None:
         raise ValueError(f"the teacher episodes were recorded {'with' if farm_at_dusk else 'without'} "
                          f"--no-farm-at-dusk: set dagger.teacher_farm_at_dusk={str(not farm_at_dusk).lower()} "
                          "so that the same teacher labels")
+    memories = {int(m.group(1)) if (m := _MEMORY.search(h)) else None for h in hashes}
+    if len(memories) > 1:
+        raise ValueError("the teacher episodes were recorded by teachers of different memories "
+                         f"({sorted(memories, key=str)}): DAgger's teacher can label as only one of them")
+    if memories and memories != {memory}:
+        (theirs,) = memories
+        raise ValueError(f"the teacher episodes were recorded with --memory {theirs if theirs is not None else 'none'}"
+                         f": set dagger.teacher_memory={'null' if theirs is None else theirs} so that the same "
+                         "teacher labels")
 
 
 def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: Path,
@@ -231,7 +249,7 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
     out.mkdir(parents=True, exist_ok=True)
     runs = [Path(p) for p in data]
     table = load_steps(runs, cfg.data)  # read once; each round adds its rollouts
-    _check_teacher(table, d.teacher_farm_at_dusk)
+    _check_teacher(table, d.teacher_farm_at_dusk, d.teacher_memory)
     current = Path(checkpoint)
     rounds = []
     for k in range(d.rounds):
@@ -240,7 +258,8 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
         shutil.rmtree(round_dir, ignore_errors=True)
         jobs = [RolloutJob(seed=d.seed + i, out=str(round_dir / "rollouts" / f"seed-{d.seed + i}"), beta=beta,
                            checkpoint=str(current), max_steps=d.max_steps, prior=d.teacher_prior,
-                           farm_at_dusk=d.teacher_farm_at_dusk, label=f"dagger-{k}", window=d.student_window)
+                           farm_at_dusk=d.teacher_farm_at_dusk, label=f"dagger-{k}", window=d.student_window,
+                           teacher_memory=d.teacher_memory)
                 for i in range(d.episodes)]
         played = play(jobs, pool)
         new = [Path(r["run"]) for r in played["episodes"]]

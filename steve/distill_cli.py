@@ -82,12 +82,16 @@ def teacher(
         "--farm-at-dusk/--no-farm-at-dusk",
         help="plant a sapling, or walk back to the one planted, before the night's shelter; off, the "
              "teacher goes straight to its shelter (DAgger then needs --set dagger.teacher_farm_at_dusk=false)")] = True,
+    memory: Annotated[int | None, typer.Option(
+        min=0, help="steps the teacher's map keeps a cell once out of view (default: the whole episode); 0 plays "
+                    "on the view alone, as the student sees (DAgger then needs --set dagger.teacher_memory=N)")] = None,
 ) -> None:
     """Record teacher episodes (graph planner + executor) in parallel, for training."""
     from distill.dagger import pool_for, record_teacher
 
     try:
-        played = record_teacher(out, range(seed, seed + episodes), max_steps, prior, pool_for(workers), farm_at_dusk)
+        played = record_teacher(out, range(seed, seed + episodes), max_steps, prior, pool_for(workers), farm_at_dusk,
+                                memory)
     except _errors() as err:
         _fail(str(err))
     _table(f"teacher, {episodes} episodes", {"crafter_score": played["crafter_score"],

@@ -66,12 +66,13 @@ class Executor:
     player in at night, and ``farm_at_dusk`` has it plant a sapling first, or walk back to
     the one it planted (for eat_plant: a plant grows only near the player); ``yield_below``
     (0: off) ends a subgoal as ``interrupted`` when food or drink falls below it, handing
-    the need to the planner.
+    the need to the planner. ``memory`` (steps; None: the whole episode) is how long the
+    map keeps a cell once it is out of view: 0 plays on what is in view alone.
     """
 
     def __init__(self, techtree: TechTree | None = None, action_names: Sequence[str] = CRAFTER_ACTIONS,
                  map_size: int = 64, reflexes: bool = True, night_shelter: bool = True,
-                 farm_at_dusk: bool = True, yield_below: float = 0):
+                 farm_at_dusk: bool = True, yield_below: float = 0, memory: int | None = None):
         self.tree = techtree or TechTree.load("full")
         self.action_names = tuple(action_names)
         self.a = {n: i for i, n in enumerate(self.action_names)}
@@ -80,7 +81,7 @@ class Executor:
         self.night_shelter = night_shelter
         self.farm_at_dusk = farm_at_dusk
         self.yield_below = yield_below
-        self.world = WorldMap(map_size)
+        self.world = WorldMap(map_size, forget_after=memory)
         self.nav = Navigator(self.world, self.a)
         self.ctx: SkillContext | None = None
         self._probs_ok: dict[int, bool] = {}

@@ -43,8 +43,9 @@ class WorldMap:
     a navigator can tell cheaply whether something new of a kind it wants came into view.
     """
 
-    def __init__(self, size: int = 64):
+    def __init__(self, size: int = 64, forget_after: int | None = None):
         self.size = size
+        self.forget_after = forget_after  # steps a cell out of view is remembered (None: always)
         self.mat = np.zeros((size, size), np.int8)
         self.obj = np.zeros((size, size), np.int8)
         self.seen_at = np.full((size, size), -(10 ** 6), np.int32)  # step each cell was last in view
@@ -65,7 +66,7 @@ class WorldMap:
         self._get = CODE.get
 
     def reset(self) -> None:
-        self.__init__(self.size)
+        self.__init__(self.size, self.forget_after)
 
     def index(self, x: int, y: int) -> int:
         return y * self.size + x
@@ -126,10 +127,22 @@ class WorldMap:
                 gone = [c for c, t in seen.items() if t != obs.step and ax0 <= c[0] < ax1 and ay0 <= c[1] < ay1]
                 for c in gone:
                     del seen[c]
+        if self.forget_after is not None:
+            self._forget(obs.step - self.forget_after)
         self.position = (px, py)
         self.step = obs.step
         if self.plants:
             self._grow_plants(px, py)
+
+    def _forget(self, before: int) -> None:
+        """Cells last in view before step ``before`` are unknown again, and so are the
+        cows and skeletons last seen then (a memory as short as a student's)."""
+        stale = self.seen_at < before
+        self.mat[stale] = UNKNOWN
+        self.obj[stale] = 0
+        for seen in self.seen.values():
+            for cell in [c for c, t in seen.items() if t < before]:
+                del seen[cell]
 
     # -- plants (eat_plant needs one that ripened near us) -------------------------------
     def note_plant(self, cell: tuple[int, int], own: bool = False) -> None:

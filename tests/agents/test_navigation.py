@@ -242,3 +242,26 @@ def test_the_cells_ahead_of_a_flying_arrow_cost_more():
     assert raised == {(4, 2), (5, 2), (6, 2)}  # its next three cells, not the ones behind it
     w.arrows = {(3, 2): None}  # not seen a step ago: direction unknown
     assert nav.enter_costs() == plain
+
+
+def test_a_map_with_a_short_memory_forgets_what_left_the_view():
+    """``forget_after``: a cell out of view for longer is unknown again; what is still
+    remembered reads as in the map that remembers everything."""
+    import envs
+
+    env = envs.make("crafter", max_steps=200)
+    obs, _ = env.reset(3)
+    full, short, none = WorldMap(64), WorldMap(64, forget_after=5), WorldMap(64, forget_after=0)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        for w in (full, short, none):
+            w.update(obs)
+        known = short.mat != CODE["unknown"]
+        assert (known == (short.seen_at >= obs.step - 5)).all()
+        assert (short.mat[known] == full.mat[known]).all()
+        x0, y0, x1, y1 = none.view
+        assert (none.mat != CODE["unknown"]).sum() == (x1 - x0) * (y1 - y0)  # the view alone
+        obs, *_ = env.step(int(rng.integers(1, 5)))
+    assert (full.mat != CODE["unknown"]).sum() > known.sum()
+    short.reset()
+    assert short.forget_after == 5

@@ -320,6 +320,26 @@ def test_a_teacher_without_dusk_farming_shelters_without_planting(student_ckpt, 
                    pool=InlinePool())
 
 
+def test_a_teacher_with_a_short_memory_plays_otherwise_and_says_so(student_ckpt, tmp_path):
+    """``memory=0``: the teacher's map holds only the view. Its episodes are marked, and
+    DAgger labels them only with the same teacher."""
+    steps, metas = {}, {}
+    for memory in (None, 0):
+        record_teacher(tmp_path / str(memory), [0], max_steps=150, prior="full", pool=InlinePool(), memory=memory)
+        metas[memory], steps[memory] = _episode(tmp_path / str(memory) / "seed-0")
+    assert (metas[None].config_hash, metas[0].config_hash) == ("b1", "b1-m0")
+    assert steps[None]["action"] != steps[0]["action"]
+    cfg = load("tiny", ["dagger.rounds=1", "dagger.episodes=1", "dagger.max_steps=20"])
+    with pytest.raises(ValueError, match="dagger.teacher_memory=0"):
+        run_dagger(cfg, [tmp_path / "0" / "seed-0"], student_ckpt, tmp_path / "dg", pool=InlinePool())
+    with pytest.raises(ValueError, match="dagger.teacher_memory=null"):
+        run_dagger(cfg.model_copy(update={"dagger": cfg.dagger.model_copy(update={"teacher_memory": 0})}),
+                   [tmp_path / "None" / "seed-0"], student_ckpt, tmp_path / "dg", pool=InlinePool())
+    with pytest.raises(ValueError, match="different memories"):
+        run_dagger(cfg, [tmp_path / str(m) / "seed-0" for m in (None, 0)], student_ckpt, tmp_path / "dg",
+                   pool=InlinePool())
+
+
 def test_rollout_needs_a_checkpoint_below_beta_one(tmp_path):
     with pytest.raises(ValueError, match="checkpoint"):
         rollout(RolloutJob(seed=0, out=str(tmp_path / "x"), beta=0.5, checkpoint=None, max_steps=10))
