@@ -121,7 +121,11 @@ def test_teacher_records_episodes(tmp_path):
     proc = run_cli("distill", "teacher", "--out", str(out), "--episodes", "1", "--max-steps", "80", "--workers", "1")
     assert "crafter_score" in proc.stdout
     (meta,) = read_index(out / "seed-0")
-    assert meta.agent == "teacher" and meta.length == 80
+    assert meta.agent == "teacher" and meta.length == 80 and meta.config_hash == "b1"
+    run_cli("distill", "teacher", "--out", str(tmp_path / "short"), "--episodes", "1", "--max-steps", "80",
+            "--workers", "1", "--memory", "0")
+    (meta,) = read_index(tmp_path / "short" / "seed-0")
+    assert meta.config_hash == "b1-m0"  # the teacher that played on its view alone
 
 
 @pytest.mark.slow
