@@ -181,9 +181,10 @@ def main() -> None:
         report["train"] = {**metrics, "seconds": time.perf_counter() - t0}
         checkpoint = args.out / "student"
         if args.dagger_rounds:
+            memory = "null" if args.teacher_memory is None else args.teacher_memory
             cfg = load(args.config, [*args.sets, f"dagger.rounds={args.dagger_rounds}", "dagger.seed=0",
                                      f"dagger.teacher_farm_at_dusk={str(args.farm_at_dusk).lower()}",
-                                     f"dagger.teacher_memory={'null' if args.teacher_memory is None else args.teacher_memory}",
+                                     f"dagger.teacher_memory={memory}",
                                      f"dagger.max_steps={args.max_steps}", f"dagger.workers={args.workers}"])
             t0 = time.perf_counter()
             report["dagger"] = run_dagger(cfg, runs, checkpoint, args.out / "dagger", pool=pool)
@@ -235,8 +236,8 @@ def main() -> None:
     print(f"| {report['parameters']:,} | {teacher['crafter_score']:.1f} | {student['crafter_score']:.1f} | "
           f"{report['ratio']:.2f} | {offline['action_agreement']:.3f} | {lat['p50_ms']:.2f} / {lat['p95_ms']:.2f} ms | "
           f"{samples if samples is None else round(samples)} |")
-    print(f"ended on day 0: teacher {report['teacher']['ended_on_day_0']}, student {report['student']['ended_on_day_0']} "
-          f"of {len(seeds)}")
+    print(f"ended on day 0: teacher {report['teacher']['ended_on_day_0']}, "
+          f"student {report['student']['ended_on_day_0']} of {len(seeds)}")
     if args.student_window:
         w = report["student_in_window"]
         print(f"student at steps {w['window'][0]}-{w['window'][1]} of each day, teacher the rest: score "

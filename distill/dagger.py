@@ -5,10 +5,11 @@ graph planner and executor of ``agents``, imported lazily) plays as if in contro
 every action it picks is recorded as the label of the state it was picked in; a
 :class:`MirrorEnv` underneath carries out, at each step, the teacher's action with
 probability ``beta`` and the student's otherwise (only inside ``window``, the steps of each
-Crafter day in which the student may take control; the teacher plays the rest). So the recorded states are the ones
-the mixed policy visits and the labels the ones the teacher would give (``actor``
-"expert-relabelled"; "teacher" when ``beta`` is 1 and no student plays). Rounds aggregate all labelled rollouts with the original
-episodes and fine-tune the student from its previous checkpoint.
+Crafter day in which the student may take control; the teacher plays the rest). So the
+recorded states are the ones the mixed policy visits and the labels the ones the teacher
+would give (``actor`` "expert-relabelled"; "teacher" when ``beta`` is 1 and no student
+plays). Rounds aggregate all labelled rollouts with the original episodes and fine-tune
+the student from its previous checkpoint.
 
 Rollouts run in worker processes behind :class:`RolloutExecutor`, a ``map`` over picklable
 jobs; :class:`LocalPool` is a process pool, :class:`InlinePool` runs in this process.
@@ -49,7 +50,8 @@ class MirrorEnv(Wrapper):
     """Carries out the teacher's action with probability ``beta``, else the student's; the
     student's only at steps whose place in the day (``step % 300``) is inside ``window``."""
 
-    def __init__(self, env: envs.Env, student: Any, beta: float, seed: int, window: tuple[int, int] = (0, DAY_LENGTH)):
+    def __init__(self, env: envs.Env, student: Any, beta: float, seed: int,
+                 window: tuple[int, int] = (0, DAY_LENGTH)):
         super().__init__(env)
         self.student, self.beta, self.window = student, beta, window
         self.rng = np.random.default_rng([seed, 7])
@@ -119,8 +121,9 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
     base = envs.make("crafter", max_steps=job.max_steps)
     mirror = MirrorEnv(base, student, job.beta, job.seed, tuple(job.window))
     window = "" if tuple(job.window) == (0, DAY_LENGTH) else "w{}-{}".format(*job.window)
+    mark = _teacher_mark(job.farm_at_dusk, job.teacher_memory)
     recorder = EpisodeRecorder(mirror, Path(job.out), agent=job.label, task=job.task,
-                               config_hash=f"b{job.beta:g}{window}{_teacher_mark(job.farm_at_dusk, job.teacher_memory)}")
+                               config_hash=f"b{job.beta:g}{window}{mark}")
     recorder.annotate(actor="teacher" if student is None else "expert-relabelled")
     planner = GraphPlanner(prior=job.prior)
     try:
@@ -226,9 +229,9 @@ def _check_teacher(table: StepTable, farm_at_dusk: bool, memory: int | None = No
                          f"({sorted(memories, key=str)}): DAgger's teacher can label as only one of them")
     if memories and memories != {memory}:
         (theirs,) = memories
-        raise ValueError(f"the teacher episodes were recorded with --memory {theirs if theirs is not None else 'none'}"
-                         f": set dagger.teacher_memory={'null' if theirs is None else theirs} so that the same "
-                         "teacher labels")
+        how = "without --memory" if theirs is None else f"with --memory {theirs}"
+        raise ValueError(f"the teacher episodes were recorded {how}: set dagger.teacher_memory="
+                         f"{'null' if theirs is None else theirs} so that the same teacher labels")
 
 
 def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: Path,
