@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from envs.crafter_env import DAY_LENGTH
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "distill"
 
 
@@ -115,7 +117,7 @@ class DaggerConfig(_Section):
     teacher_memory: int | None = Field(None, ge=0, description="steps the labelling teacher's map keeps a cell "
                                        "out of view (null: the whole episode): the --memory of steve distill "
                                        "teacher that recorded the episodes")
-    student_window: tuple[int, int] = Field((0, 300), description="the steps of each 300-step Crafter day in "
+    student_window: tuple[int, int] = Field((0, DAY_LENGTH), description="the steps of each 300-step Crafter day in "
                                             "which the student may take control ([start, end)); the teacher "
                                             "plays the rest. [120, 300]: the teacher plays the mornings, the "
                                             "student meets the nights its rollouts are relabelled on")
@@ -123,8 +125,8 @@ class DaggerConfig(_Section):
     @field_validator("student_window")
     @classmethod
     def _window(cls, w: tuple[int, int]) -> tuple[int, int]:
-        if not 0 <= w[0] < w[1] <= 300:
-            raise ValueError("needs 0 <= start < end <= 300, steps of a Crafter day")
+        if not 0 <= w[0] < w[1] <= DAY_LENGTH:
+            raise ValueError(f"needs 0 <= start < end <= {DAY_LENGTH}, steps of a Crafter day")
         return w
 
 

@@ -29,9 +29,9 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from distill import checkpoint as ck
+from distill.augment import hide_history, mirror_batch, mirror_for
 from distill.config import DataConfig, DistillConfig
 from distill.data import DistillDataset, build_tokenizer, describe, split
-from distill.augment import hide_history, mirror_batch, mirror_for
 from distill.evaluation import autocast, compute_losses, evaluate, to_device
 from distill.losses import TAID
 from distill.model import Student
