@@ -88,7 +88,7 @@ def gpu_throughput(cfg_name: str, runs: list[Path], steps: int = 60) -> dict[str
     from distill.tokenizer import Tokenizer
 
     cfg = load(cfg_name)
-    table = load_steps(runs[:20], cfg.data)
+    table = load_steps(runs[:20], cfg.data, memory=cfg.model.memory)
     idx, _ = split(table, 0.0, 0)
     tok = Tokenizer.build(table.subgoals + table.tasks)
     data = DistillDataset(table, idx, tok, cfg.model)
@@ -99,7 +99,7 @@ def gpu_throughput(cfg_name: str, runs: list[Path], steps: int = 60) -> dict[str
 
     def one_step() -> None:
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = model(batch["frame"], batch["task"], batch["history"], batch["subgoal_in"])
+            out = model(batch["frame"], batch["task"], batch["history"], batch["subgoal_in"], memory=batch.get("memory"))
             loss = torch.nn.functional.cross_entropy(out.action_logits.float(), batch["action"])
         loss.backward()
         opt.step()
@@ -211,7 +211,7 @@ def main() -> None:
                                        if teacher["crafter_score"] else None}
     model, _ = load_student(checkpoint)
     ckpt = read(checkpoint)
-    table = load_steps(find_runs([args.out / "eval-teacher"]), ckpt.config.data)
+    table = load_steps(find_runs([args.out / "eval-teacher"]), ckpt.config.data, memory=ckpt.config.model.memory)
     offline = evaluate(model, DistillDataset(table, np.arange(len(table)), ckpt.tokenizer, ckpt.config.model),
                        ckpt.config, "cpu", limit=8192)
     eval_runs = find_runs([args.out / "eval-teacher"])

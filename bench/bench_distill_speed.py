@@ -27,6 +27,7 @@ from distill.checkpoint import load_student
 from distill.data import DistillDataset, split
 from distill.steps import find_runs, load_steps
 from distill.tokenizer import PAD
+from distill.visual_memory import VisualMemory, cell_colours, move_vectors
 from envs.episodes import decode_frames, iter_episodes
 
 OUT = Path("bench/results/distill_speed.json")
@@ -57,7 +58,10 @@ def decisions(checkpoint: Path, runs: list[Path], n: int) -> dict[str, dict[str,
     full_pass = {}  # the baseline: every pass of a decision is a full forward pass
 
     def rerun_all(kv: list, task: torch.Tensor, sub: torch.Tensor):  # kv unused: that is the point
-        return model(full_pass["frame"], task, full_pass["history"], sub)
+        return model(full_pass["frame"], task, full_pass["history"], sub, memory=full_pass["memory"])
+
+    visual = VisualMemory(cfg.memory) if cfg.memory else None
+    moves = move_vectors(ckpt.action_names, ckpt.n_actions)
 
     reuse = model._new_subgoal
     times: dict[str, list[float]] = {"reuse": [], "full": []}
@@ -66,17 +70,24 @@ def decisions(checkpoint: Path, runs: list[Path], n: int) -> dict[str, dict[str,
         frames = decode_frames(steps.column("frame").to_pylist(), meta.frame_shape)
         history = [ckpt.n_actions] * cfg.history
         drafts: dict[str, torch.Tensor | None] = {"reuse": None, "full": None}
+        if visual is not None:
+            visual.reset()
+        move = (0, 0)
         for frame, action in zip(frames, steps.column("action").to_pylist()):
+            start = time.perf_counter()  # the map's update counts in both variants' time
+            memory = None if visual is None else torch.from_numpy(visual.update(cell_colours(frame), move))[None]
+            mapping = time.perf_counter() - start
             x = torch.tensor(frame).permute(2, 0, 1)[None]
-            full_pass.update(frame=x, history=torch.tensor([history]))
+            full_pass.update(frame=x, history=torch.tensor([history]), memory=memory)
             order = ("reuse", "full") if len(times["reuse"]) % 2 else ("full", "reuse")
             for name in order:
                 model._new_subgoal = reuse if name == "reuse" else rerun_all
                 start = time.perf_counter()
-                drafts[name], _, used = model.decide(x, task, full_pass["history"], drafts[name])
-                times[name].append(time.perf_counter() - start)
+                drafts[name], _, used = model.decide(x, task, full_pass["history"], drafts[name], memory=memory)
+                times[name].append(time.perf_counter() - start + mapping)
                 passes[name] += used
             history = history[1:] + [int(action)] if history else history
+            move = tuple(moves[int(action)])
             if len(times["reuse"]) >= n:
                 break
         if len(times["reuse"]) >= n:
@@ -100,7 +111,7 @@ def main() -> None:
     args = ap.parse_args()
     _, ckpt = load_student(args.checkpoint)
     runs = find_runs([args.data])
-    table = load_steps(runs, ckpt.config.data)
+    table = load_steps(runs, ckpt.config.data, memory=ckpt.config.model.memory)
     train_idx, _ = split(table, ckpt.config.data.val_fraction, ckpt.config.data.split_seed)
     dataset = DistillDataset(table, train_idx, ckpt.tokenizer, ckpt.config.model)
     report = {"batch_reading": batch_reading(dataset, args.batches, ckpt.config.train.batch_size),

@@ -11,6 +11,9 @@ difference to the score (see the README). The subgoal goes into the
 recorded steps (``actor`` "student") and the video captions, as the teacher's does.
 With ``history`` off the student never reads its last actions: it sees "no action"
 there, as at an episode's start (for a student trained with ``train.history_dropout``).
+A student trained with ``model.memory`` keeps its map of what it saw
+(:class:`distill.visual_memory.VisualMemory`), updated from each frame and the move it
+last made, whether or not it reads its history.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ import torch
 
 from distill.checkpoint import load_student
 from distill.tokenizer import PAD
+from distill.visual_memory import VisualMemory, cell_colours, move_vectors
 from envs import Env, Observation
 
 
 class StudentAgent:
     """A trained student. ``choose`` decides without committing (DAgger swaps actions);
-    ``observe`` records the action that was actually taken into the history."""
+    ``observe`` records the action that was actually taken into the history (and the
+    map). One ``choose`` per step: with a map, each reads a new frame into it."""
 
     name = "student"
 
@@ -57,6 +62,9 @@ class StudentAgent:
         self.subgoal = ""
         self.rng = torch.Generator().manual_seed(0)
         self.passes = 0
+        self.visual = VisualMemory(cfg.memory) if cfg.memory else None
+        self.moves = move_vectors(self.ckpt.action_names, self.ckpt.n_actions)
+        self.move = (0, 0)  # of the action observed last, not yet read into the map
 
     def reset(self, obs: Observation, seed: int) -> None:
         size = self.ckpt.config.model.frame_size
@@ -67,11 +75,18 @@ class StudentAgent:
         self.history.extend([self.ckpt.n_actions] * self.history.maxlen)  # "no action yet"
         self.draft, self.subgoal = None, ""
         self.rng = torch.Generator().manual_seed(int(seed))
+        if self.visual is not None:
+            self.visual.reset()
+        self.move = (0, 0)
 
     def choose(self, obs: Observation) -> int:
         frame = torch.tensor(obs.frame, device=self.device).permute(2, 0, 1)[None]  # a copy: frames may be read-only
         history = torch.tensor([list(self.history)], dtype=torch.long, device=self.device)
-        sub, logits, passes = self.model.decide(frame, self.task, history, self.draft)
+        memory = None
+        if self.visual is not None:
+            memory = torch.from_numpy(self.visual.update(cell_colours(obs.frame), self.move))[None].to(self.device)
+            self.move = (0, 0)
+        sub, logits, passes = self.model.decide(frame, self.task, history, self.draft, memory=memory)
         self.passes += passes
         if self.draft is None or not torch.equal(sub, self.draft):
             self.subgoal = self.ckpt.tokenizer.decode(sub[0].tolist())
@@ -87,6 +102,7 @@ class StudentAgent:
         return int(torch.multinomial(probs, 1, generator=self.rng))
 
     def observe(self, action: int) -> None:
+        self.move = tuple(self.moves[int(action)])
         if self.read_history:
             self.history.append(int(action))
 

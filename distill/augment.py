@@ -54,6 +54,8 @@ def mirror_batch(batch: dict[str, torch.Tensor], p: float, swap: torch.Tensor, r
     frame = batch["frame"][flip]
     frame[:, :, :rows, :cols] = frame[:, :, :rows, :cols].flip(-1)
     batch["frame"][flip] = frame
+    if "memory" in batch:  # the map [B, S, S, 4], centred on the player like the view
+        batch["memory"][flip] = batch["memory"][flip].flip(2)
     batch["action"][flip] = swap[batch["action"][flip]]
     batch["history"][flip] = swap[batch["history"][flip]]
     batch["teacher_probs"][flip] = batch["teacher_probs"][flip][:, swap[:-1]]

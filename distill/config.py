@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from envs.crafter_env import DAY_LENGTH
 
@@ -45,6 +45,16 @@ class ModelConfig(_Section):
     max_task_len: int = Field(8, ge=1, description="task tokens (longer tasks are cut)")
     max_subgoal_len: int = Field(8, ge=2, description="subgoal tokens including BOS/EOS")
     vlm_path: str | None = Field(None, description="a local pretrained VLM folder instead (never downloaded)")
+    memory: int = Field(0, ge=0, description="cells per side of the student's map of what it saw "
+                        "(distill/visual_memory.py): odd, at least 9; 0: no map, the frame alone")
+    memory_patch: int = Field(3, ge=1, description="map cells per memory token side (memory must be a multiple)")
+
+    @model_validator(mode="after")
+    def _memory_shape(self) -> ModelConfig:
+        if self.memory and (self.memory < 9 or self.memory % 2 == 0 or self.memory % self.memory_patch):
+            raise ValueError(f"memory {self.memory} must be 0, or odd, at least 9 and a multiple of "
+                             f"memory_patch {self.memory_patch}")
+        return self
 
 
 class DataConfig(_Section):

@@ -251,7 +251,7 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = [Path(p) for p in data]
-    table = load_steps(runs, cfg.data)  # read once; each round adds its rollouts
+    table = load_steps(runs, cfg.data, memory=cfg.model.memory)  # read once; each round adds its rollouts
     _check_teacher(table, d.teacher_farm_at_dusk, d.teacher_memory)
     current = Path(checkpoint)
     rounds = []
@@ -267,7 +267,7 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
         played = play(jobs, pool)
         new = [Path(r["run"]) for r in played["episodes"]]
         runs += new
-        table = concat_tables([table, load_steps(new, cfg.data)])
+        table = concat_tables([table, load_steps(new, cfg.data, memory=cfg.model.memory)])
         round_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
             update={"steps": d.steps_per_round, "warmup": min(cfg.train.warmup, d.steps_per_round // 10)})})
         metrics = train(round_cfg, runs, round_dir / "student", init=current, resume=False, progress=train_progress,

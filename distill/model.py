@@ -2,8 +2,8 @@ r"""The student: one small multimodal causal transformer over image, text and hi
 
 One sequence per decision, both levels of the teacher in it::
 
-    [BOS] task words | previous actions | image grid | BOS subgoal words ... | [ACT]
-     \______ what the student is given ______/      \_ plan level: text _/    action level
+    [BOS] task words | previous actions | map | image grid | BOS subgoal words ... | [ACT]
+     \__________ what the student is given __________/     \_ plan level: text _/   action level
 
 The subgoal positions are a language model (position j predicts subgoal word j+1, the
 text head); the last position reads everything before it, the subgoal included, and
@@ -12,7 +12,9 @@ Playing, the student first writes its subgoal (greedy, :meth:`Student.plan`), th
 acts on it, both in :meth:`Student.decide`. The image encoder gives one token per
 7-pixel square, which in Crafter is one cell of the world or the inventory (``patch``),
 or a small CNN pooled to a grid (``conv``); with ``vlm_path`` the features come from a
-pretrained vision model in a local folder instead (see :func:`_local_vision`).
+pretrained vision model in a local folder instead (see :func:`_local_vision`). With
+``memory`` the student also reads its map of what it saw (:mod:`distill.visual_memory`),
+one token per ``memory_patch`` x ``memory_patch`` cells (:class:`_MapEncoder`).
 """
 
 from __future__ import annotations
@@ -105,6 +107,21 @@ class _PatchEncoder(nn.Module):
         return F.linear(x, self.embed.weight.reshape(self.embed.out_channels, -1), self.embed.bias)
 
 
+class _MapEncoder(nn.Module):
+    """The student's map, uint8 [B, S, S, 4] (colour and age of each cell), -> one token
+    per ``patch x patch`` cells: (S / patch)^2 tokens."""
+
+    def __init__(self, size: int, patch: int, d: int):
+        super().__init__()
+        self.patch, self.side = patch, size // patch
+        self.embed = nn.Linear(patch * patch * 4, d)
+
+    def forward(self, memory: Tensor) -> Tensor:
+        b, n, p = memory.shape[0], self.side, self.patch
+        x = (memory.float() / 255.0).reshape(b, n, p, n, p, 4).permute(0, 1, 3, 2, 4, 5)
+        return self.embed(x.reshape(b, n * n, p * p * 4))
+
+
 class _LocalVision(nn.Module):
     """A pretrained vision tower from a local folder (``transformers``, never downloaded)."""
 
@@ -158,14 +175,16 @@ class Student(nn.Module):
         else:
             self.image = _ConvEncoder(cfg.conv_channels, d, cfg.image_grid)
             self.n_image = cfg.image_grid ** 2
-        self.length = 1 + cfg.max_task_len + cfg.history + self.n_image + cfg.max_subgoal_len + 1
+        self.map = _MapEncoder(cfg.memory, cfg.memory_patch, d) if cfg.memory else None
+        self.n_map = (cfg.memory // cfg.memory_patch) ** 2 if cfg.memory else 0
+        self.length = 1 + cfg.max_task_len + cfg.history + self.n_map + self.n_image + cfg.max_subgoal_len + 1
         self.pos = nn.Parameter(torch.zeros(self.length, d))
         self.blocks = nn.ModuleList(_Block(d, cfg.n_heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(d)
         self.text_head = nn.Linear(d, vocab_size, bias=False)
         self.text_head.weight = self.words.weight  # tied: words in and out share one table
         self.action_head = nn.Linear(d, n_actions)
-        self.sub_start = 1 + cfg.max_task_len + cfg.history + self.n_image
+        self.sub_start = 1 + cfg.max_task_len + cfg.history + self.n_map + self.n_image
         nn.init.normal_(self.pos, std=0.02)
         nn.init.normal_(self.act_query, std=0.02)
         nn.init.normal_(self.words.weight, std=0.02)
@@ -175,13 +194,18 @@ class Student(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, frame: Tensor, task: Tensor, history: Tensor, subgoal_in: Tensor,
-                kv: list[tuple[Tensor, Tensor]] | None = None) -> StudentOutput:
+                kv: list[tuple[Tensor, Tensor]] | None = None, memory: Tensor | None = None) -> StudentOutput:
         """``frame`` uint8 [B,3,H,W]; ``task`` [B,Lt], ``history`` [B,H], ``subgoal_in`` [B,Ls]
-        ids. ``kv`` collects each block's keys and values (for :meth:`_new_subgoal`)."""
+        ids; ``memory`` uint8 [B,S,S,4], the map (a student with ``model.memory`` needs it).
+        ``kv`` collects each block's keys and values (for :meth:`_new_subgoal`)."""
         b = frame.shape[0]
         bos = torch.full((b, 1), BOS, dtype=torch.long, device=frame.device)
         text = torch.cat([bos, task], 1)
         img = self.image(frame.float() / 255.0)
+        if self.map is not None:
+            if memory is None:
+                raise ValueError("this student reads a map (model.memory): pass memory=")
+            img = torch.cat([self.map(memory), img], 1)
         x = torch.cat([self.words(text), self.actions(history), img, self.words(subgoal_in),
                        self.act_query.expand(b, 1, -1)], 1)
         x = x + self.pos
@@ -214,8 +238,8 @@ class Student(nn.Module):
         return self._heads(x, subgoal_in.shape[1])
 
     @torch.inference_mode()
-    def decide(self, frame: Tensor, task: Tensor, history: Tensor,
-               draft: Tensor | None = None) -> tuple[Tensor, Tensor, int]:
+    def decide(self, frame: Tensor, task: Tensor, history: Tensor, draft: Tensor | None = None,
+               memory: Tensor | None = None) -> tuple[Tensor, Tensor, int]:
         """Write the subgoal greedily, then act on it: ``(subgoal_in ids [B,Ls], action
         logits [B,A], forward passes used)``.
 
@@ -236,7 +260,8 @@ class Student(nn.Module):
         pos = torch.arange(n - 1, device=frame.device)
         kv: list[tuple[Tensor, Tensor]] = []
         for passes in range(1, n + 2):
-            out = self(frame, task, history, sub, kv=kv) if passes == 1 else self._new_subgoal(kv, task, sub)
+            out = self(frame, task, history, sub, kv=kv, memory=memory) if passes == 1 \
+                else self._new_subgoal(kv, task, sub)
             # pred[:, j]: the greedy word after sub[:, :j+1]; PAD and BOS are never words
             pred = out.subgoal_logits.index_fill(-1, never, float("-inf")).argmax(-1)[:, : n - 1]
             k = (sub != PAD).sum(1, keepdim=True) - 1  # words in each row's subgoal
@@ -252,6 +277,6 @@ class Student(nn.Module):
         return sub, out.action_logits, passes
 
     @torch.inference_mode()
-    def plan(self, frame: Tensor, task: Tensor, history: Tensor) -> Tensor:
+    def plan(self, frame: Tensor, task: Tensor, history: Tensor, memory: Tensor | None = None) -> Tensor:
         """Greedy subgoal ids ``[B, Ls]``: BOS, the words, then PAD."""
-        return self.decide(frame, task, history)[0]
+        return self.decide(frame, task, history, memory=memory)[0]

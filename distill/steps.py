@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from distill.config import DataConfig
+from distill.visual_memory import episode_memories, move_vectors
 from envs.episodes import (
     ACTORS,
     INDEX_FILE,
@@ -101,6 +102,9 @@ class StepTable:
     n_actions: int
     action_names: dict[int, str] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)  # what the filters dropped
+    # uint8 [N, S, S, 4]: the student's map before each kept step (load_steps(memory=S),
+    # see distill.visual_memory; ~2.9 KB a step at S = 27), or None
+    memory: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.action.shape[0])
@@ -279,8 +283,18 @@ def find_runs(paths: Sequence[Path | str]) -> list[Path]:
     return found
 
 
-def load_steps(runs: Sequence[Path | str], cfg: DataConfig) -> StepTable:
-    """Every kept step of every finished episode of ``runs``.
+def _episode_memories(steps: pa.Table, actions: np.ndarray, names: dict[int, str], shape: tuple[int, ...],
+                      size: int) -> np.ndarray:
+    """The student's map before every step of one episode (dropped steps included: the map
+    is what the player saw, whoever chose the actions)."""
+    frames = np.frombuffer(b"".join(steps.column("frame").to_pylist()), np.uint8).reshape(-1, *shape)
+    moves = move_vectors(names, int(actions.max()) + 1)
+    return episode_memories(frames, actions.astype(np.int64), moves, size)
+
+
+def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0) -> StepTable:
+    """Every kept step of every finished episode of ``runs``; with ``memory`` (the model's
+    ``memory``, cells per side) the student's map before each kept step as well.
 
     Filters: ``cfg.min_return`` and ``cfg.min_achievements`` drop whole episodes (from
     their index row); ``cfg.success_only`` keeps the steps of subgoal segments that
@@ -306,6 +320,7 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig) -> StepTable:
     blobs: list[bytes] = []
     frame_sizes: list[np.ndarray] = []
     all_actions: list[np.ndarray] = []
+    memories: list[np.ndarray] = []
     action_names: dict[int, str] = {}
     stats = Counter()
 
@@ -376,9 +391,13 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig) -> StepTable:
             cols["actor"].append(actor[keep])
             local_names: list[str] = []
             names = _codes(steps.column("action_name"), local_names)
-            for a, k in set(zip(actions.tolist(), names.tolist())):
-                if local_names[k]:
-                    action_names.setdefault(int(a), local_names[k])
+            named = {int(a): local_names[k] for a, k in set(zip(actions.tolist(), names.tolist())) if local_names[k]}
+            for a, name in named.items():
+                action_names.setdefault(a, name)
+            if memory:
+                if meta.env != "crafter":
+                    raise ValueError(f"{folder}: model.memory maps Crafter's cells, this episode is from {meta.env!r}")
+                memories.append(_episode_memories(steps, actions, named, shape, memory)[keep])
             frames = _compress_frames(steps.column("frame"), keep, int(np.prod(shape)), str(folder))
             frame_sizes.append(np.fromiter(map(len, frames), np.int64, len(frames)))
             blobs.append(b"".join(frames))
@@ -436,6 +455,7 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig) -> StepTable:
         n_actions=int(n_actions),
         action_names=dict(sorted(action_names.items())),
         stats=dict(stats),
+        memory=np.concatenate(memories) if memory else None,
     )
 
 
@@ -448,6 +468,9 @@ def concat_tables(tables: Sequence[StepTable]) -> StepTable:
         raise ValueError("no step tables to join")
     if len({t.n_actions for t in tables}) > 1:
         raise ValueError(f"step tables of different action counts: {sorted({t.n_actions for t in tables})}")
+    maps = {None if t.memory is None else t.memory.shape[1:] for t in tables}
+    if len(maps) > 1:
+        raise ValueError(f"step tables with different maps (model.memory): {sorted(map(str, maps))}")
     tasks: list[str] = []
     subgoals: list[str] = []
     task_codes, subgoal_codes, episode_index = [], [], []
@@ -487,4 +510,5 @@ def concat_tables(tables: Sequence[StepTable]) -> StepTable:
         n_actions=tables[0].n_actions,
         action_names=dict(sorted(names.items())),
         stats=dict(stats),
+        memory=None if tables[0].memory is None else np.concatenate([t.memory for t in tables]),
     )

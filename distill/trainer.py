@@ -173,7 +173,7 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
         out.mkdir(parents=True, exist_ok=True)
 
     if table is None:
-        table = load_steps(runs, cfg.data)
+        table = load_steps(runs, cfg.data, memory=cfg.model.memory)
     train_idx, val_idx = split(table, cfg.data.val_fraction, cfg.data.split_seed)
     if len(train_idx) == 0:
         raise ValueError("no training samples left after the filters and the split")

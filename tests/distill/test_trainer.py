@@ -652,11 +652,13 @@ def test_mirror_flips_the_world_view_and_swaps_left_and_right(run_dir, tmp_path)
     batch = {"frame": torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8),
              "action": torch.tensor([left, right, 0, left, 5, right]),
              "history": torch.randint(0, table.n_actions + 1, (n, 4)),
-             "teacher_probs": torch.rand(n, table.n_actions)}
+             "teacher_probs": torch.rand(n, table.n_actions),
+             "memory": torch.randint(0, 256, (n, 9, 9, 4), dtype=torch.uint8)}
     before = {k: v.clone() for k, v in batch.items()}
     rng = np.random.default_rng(0)
     mirror_batch(batch, 1.0, swap, rows, cols, rng)
     torch.testing.assert_close(batch["frame"][:, :, :49, :63], before["frame"][:, :, :49, :63].flip(-1))
+    assert torch.equal(batch["memory"], before["memory"].flip(2))  # the map: west is east
     assert torch.equal(batch["frame"][:, :, 49:], before["frame"][:, :, 49:])  # the inventory as it was
     assert torch.equal(batch["frame"][:, :, :, 63], before["frame"][:, :, :, 63])  # and the border
     assert batch["action"].tolist() == [right, left, 0, right, 5, left]
