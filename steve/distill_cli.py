@@ -179,8 +179,8 @@ def evaluate(
 
     try:
         model, ckpt = load_student(checkpoint)
-        table = load_steps(find_runs(data), ckpt.config.data.model_copy(update={"actors": ["teacher", "expert-relabelled"]}),
-                           memory=ckpt.config.model.memory)
+        teacher_steps = ckpt.config.data.model_copy(update={"actors": ["teacher", "expert-relabelled"]})
+        table = load_steps(find_runs(data), teacher_steps, memory=ckpt.config.model.memory)
         dataset = DistillDataset(table, list(range(len(table))), ckpt.tokenizer, ckpt.config.model)
         metrics = run_eval(model, dataset, ckpt.config, "cpu", limit=limit, by_label=by_label)
     except _errors() as err:
