@@ -32,6 +32,7 @@ from envs.episodes import (
     INDEX_FILE,
     CorruptEpisodeError,
     EpisodeMeta,
+    decode_frames,
     episode_dir,
     part_files,
     read_index,
@@ -287,7 +288,7 @@ def _episode_memories(steps: pa.Table, actions: np.ndarray, names: dict[int, str
                       size: int) -> np.ndarray:
     """The student's map before every step of one episode (dropped steps included: the map
     is what the player saw, whoever chose the actions)."""
-    frames = np.frombuffer(b"".join(steps.column("frame").to_pylist()), np.uint8).reshape(-1, *shape)
+    frames = decode_frames(steps.column("frame").to_pylist(), shape)
     moves = move_vectors(names, int(actions.max()) + 1)
     return episode_memories(frames, actions.astype(np.int64), moves, size)
 

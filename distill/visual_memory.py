@@ -103,13 +103,11 @@ class VisualMemory:
             self.moves += 1
             shifted = np.zeros_like(self.map)
             shifted[..., 3] = NEVER
-            s = self.size
-            # The world moves against the player: map cell (r, c) was cell (r + dy, c + dx).
-            shifted[max(0, -dy):s - max(0, dy), max(0, -dx):s - max(0, dx)] = \
-                self.map[max(0, dy):s - max(0, -dy), max(0, dx):s - max(0, -dx)]
+            # The world moves against the player, as the view does: cell (r, c) was (r + dy, c + dx).
+            _window(shifted, dx, dy, own=False)[:] = _window(self.map, dx, dy, own=True)
             self.map = shifted
         age = self.map[..., 3]
-        np.minimum(age.astype(np.int16) + 1, NEVER, out=age, casting="unsafe")
+        age[age < NEVER] += 1
         self.map[self.rows, self.cols, :3] = np.rint(cells).astype(np.uint8)
         self.map[self.rows, self.cols, 3] = 0
         self.last = cells
@@ -117,9 +115,9 @@ class VisualMemory:
 
 
 def _window(a: np.ndarray, dx: int, dy: int, own: bool) -> np.ndarray:
-    """The part of a view that overlaps the view one move ``(dx, dy)`` away: of the new
-    view (``own=False``) the cells that were in the old one, of the old view (``own=True``)
-    the cells still in the new one, both in the same order."""
+    """The part of a view (or of the map) that overlaps the one a move ``(dx, dy)`` away:
+    of the new one (``own=False``) the cells that were in the old one, of the old one
+    (``own=True``) the cells still in the new one, both in the same order."""
     r, c = a.shape[0], a.shape[1]
     if own:
         return a[max(0, dy):r + min(0, dy), max(0, dx):c + min(0, dx)]
