@@ -58,7 +58,8 @@ def decisions(checkpoint: Path, runs: list[Path], n: int) -> dict[str, dict[str,
     full_pass = {}  # the baseline: every pass of a decision is a full forward pass
 
     def rerun_all(kv: list, task: torch.Tensor, sub: torch.Tensor):  # kv unused: that is the point
-        return model(full_pass["frame"], task, full_pass["history"], sub, memory=full_pass["memory"])
+        return model(full_pass["frame"], task, full_pass["history"], sub, memory=full_pass["memory"],
+                     clock=full_pass["clock"])
 
     visual = VisualMemory(cfg.memory) if cfg.memory else None
     moves = move_vectors(ckpt.action_names, ckpt.n_actions)
@@ -73,17 +74,19 @@ def decisions(checkpoint: Path, runs: list[Path], n: int) -> dict[str, dict[str,
         if visual is not None:
             visual.reset()
         move = (0, 0)
-        for frame, action in zip(frames, steps.column("action").to_pylist()):
+        for t, (frame, action) in enumerate(zip(frames, steps.column("action").to_pylist())):
             start = time.perf_counter()  # the map's update counts in both variants' time
             memory = None if visual is None else torch.from_numpy(visual.update(cell_colours(frame), move))[None]
             mapping = time.perf_counter() - start
             x = torch.tensor(frame).permute(2, 0, 1)[None]
-            full_pass.update(frame=x, history=torch.tensor([history]), memory=memory)
+            clock = torch.tensor([t]) if cfg.clock else None
+            full_pass.update(frame=x, history=torch.tensor([history]), memory=memory, clock=clock)
             order = ("reuse", "full") if len(times["reuse"]) % 2 else ("full", "reuse")
             for name in order:
                 model._new_subgoal = reuse if name == "reuse" else rerun_all
                 start = time.perf_counter()
-                drafts[name], _, used = model.decide(x, task, full_pass["history"], drafts[name], memory=memory)
+                drafts[name], _, used = model.decide(x, task, full_pass["history"], drafts[name], memory=memory,
+                                                     clock=clock)
                 times[name].append(time.perf_counter() - start + mapping)
                 passes[name] += used
             history = history[1:] + [int(action)] if history else history

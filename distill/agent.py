@@ -13,7 +13,9 @@ With ``history`` off the student never reads its last actions: it sees "no actio
 there, as at an episode's start (for a student trained with ``train.history_dropout``).
 A student trained with ``model.memory`` keeps its map of what it saw
 (:class:`distill.visual_memory.VisualMemory`), updated from each frame and the move it
-last made, whether or not it reads its history.
+last made, whether or not it reads its history. A student trained with ``model.clock``
+reads the time of day from its own count of the steps played since the reset (the
+recorded episodes' step counter ``t``, as Crafter's world counts them).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class StudentAgent:
         self.visual = VisualMemory(cfg.memory) if cfg.memory else None
         self.moves = move_vectors(self.ckpt.action_names, self.ckpt.n_actions)
         self.move = (0, 0)  # of the action observed last, not yet read into the map
+        self.steps = 0  # observed since the reset: the clock (model.clock)
 
     def reset(self, obs: Observation, seed: int) -> None:
         size = self.ckpt.config.model.frame_size
@@ -77,7 +80,7 @@ class StudentAgent:
         self.rng = torch.Generator().manual_seed(int(seed))
         if self.visual is not None:
             self.visual.reset()
-        self.move = (0, 0)
+        self.move, self.steps = (0, 0), 0
 
     def choose(self, obs: Observation) -> int:
         frame = torch.tensor(obs.frame, device=self.device).permute(2, 0, 1)[None]  # a copy: frames may be read-only
@@ -86,7 +89,8 @@ class StudentAgent:
         if self.visual is not None:
             memory = torch.from_numpy(self.visual.update(cell_colours(obs.frame), self.move))[None].to(self.device)
             self.move = (0, 0)
-        sub, logits, passes = self.model.decide(frame, self.task, history, self.draft, memory=memory)
+        clock = torch.tensor([self.steps], device=self.device) if self.ckpt.config.model.clock else None
+        sub, logits, passes = self.model.decide(frame, self.task, history, self.draft, memory=memory, clock=clock)
         self.passes += passes
         if self.draft is None or not torch.equal(sub, self.draft):
             self.subgoal = self.ckpt.tokenizer.decode(sub[0].tolist())
@@ -103,6 +107,7 @@ class StudentAgent:
 
     def observe(self, action: int) -> None:
         self.move = tuple(self.moves[int(action)])
+        self.steps += 1
         if self.read_history:
             self.history.append(int(action))
 

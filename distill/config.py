@@ -48,6 +48,9 @@ class ModelConfig(_Section):
     memory: int = Field(0, ge=0, description="cells per side of the student's map of what it saw "
                         "(distill/visual_memory.py): odd, at least 9; 0: no map, the frame alone")
     memory_patch: int = Field(3, ge=1, description="map cells per memory token side (memory must be a multiple)")
+    clock: int = Field(0, ge=0, description="steps in the env's day (Crafter: 300): the student reads the time of "
+                       "day, the steps it has played mod clock, as one token; 0: no clock")
+    clock_bin: int = Field(5, ge=1, description="steps per reading of the clock (one embedding each)")
 
     @model_validator(mode="after")
     def _memory_shape(self) -> ModelConfig:

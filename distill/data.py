@@ -121,7 +121,8 @@ class DistillDataset(Dataset):
     (BOS + words, PAD-padded); ``subgoal_out`` long [max_subgoal_len] (words + EOS,
     -100-padded); ``action`` long []; ``teacher_probs`` float32 [n_actions] (zeros when
     missing); ``has_probs`` bool []; with ``model_cfg.memory`` also ``memory`` uint8
-    [S, S, 4], the student's map (the table must be loaded with ``memory=S``).
+    [S, S, 4], the student's map (the table must be loaded with ``memory=S``); with
+    ``model_cfg.clock`` also ``clock`` long [], the env's step counter (the steps played).
     """
 
     def __init__(self, table: StepTable, indices: Sequence[int] | np.ndarray, tokenizer: Tokenizer,
@@ -133,6 +134,7 @@ class DistillDataset(Dataset):
         self.tokenizer = tokenizer
         self.history = int(model_cfg.history)
         self.memory = int(model_cfg.memory)
+        self.clock = bool(model_cfg.clock)
         if self.memory and (table.memory is None or table.memory.shape[1] != self.memory):
             have = "no maps" if table.memory is None else f"maps of {table.memory.shape[1]} cells"
             raise ValueError(f"model.memory is {self.memory}, the step table has {have} "
@@ -162,9 +164,11 @@ class DistillDataset(Dataset):
         rows = self.indices[np.asarray(k, np.int64)]
         frames = np.stack([t.frame(i) for i in rows])
         sub = torch.from_numpy(t.subgoal[rows].astype(np.int64))
-        memory = {"memory": torch.from_numpy(t.memory[rows])} if self.memory else {}
+        extra = {"memory": torch.from_numpy(t.memory[rows])} if self.memory else {}
+        if self.clock:
+            extra["clock"] = torch.from_numpy(t.t[rows].astype(np.int64))
         return {
-            **memory,
+            **extra,
             "frame": torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))),
             "task": self._task[torch.from_numpy(t.task[rows].astype(np.int64))],
             "history": torch.from_numpy(t.histories(rows, self.history)),

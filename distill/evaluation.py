@@ -33,7 +33,8 @@ def compute_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: 
                    taid: TAID | None = None) -> tuple[torch.Tensor, dict[str, float], Any]:
     """The training loss on one batch: the action objective plus the weighted subgoal LM loss."""
     t = cfg.train
-    out = model(batch["frame"], batch["task"], batch["history"], batch["subgoal_in"], memory=batch.get("memory"))
+    out = model(batch["frame"], batch["task"], batch["history"], batch["subgoal_in"], memory=batch.get("memory"),
+                clock=batch.get("clock"))
     probs = batch["teacher_probs"] * batch["has_probs"][:, None].to(batch["teacher_probs"].dtype)
     a_loss = action_loss(t.action_loss, out.action_logits, probs, batch["action"], beta=t.beta, alpha=t.alpha,
                          temperature=t.temperature, label_smoothing=t.label_smoothing, taid=taid)

@@ -2,8 +2,8 @@ r"""The student: one small multimodal causal transformer over image, text and hi
 
 One sequence per decision, both levels of the teacher in it::
 
-    [BOS] task words | previous actions | map | image grid | BOS subgoal words ... | [ACT]
-     \__________ what the student is given __________/     \_ plan level: text _/   action level
+    [BOS] task words | previous actions | clock | map | image grid | BOS subgoal words ... | [ACT]
+     \______________ what the student is given ______________/     \_ plan level: text _/   action level
 
 The subgoal positions are a language model (position j predicts subgoal word j+1, the
 text head); the last position reads everything before it, the subgoal included, and
@@ -14,7 +14,11 @@ acts on it, both in :meth:`Student.decide`. The image encoder gives one token pe
 or a small CNN pooled to a grid (``conv``); with ``vlm_path`` the features come from a
 pretrained vision model in a local folder instead (see :func:`_local_vision`). With
 ``memory`` the student also reads its map of what it saw (:mod:`distill.visual_memory`),
-one token per ``memory_patch`` x ``memory_patch`` cells (:class:`_MapEncoder`).
+one token per ``memory_patch`` x ``memory_patch`` cells (:class:`_MapEncoder`). With
+``clock`` it reads the time of day: the steps it has played, mod the day's length, in
+readings of ``clock_bin`` steps, one learned embedding each (one token). Crafter's frame
+is as bright at step 0 as at step 120 (the teacher walls itself in from 125), so without
+it morning and evening look alike.
 """
 
 from __future__ import annotations
@@ -177,14 +181,16 @@ class Student(nn.Module):
             self.n_image = cfg.image_grid ** 2
         self.map = _MapEncoder(cfg.memory, cfg.memory_patch, d) if cfg.memory else None
         self.n_map = (cfg.memory // cfg.memory_patch) ** 2 if cfg.memory else 0
-        self.length = 1 + cfg.max_task_len + cfg.history + self.n_map + self.n_image + cfg.max_subgoal_len + 1
+        self.clock = nn.Embedding(-(-cfg.clock // cfg.clock_bin), d) if cfg.clock else None
+        self.n_seen = int(bool(cfg.clock)) + self.n_map + self.n_image  # tokens between history and subgoal
+        self.length = 1 + cfg.max_task_len + cfg.history + self.n_seen + cfg.max_subgoal_len + 1
         self.pos = nn.Parameter(torch.zeros(self.length, d))
         self.blocks = nn.ModuleList(_Block(d, cfg.n_heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(d)
         self.text_head = nn.Linear(d, vocab_size, bias=False)
         self.text_head.weight = self.words.weight  # tied: words in and out share one table
         self.action_head = nn.Linear(d, n_actions)
-        self.sub_start = 1 + cfg.max_task_len + cfg.history + self.n_map + self.n_image
+        self.sub_start = 1 + cfg.max_task_len + cfg.history + self.n_seen
         nn.init.normal_(self.pos, std=0.02)
         nn.init.normal_(self.act_query, std=0.02)
         nn.init.normal_(self.words.weight, std=0.02)
@@ -194,19 +200,25 @@ class Student(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, frame: Tensor, task: Tensor, history: Tensor, subgoal_in: Tensor,
-                kv: list[tuple[Tensor, Tensor]] | None = None, memory: Tensor | None = None) -> StudentOutput:
+                kv: list[tuple[Tensor, Tensor]] | None = None, memory: Tensor | None = None,
+                clock: Tensor | None = None) -> StudentOutput:
         """``frame`` uint8 [B,3,H,W]; ``task`` [B,Lt], ``history`` [B,H], ``subgoal_in`` [B,Ls]
-        ids; ``memory`` uint8 [B,S,S,4], the map (a student with ``model.memory`` needs it).
+        ids; ``memory`` uint8 [B,S,S,4], the map (a student with ``model.memory`` needs it);
+        ``clock`` long [B], the steps played so far (a student with ``model.clock`` needs it).
         ``kv`` collects each block's keys and values (for :meth:`_new_subgoal`)."""
         b = frame.shape[0]
         bos = torch.full((b, 1), BOS, dtype=torch.long, device=frame.device)
         text = torch.cat([bos, task], 1)
-        img = self.image(frame.float() / 255.0)
+        seen = [self.image(frame.float() / 255.0)]
         if self.map is not None:
             if memory is None:
                 raise ValueError("this student reads a map (model.memory): pass memory=")
-            img = torch.cat([self.map(memory), img], 1)
-        x = torch.cat([self.words(text), self.actions(history), img, self.words(subgoal_in),
+            seen.insert(0, self.map(memory))
+        if self.clock is not None:
+            if clock is None:
+                raise ValueError("this student reads the time of day (model.clock): pass clock=")
+            seen.insert(0, self.clock(clock.remainder(self.cfg.clock) // self.cfg.clock_bin)[:, None])
+        x = torch.cat([self.words(text), self.actions(history), *seen, self.words(subgoal_in),
                        self.act_query.expand(b, 1, -1)], 1)
         x = x + self.pos
         mask = self._mask(task, subgoal_in)
@@ -239,7 +251,7 @@ class Student(nn.Module):
 
     @torch.inference_mode()
     def decide(self, frame: Tensor, task: Tensor, history: Tensor, draft: Tensor | None = None,
-               memory: Tensor | None = None) -> tuple[Tensor, Tensor, int]:
+               memory: Tensor | None = None, clock: Tensor | None = None) -> tuple[Tensor, Tensor, int]:
         """Write the subgoal greedily, then act on it: ``(subgoal_in ids [B,Ls], action
         logits [B,A], forward passes used)``.
 
@@ -260,7 +272,7 @@ class Student(nn.Module):
         pos = torch.arange(n - 1, device=frame.device)
         kv: list[tuple[Tensor, Tensor]] = []
         for passes in range(1, n + 2):
-            out = self(frame, task, history, sub, kv=kv, memory=memory) if passes == 1 \
+            out = self(frame, task, history, sub, kv=kv, memory=memory, clock=clock) if passes == 1 \
                 else self._new_subgoal(kv, task, sub)
             # pred[:, j]: the greedy word after sub[:, :j+1]; PAD and BOS are never words
             pred = out.subgoal_logits.index_fill(-1, never, float("-inf")).argmax(-1)[:, : n - 1]
@@ -277,6 +289,7 @@ class Student(nn.Module):
         return sub, out.action_logits, passes
 
     @torch.inference_mode()
-    def plan(self, frame: Tensor, task: Tensor, history: Tensor, memory: Tensor | None = None) -> Tensor:
+    def plan(self, frame: Tensor, task: Tensor, history: Tensor, memory: Tensor | None = None,
+             clock: Tensor | None = None) -> Tensor:
         """Greedy subgoal ids ``[B, Ls]``: BOS, the words, then PAD."""
-        return self.decide(frame, task, history, memory=memory)[0]
+        return self.decide(frame, task, history, memory=memory, clock=clock)[0]
