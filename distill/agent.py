@@ -14,8 +14,8 @@ there, as at an episode's start (for a student trained with ``train.history_drop
 A student trained with ``model.memory`` keeps its map of what it saw
 (:class:`distill.visual_memory.VisualMemory`), updated from each frame and the move it
 last made, whether or not it reads its history. A student trained with ``model.clock``
-reads the time of day from its own count of the steps played since the reset (the
-recorded episodes' step counter ``t``, as Crafter's world counts them).
+reads the time of day from the observation's step counter (the steps played since the
+reset), the counter the recorded episodes hold as ``t``.
 """
 
 from __future__ import annotations
@@ -67,7 +67,6 @@ class StudentAgent:
         self.visual = VisualMemory(cfg.memory) if cfg.memory else None
         self.moves = move_vectors(self.ckpt.action_names, self.ckpt.n_actions)
         self.move = (0, 0)  # of the action observed last, not yet read into the map
-        self.steps = 0  # observed since the reset: the clock (model.clock)
 
     def reset(self, obs: Observation, seed: int) -> None:
         size = self.ckpt.config.model.frame_size
@@ -80,7 +79,7 @@ class StudentAgent:
         self.rng = torch.Generator().manual_seed(int(seed))
         if self.visual is not None:
             self.visual.reset()
-        self.move, self.steps = (0, 0), 0
+        self.move = (0, 0)
 
     def choose(self, obs: Observation) -> int:
         frame = torch.tensor(obs.frame, device=self.device).permute(2, 0, 1)[None]  # a copy: frames may be read-only
@@ -89,7 +88,7 @@ class StudentAgent:
         if self.visual is not None:
             memory = torch.from_numpy(self.visual.update(cell_colours(obs.frame), self.move))[None].to(self.device)
             self.move = (0, 0)
-        clock = torch.tensor([self.steps], device=self.device) if self.ckpt.config.model.clock else None
+        clock = torch.tensor([obs.step], device=self.device) if self.ckpt.config.model.clock else None
         sub, logits, passes = self.model.decide(frame, self.task, history, self.draft, memory=memory, clock=clock)
         self.passes += passes
         if self.draft is None or not torch.equal(sub, self.draft):
@@ -107,7 +106,6 @@ class StudentAgent:
 
     def observe(self, action: int) -> None:
         self.move = tuple(self.moves[int(action)])
-        self.steps += 1
         if self.read_history:
             self.history.append(int(action))
 

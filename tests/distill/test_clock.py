@@ -1,5 +1,5 @@
-"""The student's clock: the time of day from the steps it has played, the same in
-training (the recorded step counter) and in play (its own count)."""
+"""The student's clock: the time of day from the steps it has played, the same counter
+in training (the recorded ``t``) and in play (the observation's ``step``)."""
 
 from __future__ import annotations
 
@@ -59,8 +59,8 @@ def test_the_dataset_gives_each_step_its_recorded_step_counter(recorded_run):
 
 
 def test_a_student_with_a_clock_plays_reading_the_steps_it_has_played(clock_ckpt):
-    """Its own count equals the env's step counter, which training read from the recorded
-    episodes, at every decision, and it starts again at a reset."""
+    """At every decision it reads the env's step counter, which training read from the
+    recorded episodes, and that starts again at a reset."""
     agent = StudentAgent(None, clock_ckpt, sample=True)
     read: list[int] = []
     decide = agent.model.decide
