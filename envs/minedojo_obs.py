@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 
 from envs.minedojo_actions import item_name
-from envs.observation import Observation
+from envs.observation import VITAL_MAX, Observation
 
-VITAL_MAX = 9.0  # Crafter's scale
 MC_LIFE_MAX = MC_FOOD_MAX = 20.0
 
 

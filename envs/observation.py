@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 VITALS = ("health", "food", "drink", "energy")
+VITAL_MAX = 9.0  # Crafter's scale, which every env reports its vitals on
 
 
 @dataclass(slots=True)
@@ -25,7 +26,7 @@ class Observation:
 
     frame: np.ndarray  # uint8, H x W x 3
     inventory: dict[str, int]  # items only; vitals live in ``vitals``
-    vitals: dict[str, float]  # health, food, drink, energy
+    vitals: dict[str, float]  # health, food, drink, energy, each 0..VITAL_MAX
     local_view: np.ndarray  # object array of names, rows x cols
     position: tuple[int, int]
     facing: tuple[int, int]

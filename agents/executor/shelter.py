@@ -20,6 +20,7 @@ from agents.executor.navigation import DIRS, MOVE_NAMES
 from agents.executor.skills import collect, explore, place_stone_at
 from agents.executor.survival import drink, eat_food, for_steps
 from agents.executor.worldmap import CODE, WALK_NAMES, WALKABLE
+from envs.observation import VITAL_MAX
 
 DAY = 300
 # Walls stop zombies and arrows. Water stops zombies but arrows fly over it, so it is a
@@ -215,6 +216,12 @@ def sleep(x: SkillContext) -> Skill:
                 turn = x.a[MOVE_NAMES[DIRS.index(well)]]
                 act = x.a["do"] if x.obs.facing == well else turn  # water blocks: the move only turns
                 yield act, (act,)
+                continue
+            if not x.obs.extras.get("sleeping") and x.vital("energy") >= VITAL_MAX:
+                # rested: Crafter ignores "sleep" until the energy drops, so wait with a noop.
+                # The two do the same, but a "sleep" after a "sleep" reads as asleep in the
+                # episodes and is not trained on: a student would never see the wait
+                yield x.a["noop"], (x.a["noop"],)
                 continue
             yield x.a["sleep"], (x.a["sleep"],)
             continue

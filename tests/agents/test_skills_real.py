@@ -7,7 +7,7 @@ import math
 import pytest
 
 from agents.executor import Executor
-from agents.executor.shelter import sealed
+from agents.executor.shelter import sealed, sleep
 from agents.loop import play_episode
 from agents.plan import Check, Subgoal
 from agents.planners import GraphPlanner
@@ -95,6 +95,17 @@ def test_sleep_walls_itself_in_first(crafter):
     assert res.success, (res.reason, res.detail, res.steps)
     assert fell_asleep == [True]  # asleep only once walled in
     assert res.damage == 0
+    # woken rested in the pocket: it waits with noops ("sleep" would do nothing until
+    # the energy drops, and reads in the episodes as a step taken asleep)
+    x, names, waited = ex.ctx, crafter.action_names, []
+    wait = sleep(x)
+    for _ in range(12):
+        rested = x.obs.vitals["energy"] >= 9 and not x.obs.extras["sleeping"]
+        action, _ = next(wait)
+        waited.append((rested, names[action]))
+        x.obs, *_ = crafter.step(action)
+        ex.world.update(x.obs)
+    assert (True, "noop") in waited and (True, "sleep") not in waited, waited
 
 
 def test_missing_tool_is_reported_as_missing_requirement(crafter):
