@@ -16,6 +16,11 @@ A student trained with ``model.memory`` keeps its map of what it saw
 last made, whether or not it reads its history. A student trained with ``model.clock``
 reads the time of day from the observation's step counter (the steps played since the
 reset), the counter the recorded episodes hold as ``t``.
+
+Asleep, Crafter carries out ``sleep`` whatever the action until the player is rested, so
+the history (and the map's move) records ``sleep`` for those steps: what the teacher's
+episodes hold there, and what the game did. Otherwise a student waking in its shelter
+reads the actions it chose in its sleep, a history it never saw in training.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from distill.checkpoint import load_student
 from distill.tokenizer import PAD
 from distill.visual_memory import VisualMemory, cell_colours, move_vectors
 from envs import Env, Observation
+from envs.observation import VITAL_MAX
 
 
 class StudentAgent:
@@ -67,6 +73,9 @@ class StudentAgent:
         self.visual = VisualMemory(cfg.memory) if cfg.memory else None
         self.moves = move_vectors(self.ckpt.action_names, self.ckpt.n_actions)
         self.move = (0, 0)  # of the action observed last, not yet read into the map
+        names = list(self.ckpt.action_names)
+        self.sleep_action = names.index("sleep") if "sleep" in names else None
+        self.asleep = False  # the game ignores the action chosen now (see the module doc)
 
     def reset(self, obs: Observation, seed: int) -> None:
         size = self.ckpt.config.model.frame_size
@@ -79,9 +88,10 @@ class StudentAgent:
         self.rng = torch.Generator().manual_seed(int(seed))
         if self.visual is not None:
             self.visual.reset()
-        self.move = (0, 0)
+        self.move, self.asleep = (0, 0), False
 
     def choose(self, obs: Observation) -> int:
+        self.asleep = bool(obs.extras.get("sleeping")) and obs.vitals.get("energy", VITAL_MAX) < VITAL_MAX
         frame = torch.tensor(obs.frame, device=self.device).permute(2, 0, 1)[None]  # a copy: frames may be read-only
         history = torch.tensor([list(self.history)], dtype=torch.long, device=self.device)
         memory = None
@@ -105,6 +115,8 @@ class StudentAgent:
         return int(torch.multinomial(probs, 1, generator=self.rng))
 
     def observe(self, action: int) -> None:
+        if self.asleep and self.sleep_action is not None:
+            action = self.sleep_action
         self.move = tuple(self.moves[int(action)])
         if self.read_history:
             self.history.append(int(action))

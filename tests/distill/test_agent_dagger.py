@@ -117,6 +117,39 @@ def test_a_student_without_history_never_reads_its_last_actions(student_ckpt):
         torch.testing.assert_close(got, want)
 
 
+def test_asleep_the_history_holds_sleep_whatever_the_student_chose(student_ckpt):
+    """Crafter carries out "sleep" until the player is rested; the history says so, as
+    the teacher's episodes do, instead of what the student chose in its sleep."""
+    env = envs.make("crafter", max_steps=50)
+    names = list(env.action_names)
+    left, sleep = names.index("move_left"), names.index("sleep")
+    agent = StudentAgent(None, student_ckpt, sample=True)
+    obs, _ = env.reset(3)
+    agent.reset(obs, 3)
+    agent.choose(obs)
+    agent.observe(left)  # awake: the choice is what happened
+    assert agent.history[-1] == left
+    env._env._player.inventory["energy"] = 8
+    obs, *_ = env.step(sleep)
+    asleep = 0
+    while obs.vitals["energy"] < 9:  # ~11 steps asleep to gain the point
+        assert obs.extras["sleeping"]
+        agent.choose(obs)
+        agent.observe(left)
+        assert agent.history[-1] == sleep
+        before = obs.facing
+        obs, *_ = env.step(left)
+        assert obs.facing == before  # the game did not carry out the move
+        asleep += 1
+    assert asleep > 3 and obs.extras["sleeping"]
+    agent.choose(obs)  # rested: this step wakes the player and carries out the move
+    agent.observe(left)
+    assert agent.history[-1] == left
+    obs, *_ = env.step(left)
+    assert obs.facing == (-1, 0) and not obs.extras["sleeping"]
+    env.close()
+
+
 def test_min_p_sampling_never_draws_the_unlikely_actions(student_ckpt):
     env = envs.make("crafter", max_steps=100)
     obs, _ = env.reset(1)
