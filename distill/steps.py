@@ -239,7 +239,9 @@ def _probs(column: pa.ChunkedArray, where: str) -> tuple[np.ndarray, np.ndarray]
 def _asleep(action_names: pa.ChunkedArray) -> np.ndarray:
     """Steps taken asleep: a ``sleep`` right after a ``sleep``. Crafter carries out
     ``sleep`` whatever the action until the player is rested, so these labels teach
-    nothing (a teacher sleeping through the night is ~40 % of its steps)."""
+    nothing (a teacher sleeping through the night is ~40 % of its steps). Awake and
+    rested in its shelter, the teacher waits with ``noop`` so that its wait is kept;
+    teacher episodes recorded before that hold it as ``sleep`` and lose it here."""
     sleep = pc.fill_null(pc.equal(action_names, "sleep"), False).to_numpy(zero_copy_only=False).astype(bool)
     return sleep & np.r_[False, sleep[:-1]]
 
