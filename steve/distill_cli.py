@@ -200,3 +200,27 @@ def evaluate(
             table.add_row(name, *("-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
                                   for v in row.values()))
         console.print(table)
+
+
+@app.command()
+def nights(
+    data: Data,
+    limit: Annotated[int, typer.Option(min=1, help="open cells the player may reach and count as enclosed")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON, one row per episode too")] = False,
+) -> None:
+    """How the player spends Crafter's nights (replayed from the episodes' seeds): walled in at
+    dusk, enclosed and asleep in the dark, and why the episodes that died on day 0 died."""
+    from distill.nights import night_report
+    from distill.steps import find_runs
+
+    try:
+        report = night_report(find_runs(data), limit)
+    except _errors() as err:
+        _fail(str(err))
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    report.pop("per_episode")
+    endings = report.pop("day_0_endings")
+    _table("nights", {k: "-" if v is None else v for k, v in report.items()})
+    _table("died on day 0", endings)

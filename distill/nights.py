@@ -1,0 +1,146 @@
+"""How a player spends Crafter's nights, replayed from its recorded episodes.
+
+Crafter's zombies spawn on grass in the dark and kill a player in the open; the
+teacher survives by walling itself into a two-cell pocket at dusk and sleeping there.
+Whether a student does the same is what decides its first night, and no score or
+offline metric shows it. :func:`night_report` replays each episode from its seed and
+recorded actions (the same env, the same steps) and reads the player's view at every
+step:
+
+- **enclosed**: the open ground the player can reach (grass, sand or path, and the
+  creatures and saplings standing on it; four-neighbour steps inside the view) is at
+  most ``limit`` cells, its own included, and does not touch the view's edge: nothing
+  that walks can reach it from outside (zombies spawn six cells away or more). Water counts as a wall (zombies do not swim; arrows
+  fly over it, which this measure ignores).
+- per episode: the first enclosed step of day 0 from ``DUSK`` on, the stone carried at
+  ``DUSK_CHECK``, and, for an episode that died on day 0, why: it died by then,
+  was never enclosed (with or without the stone to wall itself in), left its pocket, or
+  died enclosed.
+- over all days: the share of the dark steps (``DARK`` of each day) spent enclosed, and
+  asleep.
+
+An episode that does not replay (its achievements or its end differ from the record) is
+a one-line ``ValueError``: it was recorded by another version of the env, or its index
+was edited.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import envs
+from envs.crafter_env import DAY_LENGTH
+from envs.episodes import EpisodeMeta, iter_episodes
+
+OPEN_GROUND = frozenset(("grass", "sand", "path"))
+# what stands on open ground and moves off it, or is trampled (zombies destroy saplings)
+ON_OPEN_GROUND = frozenset(("player", "zombie", "skeleton", "cow", "arrow", "plant", "ripe_plant"))
+DUSK = 120  # the teacher turns to its shelter from step 125 of each day
+DUSK_CHECK = 150  # the stone carried then: two walls at least are needed in the open
+DARK = (180, 285)  # the steps of each day when Crafter is dark enough for zombies to crowd
+ENDINGS = ("by step 150", "never enclosed, under 2 stone at step 150", "never enclosed, 2+ stone at step 150",
+           "left its pocket", "in its pocket")
+
+
+def enclosed(view: np.ndarray, limit: int = 3) -> bool:
+    """Whether the open ground reachable from the player (the view's centre) is at most
+    ``limit`` cells, its own included, and stays inside the view."""
+    rows, cols = view.shape
+    start = (rows // 2, cols // 2)
+    seen, todo = {start}, [start]
+    while todo:
+        r, c = todo.pop()
+        for n in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
+            if n in seen:
+                continue
+            if not (0 <= n[0] < rows and 0 <= n[1] < cols):
+                return False
+            if view[n] in OPEN_GROUND or view[n] in ON_OPEN_GROUND:
+                seen.add(n)
+                todo.append(n)
+                if len(seen) > limit:
+                    return False
+    return True
+
+
+@dataclass
+class EpisodeNights:
+    episode_id: str
+    seed: int
+    length: int
+    first_enclosed: int | None  # day 0, from DUSK on
+    stone_at_dusk: int | None  # at DUSK_CHECK; None if the episode ended before
+    ending: str | None  # for an episode that died on day 0, one of ENDINGS
+    dark_steps: int  # live steps in DARK over all days
+    dark_enclosed: int
+    dark_asleep: int
+
+
+def replay_nights(meta: EpisodeMeta, actions: Sequence[int], limit: int = 3) -> EpisodeNights:
+    """One recorded episode, replayed from its seed."""
+    if meta.seed is None or meta.env != "crafter":
+        raise ValueError(f"episode {meta.episode_id}: nights are read from seeded Crafter episodes "
+                         f"(env {meta.env!r}, seed {meta.seed})")
+    env = envs.make("crafter", max_steps=max(len(actions), 1))
+    obs, _ = env.reset(seed=meta.seed)
+    first = stone = None
+    dark = dark_in = dark_asleep = 0
+    terminated = truncated = False
+    for t, action in enumerate(actions):
+        if terminated or truncated:
+            raise ValueError(f"episode {meta.episode_id} ended at step {t} of {len(actions)} when replayed "
+                             "from its seed: recorded by another env?")
+        now = enclosed(obs.local_view, limit)
+        if obs.step == DUSK_CHECK:
+            stone = obs.inventory.get("stone", 0)
+        if now and first is None and DUSK <= obs.step < DAY_LENGTH:
+            first = obs.step
+        if DARK[0] <= obs.step % DAY_LENGTH < DARK[1]:
+            dark += 1
+            dark_in += now
+            dark_asleep += bool(obs.extras.get("sleeping"))
+        obs, _, terminated, truncated, _ = env.step(int(action))
+    if set(meta.achievements) != set(obs.achievements):
+        raise ValueError(f"episode {meta.episode_id} does not replay from seed {meta.seed}: achievements "
+                         f"{sorted(obs.achievements)} against the recorded {sorted(meta.achievements)}")
+    ending = None
+    if terminated and len(actions) < DAY_LENGTH:  # died on day 0
+        if len(actions) <= DUSK_CHECK:
+            ending = ENDINGS[0]
+        elif first is None:
+            ending = ENDINGS[1] if (stone or 0) < 2 else ENDINGS[2]
+        else:
+            ending = ENDINGS[4] if enclosed(obs.local_view, limit) else ENDINGS[3]
+    return EpisodeNights(meta.episode_id, meta.seed, len(actions), first, stone, ending, dark, dark_in, dark_asleep)
+
+
+def night_report(run_dirs: Sequence[Path], limit: int = 3) -> dict[str, Any]:
+    """Every episode of ``run_dirs`` replayed: the summary and the per-episode rows."""
+    for run_dir in run_dirs:
+        if not Path(run_dir).is_dir():
+            raise FileNotFoundError(f"{run_dir}: no such run directory")
+    rows = [replay_nights(meta, steps.column("action").to_pylist(), limit)
+            for meta, steps in iter_episodes(run_dirs, ["action"])]
+    if not rows:
+        raise ValueError(f"no finished episode in {', '.join(map(str, run_dirs))}")
+    n = len(rows)
+    firsts = [r.first_enclosed for r in rows if r.first_enclosed is not None]
+    dark = sum(r.dark_steps for r in rows)
+    endings = Counter(r.ending for r in rows if r.ending is not None)
+    return {
+        "episodes": n,
+        "died_on_day_0": sum(r.ending is not None for r in rows),
+        "enclosed_on_day_0": len(firsts) / n,
+        "first_enclosed_median": float(np.median(firsts)) if firsts else None,
+        "dark_steps": dark,
+        "dark_enclosed": sum(r.dark_enclosed for r in rows) / dark if dark else None,
+        "dark_asleep": sum(r.dark_asleep for r in rows) / dark if dark else None,
+        "day_0_endings": {e: endings[e] for e in ENDINGS},
+        "per_episode": [asdict(r) for r in rows],
+    }
