@@ -8,7 +8,7 @@ Survival skills (eat, drink, fight, sleep) live in :mod:`agents.executor.surviva
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -173,15 +173,16 @@ def place(x: SkillContext, thing: str, reuse: bool = False) -> Skill:
             pass
     r = x.tree.recipe(thing, "place")
     where = tuple(n for n in (r.where if r and r.where else WALK_NAMES) if n in WALK_NAMES) or WALK_NAMES
-    stand_ok, cells = None, None
+    stand_ok: Callable[[int, int], bool] | None = None
+    cells = None
     others = [s for s in STATIONS if s != thing and thing in STATIONS]
     if others and _known_near(x, others[0], 16):
         # a furnace goes next to the table, so that one spot reaches both (iron tools)
         near = _stations_near(x, tuple(others))
 
-        def stand_ok(cx: int, cy: int) -> bool:
+        def near_both(cx: int, cy: int) -> bool:
             return bool(near[cy, cx])
-        cells = _cells_around(x, others[0], where)
+        stand_ok, cells = near_both, _cells_around(x, others[0], where)
     for _ in range(4):
         if not (x.front_name() in where and (stand_ok is None or stand_ok(*x.pos))):
             yield from go(x, Face(where, cells=cells, k=12, stand_ok=stand_ok))
