@@ -13,6 +13,8 @@ Steps, each skipped when its output is given:
    with ``--student-window START END`` also the two together: the student in control
    only at those steps of each 300-step day, the teacher the rest (``0 120``: the
    student's days with the teacher's nights), which says where the student loses;
+   both replayed for their nights (walled in on day 0, the dark steps spent enclosed:
+   ``steve distill nights``);
 5. latency of one decision at batch 1 on CPU (1 thread and all threads), over frames
    of those episodes, subgoal decoding included;
 6. with a GPU: training samples/s and model FLOPs utilisation on it.
@@ -29,7 +31,6 @@ import os
 import shutil
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -41,10 +42,12 @@ from distill.config import load
 from distill.dagger import RolloutJob, play, pool_for, record_teacher, run_dagger
 from distill.data import DistillDataset, split
 from distill.evaluation import evaluate
+from distill.nights import night_report
 from distill.steps import find_runs, load_steps
 from distill.trainer import train
 from envs.crafter_env import DAY_LENGTH
 from envs.episodes import decode_frames, iter_episodes
+from envs.observation import Observation
 
 log = logging.getLogger("bench_distill")
 OUT = Path("bench/results/distill")
@@ -58,12 +61,15 @@ def latency(checkpoint: Path, run_dirs: list[Path], threads: int, decisions: int
     plays: frames in episode order, so the subgoal draft holds as it does in play."""
     agent = StudentAgent(None, checkpoint, sample=True, threads=threads)
     times: list[float] = []
-    for meta, steps in iter_episodes(run_dirs, columns=["frame"]):
+    for meta, steps in iter_episodes(run_dirs, columns=["frame", "t"]):
         frames = decode_frames(steps.column("frame").to_pylist(), meta.frame_shape)
-        obs = SimpleNamespace(frame=frames[0])  # the student reads the frame only
+        # what the student reads: the frame, the step counter (its clock), and whether the
+        # player sleeps (the episodes do not say; awake, every decision counts)
+        obs = Observation(frame=frames[0], inventory={}, vitals={}, local_view=np.empty((0, 0), object),
+                          position=(0, 0), facing=(0, 1), achievements=frozenset(), step=0)
         agent.reset(obs, 0)
-        for frame in frames:
-            obs.frame = frame
+        for frame, t in zip(frames, steps.column("t").to_pylist()):
+            obs.frame, obs.step = frame, t
             start = time.perf_counter()
             agent.act(obs)
             times.append(time.perf_counter() - start)
@@ -219,8 +225,8 @@ def main() -> None:
     report.update({
         "checkpoint": str(checkpoint), "parameters": model.num_parameters(), "eval_seeds": [seeds[0], seeds[-1]],
         "teacher_farm_at_dusk": args.farm_at_dusk,
-        "teacher": _summary(teacher, args.max_steps),
-        "student": _summary(student, args.max_steps),
+        "teacher": _summary(teacher, args.max_steps, args.out / "eval-teacher"),
+        "student": _summary(student, args.max_steps, args.out / "eval-student"),
         "ratio": student["crafter_score"] / teacher["crafter_score"] if teacher["crafter_score"] else None,
         "offline_on_eval_seeds": offline,
         "latency_1_thread": latency(checkpoint, eval_runs, threads=1),
@@ -239,16 +245,24 @@ def main() -> None:
           f"{samples if samples is None else round(samples)} |")
     print(f"ended on day 0: teacher {report['teacher']['ended_on_day_0']}, "
           f"student {report['student']['ended_on_day_0']} of {len(seeds)}")
+    nights = {who: report[who]["nights"] for who in ("teacher", "student")}
+    print("walled in on day 0 (steve distill nights): " + ", ".join(
+        f"{who} {n['enclosed_on_day_0']:.0%}, dark steps enclosed {n['dark_enclosed'] or 0:.0%}"
+        for who, n in nights.items()))
     if args.student_window:
         w = report["student_in_window"]
         print(f"student at steps {w['window'][0]}-{w['window'][1]} of each day, teacher the rest: score "
               f"{w['crafter_score']:.1f} (ratio {w['ratio']:.2f}), ended on day 0 {w['ended_on_day_0']}")
 
 
-def _summary(played: dict[str, Any], max_steps: int) -> dict[str, Any]:
-    """Score, success rates, mean length and the episodes that died in the first day."""
-    return {**{k: played[k] for k in ("crafter_score", "success_rates", "mean_length")},
-            "ended_on_day_0": sum(e["length"] < min(DAY_LENGTH, max_steps) for e in played["episodes"])}
+def _summary(played: dict[str, Any], max_steps: int, run_dir: Path | None = None) -> dict[str, Any]:
+    """Score, success rates, mean length and the episodes that died in the first day; with
+    ``run_dir`` (the plays' episodes) how they spent the nights (:mod:`distill.nights`)."""
+    out = {**{k: played[k] for k in ("crafter_score", "success_rates", "mean_length")},
+           "ended_on_day_0": sum(e["length"] < min(DAY_LENGTH, max_steps) for e in played["episodes"])}
+    if run_dir is not None:
+        out["nights"] = {k: v for k, v in night_report(find_runs([run_dir])).items() if k != "per_episode"}
+    return out
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ in training (the recorded ``t``) and in play (the observation's ``step``)."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,8 @@ from distill.model import Student
 from distill.steps import load_steps
 from distill.tokenizer import BOS, PAD
 from distill.trainer import train
+from envs.episodes import iter_episodes
+from tests.conftest import ROOT
 
 CLOCK = ["model.clock=300", "model.clock_bin=5"]
 
@@ -82,3 +86,24 @@ def test_a_student_with_a_clock_plays_reading_the_steps_it_has_played(clock_ckpt
             done = term or trunc
         assert read == steps and read[0] == 0 and len(read) > 20
     env.close()
+
+
+def test_the_bench_times_a_clock_student_on_the_recorded_step_counters(clock_ckpt, run_dir):
+    """bench/bench_distill.py's latency feeds the student what it reads in play: the frame,
+    the step counter and the vitals (a bare frame once crashed it)."""
+    spec = importlib.util.spec_from_file_location("bench_distill", ROOT / "bench" / "bench_distill.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    read: list[int] = []
+    decide = Student.decide
+
+    def spy(self, *args, clock=None, **kwargs):
+        read.append(int(clock[0]))
+        return decide(self, *args, clock=clock, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Student, "decide", spy)
+        got = bench.latency(clock_ckpt, [run_dir], threads=1, decisions=120)
+    assert got["p50_ms"] > 0 and got["passes_per_decision"] >= 1
+    recorded = [t for _, steps in iter_episodes([run_dir], ["t"]) for t in steps.column("t").to_pylist()]
+    assert read == recorded[:120]  # every step of the first episodes, in order
