@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 
 import envs
+from distill.steps import read_run
 from envs.crafter_env import DAY_LENGTH
-from envs.episodes import EpisodeMeta, iter_episodes
+from envs.episodes import EpisodeMeta, episode_dir, read_steps
 
 OPEN_GROUND = frozenset(("grass", "sand", "path"))
 # what stands on open ground and moves off it, or is trampled (zombies destroy saplings)
@@ -122,13 +123,11 @@ def replay_nights(meta: EpisodeMeta, actions: Sequence[int], limit: int = 3) -> 
 
 def night_report(run_dirs: Sequence[Path], limit: int = 3) -> dict[str, Any]:
     """Every episode of ``run_dirs`` replayed: the summary and the per-episode rows."""
-    for run_dir in run_dirs:
-        if not Path(run_dir).is_dir():
-            raise FileNotFoundError(f"{run_dir}: no such run directory")
-    rows = [replay_nights(meta, steps.column("action").to_pylist(), limit)
-            for meta, steps in iter_episodes(run_dirs, ["action"])]
-    if not rows:
-        raise ValueError(f"no finished episode in {', '.join(map(str, run_dirs))}")
+    rows = []
+    for run in map(Path, run_dirs):
+        for meta in read_run(run):
+            actions = read_steps(episode_dir(run, meta.episode_id), ["action"]).column("action").to_pylist()
+            rows.append(replay_nights(meta, actions, limit))
     n = len(rows)
     firsts = [r.first_enclosed for r in rows if r.first_enclosed is not None]
     dark = sum(r.dark_steps for r in rows)

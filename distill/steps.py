@@ -273,6 +273,17 @@ def _frame_shape(meta: EpisodeMeta, folder: Path) -> tuple[int, ...]:
     return tuple(int(x) for x in json.loads(raw))
 
 
+def read_run(run: Path) -> list[EpisodeMeta]:
+    """The finished episodes of one run directory; a one-line ``ValueError`` when there is
+    no such directory or it holds none."""
+    if not Path(run).is_dir():
+        raise ValueError(f"{run}: no such run directory")
+    metas = read_index(run)
+    if not metas:
+        raise ValueError(f"{run}: no finished episodes (no {INDEX_FILE} or an empty one)")
+    return metas
+
+
 def find_runs(paths: Sequence[Path | str]) -> list[Path]:
     """Run directories named, or found below the folders named (to two levels): a run
     directory is one with an ``episodes.parquet`` index."""
@@ -328,12 +339,7 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0) -> 
     stats = Counter()
 
     for run in runs:
-        if not run.is_dir():
-            raise ValueError(f"run directory not found: {run}")
-        metas = read_index(run)
-        if not metas:
-            raise ValueError(f"{run}: no finished episodes (no {INDEX_FILE} or an empty one)")
-        for meta in metas:
+        for meta in read_run(run):
             stats["episodes_read"] += 1
             if meta.status not in _OK_STATUS:
                 raise CorruptEpisodeError(f"{run / INDEX_FILE}: episode {meta.episode_id} has status "
