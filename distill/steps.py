@@ -277,7 +277,7 @@ def read_run(run: Path) -> list[EpisodeMeta]:
     """The finished episodes of one run directory; a one-line ``ValueError`` when there is
     no such directory or it holds none."""
     if not Path(run).is_dir():
-        raise ValueError(f"{run}: no such run directory")
+        raise ValueError(f"run directory not found: {run}")
     metas = read_index(run)
     if not metas:
         raise ValueError(f"{run}: no finished episodes (no {INDEX_FILE} or an empty one)")

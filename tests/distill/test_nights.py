@@ -90,4 +90,4 @@ def test_cli_prints_the_report_and_one_line_errors(teacher_and_idler, tmp_path):
     proc = run_cli("distill", "nights", "--data", str(tmp_path / "missing"), check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
-        f"error: {tmp_path / 'missing'}: no such run directory"], proc.stderr
+        f"error: run directory not found: {tmp_path / 'missing'}"], proc.stderr
