@@ -142,6 +142,8 @@ def main() -> None:
                     help="the teacher shelters where it is at dusk (as `steve distill teacher --no-farm-at-dusk`)")
     ap.add_argument("--teacher-memory", type=int, default=None,
                     help="steps the teacher's map keeps a cell out of view (steve distill teacher --memory)")
+    ap.add_argument("--teacher-near-pocket", type=int, default=None,
+                    help="the teacher shelters within this many cells first (steve distill teacher --near-pocket)")
     ap.add_argument("--eval-episodes", type=int, default=20)
     ap.add_argument("--eval-seed", type=int, default=10_000, help="held-out seeds for teacher and student")
     ap.add_argument("--max-steps", type=int, default=10_000)
@@ -162,6 +164,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     pool = pool_for(args.workers)
     report: dict[str, Any] = {"config": args.config, "sets": args.sets, "teacher_memory": args.teacher_memory,
+                              "teacher_near_pocket": args.teacher_near_pocket,
                               "temperature": args.temperature,
                               "min_p": args.min_p, "greedy": args.greedy, "history": args.history}
 
@@ -169,7 +172,7 @@ def main() -> None:
     if args.teacher is None:
         t0 = time.perf_counter()
         played = record_teacher(teacher_dir, range(args.teacher_episodes), args.max_steps, "full", pool,
-                                args.farm_at_dusk, args.teacher_memory)
+                                args.farm_at_dusk, args.teacher_memory, args.teacher_near_pocket)
         report["teacher_train"] = {"episodes": args.teacher_episodes, "crafter_score": played["crafter_score"],
                                    "seconds": time.perf_counter() - t0}
         log.info("teacher: %d episodes, score %.1f", args.teacher_episodes, played["crafter_score"])
@@ -189,9 +192,10 @@ def main() -> None:
         checkpoint = args.out / "student"
         if args.dagger_rounds:
             memory = "null" if args.teacher_memory is None else args.teacher_memory
+            near = "null" if args.teacher_near_pocket is None else args.teacher_near_pocket
             cfg = load(args.config, [*args.sets, f"dagger.rounds={args.dagger_rounds}", "dagger.seed=0",
                                      f"dagger.teacher_farm_at_dusk={str(args.farm_at_dusk).lower()}",
-                                     f"dagger.teacher_memory={memory}",
+                                     f"dagger.teacher_memory={memory}", f"dagger.teacher_near_pocket={near}",
                                      f"dagger.max_steps={args.max_steps}", f"dagger.workers={args.workers}"])
             t0 = time.perf_counter()
             report["dagger"] = run_dagger(cfg, runs, checkpoint, args.out / "dagger", pool=pool)
@@ -202,7 +206,7 @@ def main() -> None:
     for old in ("eval-teacher", "eval-student", "eval-window"):  # the last run's plays: a recorder never overwrites
         shutil.rmtree(args.out / old, ignore_errors=True)
     teacher = record_teacher(args.out / "eval-teacher", seeds, args.max_steps, "full", pool, args.farm_at_dusk,
-                             args.teacher_memory)
+                             args.teacher_memory, args.teacher_near_pocket)
     student = play([RolloutJob(seed=s, out=str(args.out / "eval-student" / f"seed-{s}"), checkpoint=str(checkpoint),
                                max_steps=args.max_steps, teacher=False, label="student", sample=not args.greedy,
                                temperature=args.temperature, min_p=args.min_p, history=args.history)
@@ -211,7 +215,8 @@ def main() -> None:
         window = tuple(args.student_window)
         mixed = play([RolloutJob(seed=s, out=str(args.out / "eval-window" / f"seed-{s}"), beta=0.0,
                                  checkpoint=str(checkpoint), max_steps=args.max_steps, window=window,
-                                 farm_at_dusk=args.farm_at_dusk, teacher_memory=args.teacher_memory)
+                                 farm_at_dusk=args.farm_at_dusk, teacher_memory=args.teacher_memory,
+                                 teacher_near_pocket=args.teacher_near_pocket)
                       for s in seeds], pool)
         report["student_in_window"] = {"window": list(window), **_summary(mixed, args.max_steps),
                                        "ratio": mixed["crafter_score"] / teacher["crafter_score"]

@@ -130,6 +130,9 @@ class DaggerConfig(_Section):
     teacher_memory: int | None = Field(None, ge=0, description="steps the labelling teacher's map keeps a cell "
                                        "out of view (null: the whole episode): the --memory of steve distill "
                                        "teacher that recorded the episodes")
+    teacher_near_pocket: int | None = Field(None, ge=0, description="cells within which the labelling teacher "
+                                            "shelters first (null: off): the --near-pocket of steve distill "
+                                            "teacher that recorded the episodes")
     student_window: tuple[int, int] = Field((0, DAY_LENGTH), description="the steps of each 300-step Crafter day in "
                                             "which the student may take control ([start, end)); the teacher "
                                             "plays the rest. [120, 300]: the teacher plays the mornings, the "

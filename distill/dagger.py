@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PLAIN = "-plain"  # marks the config hash of episodes whose teacher skipped its errands at dusk
 _MEMORY = re.compile(r"-m(\d+)")  # "-m30": a teacher whose map forgets cells 30 steps out of view
+_NEAR = re.compile(r"-n(\d+)")  # "-n4": a teacher that shelters within 4 cells first
 
 
 class MirrorEnv(Wrapper):
@@ -97,6 +98,7 @@ class RolloutJob:
     window: tuple[int, int] = (0, DAY_LENGTH)  # the steps of each day in which the student may take control
     teacher: bool = True  # False: the student plays alone, nobody labels (evaluation)
     teacher_memory: int | None = None  # steps the teacher's map keeps a cell out of view (None: all episode)
+    teacher_near_pocket: int | None = None  # the teacher shelters within this many cells first (None: off)
 
 
 def rollout(job: RolloutJob) -> dict[str, Any]:
@@ -121,13 +123,14 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
     base = envs.make("crafter", max_steps=job.max_steps)
     mirror = MirrorEnv(base, student, job.beta, job.seed, tuple(job.window))
     window = "" if tuple(job.window) == (0, DAY_LENGTH) else "w{}-{}".format(*job.window)
-    mark = _teacher_mark(job.farm_at_dusk, job.teacher_memory)
+    mark = _teacher_mark(job.farm_at_dusk, job.teacher_memory, job.teacher_near_pocket)
     recorder = EpisodeRecorder(mirror, Path(job.out), agent=job.label, task=job.task,
                                config_hash=f"b{job.beta:g}{window}{mark}")
     recorder.annotate(actor="teacher" if student is None else "expert-relabelled")
     planner = GraphPlanner(prior=job.prior)
     try:
-        executor = Executor(planner.tree, farm_at_dusk=job.farm_at_dusk, memory=job.teacher_memory)
+        executor = Executor(planner.tree, farm_at_dusk=job.farm_at_dusk, memory=job.teacher_memory,
+                            near_pocket=job.teacher_near_pocket)
         play_episode(recorder, planner, executor, task=job.task, seed=job.seed, stop_when_done=False)
     finally:
         recorder.close()
@@ -200,19 +203,23 @@ def play(jobs: Sequence[RolloutJob], pool: RolloutExecutor) -> dict[str, Any]:
 
 
 def record_teacher(out: Path, seeds: Sequence[int], max_steps: int, prior: str, pool: RolloutExecutor,
-                   farm_at_dusk: bool = True, memory: int | None = None) -> dict[str, Any]:
+                   farm_at_dusk: bool = True, memory: int | None = None,
+                   near_pocket: int | None = None) -> dict[str, Any]:
     """Teacher episodes (beta 1, actor "teacher") on ``seeds``, one run directory each under ``out``."""
     jobs = [RolloutJob(seed=s, out=str(Path(out) / f"seed-{s}"), max_steps=max_steps, prior=prior, label="teacher",
-                       farm_at_dusk=farm_at_dusk, teacher_memory=memory) for s in seeds]
+                       farm_at_dusk=farm_at_dusk, teacher_memory=memory, teacher_near_pocket=near_pocket)
+            for s in seeds]
     return play(jobs, pool)
 
 
-def _teacher_mark(farm_at_dusk: bool, memory: int | None) -> str:
+def _teacher_mark(farm_at_dusk: bool, memory: int | None, near_pocket: int | None = None) -> str:
     """What sets the teacher apart from the default, for the episodes' config hash."""
-    return ("" if memory is None else f"-m{memory}") + ("" if farm_at_dusk else PLAIN)
+    return (("" if memory is None else f"-m{memory}") + ("" if near_pocket is None else f"-n{near_pocket}")
+            + ("" if farm_at_dusk else PLAIN))
 
 
-def _check_teacher(table: StepTable, farm_at_dusk: bool, memory: int | None = None) -> None:
+def _check_teacher(table: StepTable, farm_at_dusk: bool, memory: int | None = None,
+                   near_pocket: int | None = None) -> None:
     """The teacher that labels must be the one that recorded the teacher episodes."""
     hashes = {ep.config_hash for ep in table.episodes if ep.agent == "teacher"}
     plain = {h.endswith(PLAIN) for h in hashes}
@@ -223,15 +230,21 @@ def _check_teacher(table: StepTable, farm_at_dusk: bool, memory: int | None = No
         raise ValueError(f"the teacher episodes were recorded {'with' if farm_at_dusk else 'without'} "
                          f"--no-farm-at-dusk: set dagger.teacher_farm_at_dusk={str(not farm_at_dusk).lower()} "
                          "so that the same teacher labels")
-    memories = {int(m.group(1)) if (m := _MEMORY.search(h)) else None for h in hashes}
-    if len(memories) > 1:
-        raise ValueError("the teacher episodes were recorded by teachers of different memories "
-                         f"({sorted(memories, key=str)}): DAgger's teacher can label as only one of them")
-    if memories and memories != {memory}:
-        (theirs,) = memories
-        how = "without --memory" if theirs is None else f"with --memory {theirs}"
-        raise ValueError(f"the teacher episodes were recorded {how}: set dagger.teacher_memory="
-                         f"{'null' if theirs is None else theirs} so that the same teacher labels")
+    _check_option(hashes, _MEMORY, memory, "memory", "memory")
+    _check_option(hashes, _NEAR, near_pocket, "near-pocket", "near_pocket")
+
+
+def _check_option(hashes: set[str], mark: re.Pattern, ours: int | None, flag: str, key: str) -> None:
+    """The teacher episodes' ``--FLAG N`` (read from their config hash) is ``dagger.teacher_KEY``."""
+    theirs = {int(m.group(1)) if (m := mark.search(h)) else None for h in hashes}
+    if len(theirs) > 1:
+        raise ValueError(f"the teacher episodes were recorded with different --{flag} "
+                         f"({sorted(theirs, key=str)}): DAgger's teacher can label as only one of them")
+    if theirs and theirs != {ours}:
+        (n,) = theirs
+        how = f"without --{flag}" if n is None else f"with --{flag} {n}"
+        raise ValueError(f"the teacher episodes were recorded {how}: set dagger.teacher_{key}="
+                         f"{'null' if n is None else n} so that the same teacher labels")
 
 
 def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: Path,
@@ -252,7 +265,7 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
     out.mkdir(parents=True, exist_ok=True)
     runs = [Path(p) for p in data]
     table = load_steps(runs, cfg.data, memory=cfg.model.memory)  # read once; each round adds its rollouts
-    _check_teacher(table, d.teacher_farm_at_dusk, d.teacher_memory)
+    _check_teacher(table, d.teacher_farm_at_dusk, d.teacher_memory, d.teacher_near_pocket)
     current = Path(checkpoint)
     rounds = []
     for k in range(d.rounds):
@@ -262,7 +275,7 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
         jobs = [RolloutJob(seed=d.seed + i, out=str(round_dir / "rollouts" / f"seed-{d.seed + i}"), beta=beta,
                            checkpoint=str(current), max_steps=d.max_steps, prior=d.teacher_prior,
                            farm_at_dusk=d.teacher_farm_at_dusk, label=f"dagger-{k}", window=d.student_window,
-                           teacher_memory=d.teacher_memory)
+                           teacher_memory=d.teacher_memory, teacher_near_pocket=d.teacher_near_pocket)
                 for i in range(d.episodes)]
         played = play(jobs, pool)
         new = [Path(r["run"]) for r in played["episodes"]]

@@ -85,13 +85,17 @@ def teacher(
     memory: Annotated[int | None, typer.Option(
         min=0, help="steps the teacher's map keeps a cell once out of view (default: the whole episode); 0 plays "
                     "on the view alone, as the student sees (DAgger then needs --set dagger.teacher_memory=N)")] = None,
+    near_pocket: Annotated[int | None, typer.Option(
+        min=0, help="shelter for the night in a pocket within N cells first, building its walls if need be, "
+                    "rather than the best one on the map: a pocket the student can see (DAgger then needs "
+                    "--set dagger.teacher_near_pocket=N)")] = None,
 ) -> None:
     """Record teacher episodes (graph planner + executor) in parallel, for training."""
     from distill.dagger import pool_for, record_teacher
 
     try:
         played = record_teacher(out, range(seed, seed + episodes), max_steps, prior, pool_for(workers), farm_at_dusk,
-                                memory)
+                                memory, near_pocket)
     except _errors() as err:
         _fail(str(err))
     _table(f"teacher, {episodes} episodes", {"crafter_score": played["crafter_score"],

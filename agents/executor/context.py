@@ -43,6 +43,7 @@ class SkillContext:
     a: dict[str, int]
     unminable: dict[str, int] = field(default_factory=dict)  # material -> step a `do` on it did nothing
     replan: bool = False  # set when a guardrail blocked a move: routes must be rebuilt
+    near_pocket: int | None = None  # shelter within this many cells first (see shelter.find_pockets)
 
     def inv(self, item: str) -> int:
         return self.obs.inventory.get(item, 0)

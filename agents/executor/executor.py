@@ -68,11 +68,14 @@ class Executor:
     (0: off) ends a subgoal as ``interrupted`` when food or drink falls below it, handing
     the need to the planner. ``memory`` (steps; None: the whole episode) is how long the
     map keeps a cell once it is out of view: 0 plays on what is in view alone.
+    ``near_pocket`` (cells; None: off) shelters for the night in a pocket within that
+    distance first, building its walls if need be, rather than the best one on the map.
     """
 
     def __init__(self, techtree: TechTree | None = None, action_names: Sequence[str] = CRAFTER_ACTIONS,
                  map_size: int = 64, reflexes: bool = True, night_shelter: bool = True,
-                 farm_at_dusk: bool = True, yield_below: float = 0, memory: int | None = None):
+                 farm_at_dusk: bool = True, yield_below: float = 0, memory: int | None = None,
+                 near_pocket: int | None = None):
         self.tree = techtree or TechTree.load("full")
         self.action_names = tuple(action_names)
         self.a = {n: i for i, n in enumerate(self.action_names)}
@@ -81,6 +84,7 @@ class Executor:
         self.night_shelter = night_shelter
         self.farm_at_dusk = farm_at_dusk
         self.yield_below = yield_below
+        self.near_pocket = near_pocket
         self.world = WorldMap(map_size, forget_after=memory)
         self.nav = Navigator(self.world, self.a)
         self.ctx: SkillContext | None = None
@@ -92,7 +96,7 @@ class Executor:
         self.world.reset()
         self.nav = Navigator(self.world, self.a)
         self.world.update(obs)
-        self.ctx = SkillContext(obs, self.world, self.nav, self.tree, self.a)
+        self.ctx = SkillContext(obs, self.world, self.nav, self.tree, self.a, near_pocket=self.near_pocket)
 
     def program(self, subgoal: Subgoal) -> Skill:
         """The skill that carries out ``subgoal`` (dispatch on kind and target)."""

@@ -120,6 +120,13 @@ def find_pockets(x: SkillContext, k: int = 4, radius: int = 24) -> list[tuple[tu
             well = any(water[cy + sy, cx + sx] for sx, sy in sides[:2])  # water beside P: drink inside
             found.append(((cx, cy), k_dir, build, well))
     px, py = x.pos
+    if x.near_pocket is not None:
+        # what is close by first, walls to build or not: a pocket seen from where the turn
+        # to the night is taken (a student sees no further than its view)
+        r = x.near_pocket
+        found.sort(key=lambda e: (max(abs(e[0][0] - px), abs(e[0][1] - py)) > r,
+                                  2 * len(e[2]) + abs(e[0][0] - px) + abs(e[0][1] - py) - 4 * e[3]))
+        return [(e, k_dir, build) for e, k_dir, build, _ in found[:k]]
     grass = mat == CODE["grass"]
     # fewer walls to build first (each costs a trip around), then nearer, then away from
     # grass (zombies spawn there and wait outside at dawn)
@@ -227,7 +234,8 @@ def sleep(x: SkillContext) -> Skill:
             continue
         start = x.obs.step
         try:
-            if x.inv("stone") < 2 and "stone" in x.minable() and x.world.known_near("stone", 12):
+            low = 2 if x.near_pocket is None else 4  # a pocket close by may need its walls built
+            if x.inv("stone") < low and "stone" in x.minable() and x.world.known_near("stone", 12):
                 yield from for_steps(x, collect(x, "stone"), 30, lambda: x.inv("stone") >= 4)
             yield from build_shelter(x)
         except SkillFailure:

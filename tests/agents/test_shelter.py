@@ -1,10 +1,15 @@
-"""Survival: when a night pocket counts as sealed."""
+"""Survival: when a night pocket counts as sealed, and which pocket is chosen."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from agents.executor.shelter import _wall_front, sealed
+from agents.executor.context import SkillContext
+from agents.executor.executor import CRAFTER_ACTIONS
+from agents.executor.navigation import DIRS, Navigator
+from agents.executor.shelter import _wall_front, find_pockets, sealed
+from agents.executor.worldmap import CODE, WorldMap
+from agents.techtree import TechTree
 from tests.agents.conftest import make_obs
 
 
@@ -35,3 +40,26 @@ def test_an_arrow_in_the_doorway_is_waited_out_before_the_wall_goes_up():
     assert actions == [0, 0, 7]  # wait, wait, wall
     state["front"] = "water"
     assert list(_wall_front(x)) == []  # water (or a wall) needs no stone
+
+
+def _field(stones: int, near_pocket: int | None) -> SkillContext:
+    """Open grass around the player at (32, 32), and 12 cells east a pocket walled in
+    stone on every side but its entry E = (44, 32), facing east."""
+    obs = make_obs(inventory={"stone": stones, "wood_pickaxe": 1})
+    world = WorldMap(64)
+    world.update(obs)
+    world.mat[:, :] = CODE["grass"]
+    for x, y in ((45, 31), (45, 33), (46, 31), (46, 33), (47, 32)):
+        world.mat[y, x] = CODE["stone"]
+    a = {n: i for i, n in enumerate(CRAFTER_ACTIONS)}
+    return SkillContext(obs, world, Navigator(world, a), TechTree.load("full"), a, near_pocket=near_pocket)
+
+
+def test_the_best_pocket_is_a_walk_away_and_a_near_one_is_built_where_the_player_stands():
+    (e, k, build), *_ = find_pockets(_field(stones=8, near_pocket=None))
+    assert (e, DIRS[k], build) == ((44, 32), (1, 0), [])  # nothing to build: worth the walk
+    (e, k, build), *_ = find_pockets(_field(stones=8, near_pocket=4))
+    assert max(abs(e[0] - 32), abs(e[1] - 32)) <= 4 and len(build) == 4  # its four side walls, on the grass
+    # without the stone to build one, the near teacher walks to the pocket that is there
+    (e, k, build), *_ = find_pockets(_field(stones=1, near_pocket=4))
+    assert (e, build) == ((44, 32), [])

@@ -353,23 +353,26 @@ def test_a_teacher_without_dusk_farming_shelters_without_planting(student_ckpt, 
                    pool=InlinePool())
 
 
-def test_a_teacher_with_a_short_memory_plays_otherwise_and_says_so(student_ckpt, tmp_path):
-    """``memory=0``: the teacher's map holds only the view. Its episodes are marked, and
-    DAgger labels them only with the same teacher."""
+@pytest.mark.parametrize("option, value, mark, key", [("memory", 0, "-m0", "memory"),
+                                                     ("near_pocket", 4, "-n4", "near_pocket")])
+def test_a_teacher_option_plays_otherwise_and_says_so(student_ckpt, tmp_path, option, value, mark, key):
+    """``memory=0``: the teacher's map holds only the view; ``near_pocket=4``: it shelters
+    within 4 cells first. Its episodes are marked, and DAgger labels them only with the
+    same teacher."""
     steps, metas = {}, {}
-    for memory in (None, 0):
-        record_teacher(tmp_path / str(memory), [0], max_steps=150, prior="full", pool=InlinePool(), memory=memory)
-        metas[memory], steps[memory] = _episode(tmp_path / str(memory) / "seed-0")
-    assert (metas[None].config_hash, metas[0].config_hash) == ("b1", "b1-m0")
-    assert steps[None]["action"] != steps[0]["action"]
+    for v in (None, value):
+        record_teacher(tmp_path / str(v), [0], max_steps=200, prior="full", pool=InlinePool(), **{option: v})
+        metas[v], steps[v] = _episode(tmp_path / str(v) / "seed-0")
+    assert (metas[None].config_hash, metas[value].config_hash) == ("b1", "b1" + mark)
+    assert steps[None]["action"] != steps[value]["action"]
     cfg = load("tiny", ["dagger.rounds=1", "dagger.episodes=1", "dagger.max_steps=20"])
-    with pytest.raises(ValueError, match="dagger.teacher_memory=0"):
-        run_dagger(cfg, [tmp_path / "0" / "seed-0"], student_ckpt, tmp_path / "dg", pool=InlinePool())
-    with pytest.raises(ValueError, match="dagger.teacher_memory=null"):
-        run_dagger(cfg.model_copy(update={"dagger": cfg.dagger.model_copy(update={"teacher_memory": 0})}),
+    with pytest.raises(ValueError, match=f"dagger.teacher_{key}={value}"):
+        run_dagger(cfg, [tmp_path / str(value) / "seed-0"], student_ckpt, tmp_path / "dg", pool=InlinePool())
+    with pytest.raises(ValueError, match=f"dagger.teacher_{key}=null"):
+        run_dagger(cfg.model_copy(update={"dagger": cfg.dagger.model_copy(update={f"teacher_{key}": value})}),
                    [tmp_path / "None" / "seed-0"], student_ckpt, tmp_path / "dg", pool=InlinePool())
-    with pytest.raises(ValueError, match="different memories"):
-        run_dagger(cfg, [tmp_path / str(m) / "seed-0" for m in (None, 0)], student_ckpt, tmp_path / "dg",
+    with pytest.raises(ValueError, match=f"different --{option.replace('_', '-')}"):
+        run_dagger(cfg, [tmp_path / str(v) / "seed-0" for v in (None, value)], student_ckpt, tmp_path / "dg",
                    pool=InlinePool())
 
 
