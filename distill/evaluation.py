@@ -3,7 +3,10 @@ that training and validation share.
 
 :func:`evaluate` gives the metrics written to ``metrics.jsonl`` during training and
 printed by ``steve distill eval``: action agreement, subgoal exact match, KL(teacher ||
-student); :func:`agreement_by_label` breaks the agreement down by action, by subgoal
+student), and the share of steps where the student's action is one of the teacher's equally
+good ones (its recorded distribution spreads over them: on a route both ``move_left`` and
+``move_up`` may shorten the way, and the recorded action is the first);
+:func:`agreement_by_label` breaks the agreement down by action, by subgoal
 and (on Crafter) by the light of the frame.
 """
 
@@ -54,9 +57,10 @@ def evaluate(model: torch.nn.Module, dataset: DistillDataset, cfg: DistillConfig
     was_training = model.training
     model.eval()
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    agree = exact = kl_sum = kl_n = 0.0
+    agree = agree_any = exact = kl_sum = kl_n = 0.0
     losses = []
     preds: list[torch.Tensor] = []
+    goods: list[torch.Tensor] = []
     spread = np.linspace(0, len(dataset) - 1, n).round().astype(int).tolist() if n else []
     # TAID's training target moves with its state; validation measures against the teacher itself (t = 1).
     taid = TAID(t_start=1.0) if cfg.train.action_loss == "taid" else None
@@ -68,11 +72,15 @@ def evaluate(model: torch.nn.Module, dataset: DistillDataset, cfg: DistillConfig
         logits = out.action_logits.float()
         picked = logits.argmax(-1)
         agree += float((picked == batch["action"]).sum())
+        has = batch["has_probs"]
+        good = picked == batch["action"]  # where the teacher gave a distribution: any action it gave weight
+        good[has] = batch["teacher_probs"][has].gather(1, picked[has, None]).squeeze(1) > 0
+        agree_any += float(good.sum())
         preds.append(picked.cpu())
+        goods.append(good.cpu())
         target = batch["subgoal_out"]
         right = (out.subgoal_logits.argmax(-1) == target) | (target == -100)
         exact += float(right.all(-1).sum())
-        has = batch["has_probs"]
         if bool(has.any()):
             kl_sum += float(forward_kl(logits[has], batch["teacher_probs"][has].float())) * int(has.sum())
             kl_n += int(has.sum())
@@ -80,36 +88,47 @@ def evaluate(model: torch.nn.Module, dataset: DistillDataset, cfg: DistillConfig
     total = max(1, n)
     metrics: dict[str, Any] = {
         "val_loss": sum(v * k for v, k in losses) / total, "action_agreement": agree / total,
+        "action_agreement_any": agree_any / total,
         "subgoal_exact": exact / total, "kl": kl_sum / kl_n if kl_n else float("nan"), "val_samples": n}
     if by_label:
         table, rows = dataset.table, dataset.indices[spread]
         picked = torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)
+        good = torch.cat(goods).numpy() if goods else np.zeros(0, bool)
         crafter = all(table.episodes[e].env == "crafter" for e in np.unique(table.episode[rows]).tolist())
         metrics.update(agreement_by_label(picked, table.action[rows], table.subgoal[rows], table.action_names,
-                                          table.subgoals, daylight(table.t[rows]) if crafter else None))
+                                          table.subgoals, daylight(table.t[rows]) if crafter else None, good))
     return metrics
 
 
 def agreement_by_label(picked: np.ndarray, action: np.ndarray, subgoal: np.ndarray, action_names: dict[int, str],
-                       subgoals: Sequence[str], light: np.ndarray | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+                       subgoals: Sequence[str], light: np.ndarray | None = None,
+                       good: np.ndarray | None = None) -> dict[str, dict[str, dict[str, Any]]]:
     """Where the student's most likely action ``picked`` departs from the teacher's
     ``action``: per action, how many steps, recall (the teacher's steps of it that the
     student picks too) and precision (the student's picks of it that are the teacher's),
     None where it never picks it; per subgoal (``subgoal`` indexes ``subgoals``), how
     many steps and the agreement on them. Most frequent first. With ``light`` (Crafter's
     daylight at each step), the agreement by day, dusk or dawn, and night (see
-    :data:`LIGHT`), in that order."""
+    :data:`LIGHT`), in that order. With ``good`` (per step: the student's action is one of
+    the teacher's equally good ones), each row also has that share: ``recall_any`` per
+    action, ``agreement_any`` per subgoal and light."""
     picked, action, subgoal = (np.asarray(a, np.int64) for a in (picked, action, subgoal))
     hit = picked == action
+
+    def rates(at: np.ndarray, key: str) -> dict[str, Any]:
+        row = {"n": int(at.sum()), key: float(hit[at].mean()) if at.any() else None}
+        if good is not None:
+            row[f"{key}_any"] = float(np.asarray(good, bool)[at].mean()) if at.any() else None
+        return row
+
     by_action = {}
     for a in sorted(set(action.tolist()) | set(picked.tolist()), key=lambda a: -int((action == a).sum())):
-        teacher, student = action == a, picked == a
+        student = picked == a
         by_action[action_names.get(a) or str(a)] = {
-            "n": int(teacher.sum()), "recall": float(hit[teacher].mean()) if teacher.any() else None,
-            "precision": float(hit[student].mean()) if student.any() else None}
+            **rates(action == a, "recall"), "precision": float(hit[student].mean()) if student.any() else None}
     ids, counts = np.unique(subgoal, return_counts=True)
-    by_subgoal = {subgoals[i]: {"n": int(c), "agreement": float(hit[subgoal == i].mean())}
-                  for i, c in sorted(zip(ids.tolist(), counts.tolist()), key=lambda e: -e[1])}
+    by_subgoal = {subgoals[i]: rates(subgoal == i, "agreement")
+                  for i, _ in sorted(zip(ids.tolist(), counts.tolist()), key=lambda e: -e[1])}
     out = {"by_action": by_action, "by_subgoal": by_subgoal}
     if light is not None:
         light = np.asarray(light, np.float64)
@@ -117,7 +136,7 @@ def agreement_by_label(picked: np.ndarray, action: np.ndarray, subgoal: np.ndarr
         for name, (low, high) in LIGHT.items():
             at = (light >= low) & (light < high)
             if at.any():
-                out["by_light"][name] = {"n": int(at.sum()), "agreement": float(hit[at].mean())}
+                out["by_light"][name] = rates(at, "agreement")
     return out
 
 

@@ -317,6 +317,14 @@ def test_agreement_by_label_counts_recall_and_precision():
     # an action only the student picks is listed with no teacher steps
     only = agreement_by_label(np.array([2]), np.array([0]), np.array([0]), names, ["x"])["by_action"]
     assert only["sleep"] == {"n": 0, "recall": None, "precision": 0.0}
+    # the teacher's equally good actions: step 4's noop and do were both best, so the miss counts as good
+    good = (picked == action) | (np.arange(6) == 4)
+    out = agreement_by_label(picked, action, subgoal, names, ["eat cow", "sleep"], light, good)
+    assert out["by_action"]["noop"] == {"n": 2, "recall": 0.5, "recall_any": 1.0, "precision": 0.5}
+    assert out["by_action"]["sleep"]["recall_any"] == 0.0
+    assert out["by_subgoal"]["eat cow"] == {"n": 3, "agreement": pytest.approx(1 / 3),
+                                            "agreement_any": pytest.approx(2 / 3)}
+    assert out["by_light"]["night (< 0.5, noisy)"] == {"n": 2, "agreement": 0.0, "agreement_any": 0.5}
 
 
 # -- training -----------------------------------------------------------------------------
