@@ -289,7 +289,8 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
         summary = {"round": k, "beta": beta, "rollout_score": played["crafter_score"],
                    "rollout_agreement": played["agreement"], "rollout_mean_length": played["mean_length"],
                    "runs": len(runs), "checkpoint": str(current),
-                   **{key: metrics.get(key) for key in ("action_agreement", "subgoal_exact", "kl", "val_loss")}}
+                   **{key: metrics.get(key)
+                      for key in ("action_agreement", "action_agreement_any", "subgoal_exact", "kl", "val_loss")}}
         with (out / "dagger.jsonl").open("a") as f:
             f.write(json.dumps(summary) + "\n")
         rounds.append(summary)

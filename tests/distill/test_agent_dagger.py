@@ -389,7 +389,7 @@ def test_run_dagger_one_round(run_dir, student_ckpt, tmp_path):
     assert len(rounds) == 1 and seen == rounds
     r = rounds[0]
     assert r["round"] == 0 and r["beta"] == 0.0 and r["runs"] == 3
-    assert 0.0 <= r["rollout_agreement"] <= 1.0 and 0.0 <= r["action_agreement"] <= 1.0
+    assert 0.0 <= r["rollout_agreement"] <= 1.0 and 0.0 <= r["action_agreement"] <= r["action_agreement_any"] <= 1.0
     for seed in (5, 6):
         meta, cols = _episode(tmp_path / "dg" / "round-0" / "rollouts" / f"seed-{seed}")
         assert meta.seed == seed and meta.agent == "dagger-0" and set(cols["actor"]) == {"expert-relabelled"}
