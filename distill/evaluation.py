@@ -71,9 +71,10 @@ def evaluate(model: torch.nn.Module, dataset: DistillDataset, cfg: DistillConfig
         losses.append((parts["loss"], len(batch["action"])))
         logits = out.action_logits.float()
         picked = logits.argmax(-1)
-        agree += float((picked == batch["action"]).sum())
+        hit = picked == batch["action"]
+        agree += float(hit.sum())
         has = batch["has_probs"]
-        good = picked == batch["action"]  # where the teacher gave a distribution: any action it gave weight
+        good = hit.clone()  # where the teacher gave a distribution: any action it gave weight
         good[has] = batch["teacher_probs"][has].gather(1, picked[has, None]).squeeze(1) > 0
         agree_any += float(good.sum())
         preds.append(picked.cpu())
@@ -114,11 +115,12 @@ def agreement_by_label(picked: np.ndarray, action: np.ndarray, subgoal: np.ndarr
     action, ``agreement_any`` per subgoal and light."""
     picked, action, subgoal = (np.asarray(a, np.int64) for a in (picked, action, subgoal))
     hit = picked == action
+    good = None if good is None else np.asarray(good, bool)
 
     def rates(at: np.ndarray, key: str) -> dict[str, Any]:
         row = {"n": int(at.sum()), key: float(hit[at].mean()) if at.any() else None}
         if good is not None:
-            row[f"{key}_any"] = float(np.asarray(good, bool)[at].mean()) if at.any() else None
+            row[f"{key}_any"] = float(good[at].mean()) if at.any() else None
         return row
 
     by_action = {}
