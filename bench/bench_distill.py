@@ -43,7 +43,7 @@ from distill.dagger import RolloutJob, play, pool_for, record_teacher, run_dagge
 from distill.data import DistillDataset, split
 from distill.evaluation import evaluate
 from distill.nights import night_report
-from distill.steps import find_runs, load_steps
+from distill.steps import find_runs, load_steps_for
 from distill.trainer import train
 from envs.crafter_env import DAY_LENGTH
 from envs.episodes import decode_frames, iter_episodes
@@ -94,7 +94,7 @@ def gpu_throughput(cfg_name: str, runs: list[Path], steps: int = 60) -> dict[str
     from distill.tokenizer import Tokenizer
 
     cfg = load(cfg_name)
-    table = load_steps(runs[:20], cfg.data, memory=cfg.model.memory)
+    table = load_steps_for(runs[:20], cfg.data, cfg.model)
     idx, _ = split(table, 0.0, 0)
     tok = Tokenizer.build(table.subgoals + table.tasks)
     data = DistillDataset(table, idx, tok, cfg.model)
@@ -223,7 +223,7 @@ def main() -> None:
                                        if teacher["crafter_score"] else None}
     model, _ = load_student(checkpoint)
     ckpt = read(checkpoint)
-    table = load_steps(find_runs([args.out / "eval-teacher"]), ckpt.config.data, memory=ckpt.config.model.memory)
+    table = load_steps_for(find_runs([args.out / "eval-teacher"]), ckpt.config.data, ckpt.config.model)
     offline = evaluate(model, DistillDataset(table, np.arange(len(table)), ckpt.tokenizer, ckpt.config.model),
                        ckpt.config, "cpu", limit=8192)
     eval_runs = find_runs([args.out / "eval-teacher"])

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from distill.checkpoint import load_student
 from distill.data import DistillDataset, split
-from distill.steps import find_runs, load_steps
+from distill.steps import find_runs, load_steps_for
 from distill.tokenizer import PAD
 from distill.visual_memory import VisualMemory, cell_colours, move_vectors
 from envs.episodes import decode_frames, iter_episodes
@@ -114,7 +114,7 @@ def main() -> None:
     args = ap.parse_args()
     _, ckpt = load_student(args.checkpoint)
     runs = find_runs([args.data])
-    table = load_steps(runs, ckpt.config.data, memory=ckpt.config.model.memory)
+    table = load_steps_for(runs, ckpt.config.data, ckpt.config.model)
     train_idx, _ = split(table, ckpt.config.data.val_fraction, ckpt.config.data.split_seed)
     dataset = DistillDataset(table, train_idx, ckpt.tokenizer, ckpt.config.model)
     report = {"batch_reading": batch_reading(dataset, args.batches, ckpt.config.train.batch_size),

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from distill.steps import StepTable
+from distill.visual_memory import BEYOND, WORLD_COLS
 
 
 def _pick(batch: dict[str, torch.Tensor], p: float, rng: np.random.Generator) -> torch.Tensor:
@@ -47,7 +48,8 @@ def mirror_batch(batch: dict[str, torch.Tensor], p: float, swap: torch.Tensor, r
     """Mirror a random share ``p`` of the samples left to right, in place: the frame's
     ``rows x cols`` top-left block (the world view) flipped, and every action id mapped
     through ``swap`` (teacher distributions permuted alike). Crafter's world looks the
-    same mirrored, up to the player's and arrows' sprites, so each sample is two."""
+    same mirrored, up to the player's and arrows' sprites, so each sample is two. A walk's
+    end (a cell of the 9-column view) moves to the mirrored column."""
     flip = _pick(batch, p, rng)
     if not bool(flip.any()):
         return
@@ -59,3 +61,7 @@ def mirror_batch(batch: dict[str, torch.Tensor], p: float, swap: torch.Tensor, r
     batch["action"][flip] = swap[batch["action"][flip]]
     batch["history"][flip] = swap[batch["history"][flip]]
     batch["teacher_probs"][flip] = batch["teacher_probs"][flip][:, swap[:-1]]
+    if "walk_end" in batch:
+        end = batch["walk_end"][flip]
+        cell = (end >= 0) & (end < BEYOND)
+        batch["walk_end"][flip] = torch.where(cell, end - end % WORLD_COLS + (WORLD_COLS - 1 - end % WORLD_COLS), end)

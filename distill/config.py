@@ -51,6 +51,9 @@ class ModelConfig(_Section):
     clock: int = Field(0, ge=0, description="steps in the env's day (Crafter: 300): the student reads the time of "
                        "day, the steps it has played mod clock, as one token; 0: no clock")
     clock_bin: int = Field(5, ge=1, description="steps per reading of the clock (one embedding each)")
+    walk_target: bool = Field(False, description="a second head at the action position, trained to say where the "
+                              "teacher's walk ends: one of the view's cells, or beyond it (Crafter; "
+                              "distill/visual_memory.py walk_ends); weighted by train.walk_weight, not read in play")
 
     @model_validator(mode="after")
     def _memory_shape(self) -> ModelConfig:
@@ -101,6 +104,7 @@ class TrainConfig(_Section):
                           "(Crafter only: the world view flipped, the inventory kept, move_left and move_right "
                           "swapped in the action, the history and the teacher's distribution)")
     subgoal_weight: float = Field(0.5, ge=0, description="weight of the plan-level (subgoal text) loss")
+    walk_weight: float = Field(0.5, ge=0, description="weight of the walk head's loss (model.walk_target)")
     history_dropout: float = Field(0.0, ge=0, le=1, description="share of the training samples whose action "
                                    "history is hidden (all 'no action'), so that the frame, not the last "
                                    "actions, decides: a student trained on its teacher's histories copies them")

@@ -256,7 +256,7 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
     (the checkpoint after the round) and ``OUT/dagger.jsonl`` (one line per round).
     Returns the rounds' summaries; the last round's student is the result.
     """
-    from distill.steps import concat_tables, load_steps
+    from distill.steps import concat_tables, load_steps_for
     from distill.trainer import train
 
     d = cfg.dagger
@@ -264,7 +264,7 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = [Path(p) for p in data]
-    table = load_steps(runs, cfg.data, memory=cfg.model.memory)  # read once; each round adds its rollouts
+    table = load_steps_for(runs, cfg.data, cfg.model)  # read once; each round adds its rollouts
     _check_teacher(table, d.teacher_farm_at_dusk, d.teacher_memory, d.teacher_near_pocket)
     current = Path(checkpoint)
     rounds = []
@@ -280,7 +280,7 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
         played = play(jobs, pool)
         new = [Path(r["run"]) for r in played["episodes"]]
         runs += new
-        table = concat_tables([table, load_steps(new, cfg.data, memory=cfg.model.memory)])
+        table = concat_tables([table, load_steps_for(new, cfg.data, cfg.model)])
         round_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
             update={"steps": d.steps_per_round, "warmup": min(cfg.train.warmup, d.steps_per_round // 10)})})
         metrics = train(round_cfg, runs, round_dir / "student", init=current, resume=False, progress=train_progress,

@@ -122,7 +122,9 @@ class DistillDataset(Dataset):
     -100-padded); ``action`` long []; ``teacher_probs`` float32 [n_actions] (zeros when
     missing); ``has_probs`` bool []; with ``model_cfg.memory`` also ``memory`` uint8
     [S, S, 4], the student's map (the table must be loaded with ``memory=S``); with
-    ``model_cfg.clock`` also ``clock`` long [], the env's step counter (the steps played).
+    ``model_cfg.clock`` also ``clock`` long [], the env's step counter (the steps played);
+    with ``model_cfg.walk_target`` also ``walk_end`` long [], where the teacher's walk ends
+    (``distill.visual_memory.NO_WALK`` where the step is not one of its moves).
     """
 
     def __init__(self, table: StepTable, indices: Sequence[int] | np.ndarray, tokenizer: Tokenizer,
@@ -135,6 +137,9 @@ class DistillDataset(Dataset):
         self.history = int(model_cfg.history)
         self.memory = int(model_cfg.memory)
         self.clock = bool(model_cfg.clock)
+        self.walks = bool(model_cfg.walk_target)
+        if self.walks and table.walk_end is None:
+            raise ValueError("model.walk_target is on, the step table has no walk ends (load_steps(..., walks=True))")
         if self.memory and (table.memory is None or table.memory.shape[1] != self.memory):
             have = "no maps" if table.memory is None else f"maps of {table.memory.shape[1]} cells"
             raise ValueError(f"model.memory is {self.memory}, the step table has {have} "
@@ -167,6 +172,8 @@ class DistillDataset(Dataset):
         extra = {"memory": torch.from_numpy(t.memory[rows])} if self.memory else {}
         if self.clock:
             extra["clock"] = torch.from_numpy(t.t[rows].astype(np.int64))
+        if self.walks:
+            extra["walk_end"] = torch.from_numpy(t.walk_end[rows].astype(np.int64))
         return {
             **extra,
             "frame": torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))),

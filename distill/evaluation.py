@@ -21,6 +21,7 @@ import torch
 from distill.config import DistillConfig
 from distill.data import DistillDataset
 from distill.losses import TAID, action_loss, cross_entropy, forward_kl
+from distill.visual_memory import NO_WALK
 from envs.crafter_env import daylight
 
 # Crafter's light, in three parts: the frame is clear; tinted; tinted and noisy (the
@@ -34,7 +35,8 @@ def to_device(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Te
 
 def compute_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: DistillConfig,
                    taid: TAID | None = None) -> tuple[torch.Tensor, dict[str, float], Any]:
-    """The training loss on one batch: the action objective plus the weighted subgoal LM loss."""
+    """The training loss on one batch: the action objective plus the weighted subgoal LM
+    loss (and, with ``model.walk_target``, the weighted loss of where the walk ends)."""
     t = cfg.train
     out = model(batch["frame"], batch["task"], batch["history"], batch["subgoal_in"], memory=batch.get("memory"),
                 clock=batch.get("clock"))
@@ -44,7 +46,13 @@ def compute_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: 
     target = batch["subgoal_out"]
     s_loss = cross_entropy(out.subgoal_logits, target, mask=target != -100, label_smoothing=t.label_smoothing)
     loss = a_loss + t.subgoal_weight * s_loss
-    return loss, {"loss": loss.item(), "action_loss": a_loss.item(), "subgoal_loss": s_loss.item()}, out
+    parts = {"action_loss": a_loss.item(), "subgoal_loss": s_loss.item()}
+    if out.walk_logits is not None:
+        end = batch["walk_end"]
+        w_loss = cross_entropy(out.walk_logits, end, ignore_index=NO_WALK)
+        loss = loss + t.walk_weight * w_loss
+        parts["walk_loss"] = w_loss.item()
+    return loss, {"loss": loss.item(), **parts}, out
 
 
 @torch.no_grad()
@@ -57,7 +65,7 @@ def evaluate(model: torch.nn.Module, dataset: DistillDataset, cfg: DistillConfig
     was_training = model.training
     model.eval()
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    agree = agree_any = exact = kl_sum = kl_n = 0.0
+    agree = agree_any = exact = kl_sum = kl_n = walk_hit = walk_n = 0.0
     losses = []
     preds: list[torch.Tensor] = []
     goods: list[torch.Tensor] = []
@@ -82,6 +90,10 @@ def evaluate(model: torch.nn.Module, dataset: DistillDataset, cfg: DistillConfig
         target = batch["subgoal_out"]
         right = (out.subgoal_logits.argmax(-1) == target) | (target == -100)
         exact += float(right.all(-1).sum())
+        if out.walk_logits is not None:
+            walks = batch["walk_end"] != NO_WALK
+            walk_hit += float((out.walk_logits.argmax(-1) == batch["walk_end"])[walks].sum())
+            walk_n += float(walks.sum())
         if bool(has.any()):
             kl_sum += float(forward_kl(logits[has], batch["teacher_probs"][has].float())) * int(has.sum())
             kl_n += int(has.sum())
@@ -91,6 +103,8 @@ def evaluate(model: torch.nn.Module, dataset: DistillDataset, cfg: DistillConfig
         "val_loss": sum(v * k for v, k in losses) / total, "action_agreement": agree / total,
         "action_agreement_any": agree_any / total,
         "subgoal_exact": exact / total, "kl": kl_sum / kl_n if kl_n else float("nan"), "val_samples": n}
+    if walk_n:  # the share of the teacher's moves whose walk's end the walk head names
+        metrics["walk_end_accuracy"] = walk_hit / walk_n
     if by_label:
         table, rows = dataset.table, dataset.indices[spread]
         picked = torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)

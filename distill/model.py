@@ -18,7 +18,9 @@ one token per ``memory_patch`` x ``memory_patch`` cells (:class:`_MapEncoder`). 
 ``clock`` it reads the time of day: the steps it has played, mod the day's length, in
 readings of ``clock_bin`` steps, one learned embedding each (one token). Crafter's frame
 is as bright at step 0 as at step 120 (the teacher walls itself in from 125), so without
-it morning and evening look alike.
+it morning and evening look alike. With ``walk_target`` a second head at the action
+position says where the teacher's walk ends (a cell of the view, or beyond it): trained
+beside the action, an aid to learning which way to walk; play does not read it.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ from torch import Tensor, nn
 
 from distill.config import ModelConfig
 from distill.tokenizer import BOS, EOS, PAD
+from distill.visual_memory import WALK_CLASSES
 
 
 @dataclass
 class StudentOutput:
     action_logits: Tensor  # [B, A]
     subgoal_logits: Tensor  # [B, Ls, V]: position j predicts subgoal_out[j]
+    walk_logits: Tensor | None = None  # [B, WALK_CLASSES] with model.walk_target: where the walk ends
 
 
 class _Block(nn.Module):
@@ -190,6 +194,7 @@ class Student(nn.Module):
         self.text_head = nn.Linear(d, vocab_size, bias=False)
         self.text_head.weight = self.words.weight  # tied: words in and out share one table
         self.action_head = nn.Linear(d, n_actions)
+        self.walk_head = nn.Linear(d, WALK_CLASSES) if cfg.walk_target else None
         self.sub_start = 1 + cfg.max_task_len + cfg.history + self.n_seen
         nn.init.normal_(self.pos, std=0.02)
         nn.init.normal_(self.act_query, std=0.02)
@@ -236,7 +241,8 @@ class Student(nn.Module):
 
     def _heads(self, x: Tensor, ls: int) -> StudentOutput:
         x = self.norm(x)
-        return StudentOutput(self.action_head(x[:, -1]), self.text_head(x[:, :ls]))
+        walk = self.walk_head(x[:, -1]) if self.walk_head is not None else None
+        return StudentOutput(self.action_head(x[:, -1]), self.text_head(x[:, :ls]), walk)
 
     def _new_subgoal(self, kv: list[tuple[Tensor, Tensor]], task: Tensor, subgoal_in: Tensor) -> StudentOutput:
         """:meth:`forward` again with only the subgoal changed: the positions before it

@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from distill.config import DataConfig
-from distill.visual_memory import episode_memories, move_vectors
+from distill.config import DataConfig, ModelConfig
+from distill.visual_memory import NO_WALK, episode_memories, move_vectors, walk_ends
 from envs.episodes import (
     ACTORS,
     INDEX_FILE,
@@ -106,6 +106,10 @@ class StepTable:
     # uint8 [N, S, S, 4]: the student's map before each kept step (load_steps(memory=S),
     # see distill.visual_memory; ~2.9 KB a step at S = 27), or None
     memory: np.ndarray | None = None
+    # int8 [N]: where the teacher's walk through each kept move ends, a cell of the view
+    # or beyond it (load_steps(walks=True), see distill.visual_memory.walk_ends; NO_WALK
+    # where the step is not the teacher's move), or None
+    walk_end: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.action.shape[0])
@@ -297,18 +301,15 @@ def find_runs(paths: Sequence[Path | str]) -> list[Path]:
     return found
 
 
-def _episode_memories(steps: pa.Table, actions: np.ndarray, names: dict[int, str], shape: tuple[int, ...],
-                      size: int) -> np.ndarray:
-    """The student's map before every step of one episode (dropped steps included: the map
-    is what the player saw, whoever chose the actions)."""
-    frames = decode_frames(steps.column("frame").to_pylist(), shape)
-    moves = move_vectors(names, int(actions.max()) + 1)
-    return episode_memories(frames, actions.astype(np.int64), moves, size)
+def load_steps_for(runs: Sequence[Path | str], data: DataConfig, model: ModelConfig) -> StepTable:
+    """:func:`load_steps` with what ``model`` reads beyond the frame: its map, its walk head."""
+    return load_steps(runs, data, memory=model.memory, walks=model.walk_target)
 
 
-def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0) -> StepTable:
+def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, walks: bool = False) -> StepTable:
     """Every kept step of every finished episode of ``runs``; with ``memory`` (the model's
-    ``memory``, cells per side) the student's map before each kept step as well.
+    ``memory``, cells per side) the student's map before each kept step as well; with
+    ``walks`` (Crafter) where each of the teacher's walks ends (``StepTable.walk_end``).
 
     Filters: ``cfg.min_return`` and ``cfg.min_achievements`` drop whole episodes (from
     their index row); ``cfg.success_only`` keeps the steps of subgoal segments that
@@ -335,6 +336,7 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0) -> 
     frame_sizes: list[np.ndarray] = []
     all_actions: list[np.ndarray] = []
     memories: list[np.ndarray] = []
+    walk_end: list[np.ndarray] = []
     action_names: dict[int, str] = {}
     stats = Counter()
 
@@ -403,10 +405,19 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0) -> 
             named = {int(a): local_names[k] for a, k in set(zip(actions.tolist(), names.tolist())) if local_names[k]}
             for a, name in named.items():
                 action_names.setdefault(a, name)
-            if memory:
+            if memory or walks:
                 if meta.env != "crafter":
-                    raise ValueError(f"{folder}: model.memory maps Crafter's cells, this episode is from {meta.env!r}")
-                memories.append(_episode_memories(steps, actions, named, shape, memory)[keep])
+                    raise ValueError(f"{folder}: model.memory and model.walk_target read Crafter's cells, this "
+                                     f"episode is from {meta.env!r}")
+                # over every step (the dropped ones too: the frames are what the player saw)
+                frames_all = decode_frames(steps.column("frame").to_pylist(), shape)
+                moves = move_vectors(named, int(actions.max()) + 1)
+                if memory:
+                    memories.append(episode_memories(frames_all, actions.astype(np.int64), moves, memory)[keep])
+                if walks:
+                    ends = walk_ends(frames_all, actions, moves)
+                    walk_end.append(np.where(actor == actor_code["teacher"], ends, NO_WALK).astype(np.int8)[keep])
+                del frames_all
             frames = _compress_frames(steps.column("frame"), keep, int(np.prod(shape)), str(folder))
             frame_sizes.append(np.fromiter(map(len, frames), np.int64, len(frames)))
             blobs.append(b"".join(frames))
@@ -465,6 +476,7 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0) -> 
         action_names=dict(sorted(action_names.items())),
         stats=dict(stats),
         memory=np.concatenate(memories) if memory else None,
+        walk_end=np.concatenate(walk_end) if walks else None,
     )
 
 
@@ -480,6 +492,8 @@ def concat_tables(tables: Sequence[StepTable]) -> StepTable:
     maps = {None if t.memory is None else t.memory.shape[1:] for t in tables}
     if len(maps) > 1:
         raise ValueError(f"step tables with different maps (model.memory): {sorted(map(str, maps))}")
+    if len({t.walk_end is None for t in tables}) > 1:
+        raise ValueError("step tables with and without walk ends (model.walk_target)")
     tasks: list[str] = []
     subgoals: list[str] = []
     task_codes, subgoal_codes, episode_index = [], [], []
@@ -520,4 +534,5 @@ def concat_tables(tables: Sequence[StepTable]) -> StepTable:
         action_names=dict(sorted(names.items())),
         stats=dict(stats),
         memory=None if tables[0].memory is None else np.concatenate([t.memory for t in tables]),
+        walk_end=None if tables[0].walk_end is None else np.concatenate([t.walk_end for t in tables]),
     )

@@ -35,7 +35,7 @@ from distill.data import DistillDataset, build_tokenizer, describe, split
 from distill.evaluation import autocast, compute_losses, evaluate, to_device
 from distill.losses import TAID
 from distill.model import Student
-from distill.steps import StepTable, load_steps
+from distill.steps import StepTable, load_steps_for
 from envs.episodes import ACTORS
 
 Progress = Callable[[int, int, dict[str, float]], None]  # (step, total, latest metrics)
@@ -173,7 +173,7 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
         out.mkdir(parents=True, exist_ok=True)
 
     if table is None:
-        table = load_steps(runs, cfg.data, memory=cfg.model.memory)
+        table = load_steps_for(runs, cfg.data, cfg.model)
     train_idx, val_idx = split(table, cfg.data.val_fraction, cfg.data.split_seed)
     if len(train_idx) == 0:
         raise ValueError("no training samples left after the filters and the split")

@@ -124,6 +124,52 @@ def _window(a: np.ndarray, dx: int, dy: int, own: bool) -> np.ndarray:
     return a[max(0, -dy):r - max(0, dy), max(0, -dx):c - max(0, dx)]
 
 
+# Where a walk ends, as a class over the world view's cells (row-major, the player's own
+# cell in the middle, in the order of the frame's image tokens) or one class for beyond it.
+BEYOND = WORLD_ROWS * WORLD_COLS
+WALK_CLASSES = BEYOND + 1
+NO_WALK = -1  # a step that is not a move, or a walk the episode ends in
+
+
+def walk_ends(frames: np.ndarray, actions: np.ndarray, moves: np.ndarray) -> np.ndarray:
+    """int8 [N]: for each move of one episode, where the walk it is part of ends.
+
+    A walk is a run of moves; it ends where the player stands at the first action that
+    is not a move (a ``do``, a placement, a craft, a wait), and that cell, relative to
+    the player at the step, is the step's class: the world cell (row-major, the player's
+    own in the middle) or :data:`BEYOND` when it is out of the view. A move that does not
+    move the player (it turns it to face a tree, water, a table) moves nothing, which the
+    frames tell (:meth:`VisualMemory.moved`). :data:`NO_WALK` for the steps that are not
+    moves and for a walk the episode ends in. ``frames`` [N, H, W, 3] and ``actions`` [N]
+    as in :func:`episode_memories` (step i's frame is before action i)."""
+    n = len(actions)
+    shift = moves[np.asarray(actions, np.int64)].astype(np.int64)  # [N, 2]
+    is_move = shift.any(1)
+    colours = cell_colours(frames)
+    memory = VisualMemory(WORLD_COLS)
+    made = np.zeros(n, bool)
+    for i in np.flatnonzero(is_move[: n - 1]).tolist():
+        memory.last = colours[i]
+        made[i] = memory.moved(colours[i + 1], *shift[i])
+    out = np.full(n, NO_WALK, np.int8)
+    dx = dy = 0
+    ended = False
+    for i in range(n - 1, -1, -1):
+        if not is_move[i]:
+            dx = dy = 0
+            ended = True
+            continue
+        if not ended:
+            continue
+        if made[i]:
+            dx, dy = dx + int(shift[i, 0]), dy + int(shift[i, 1])
+        if abs(dx) <= WORLD_COLS // 2 and abs(dy) <= WORLD_ROWS // 2:
+            out[i] = (WORLD_ROWS // 2 + dy) * WORLD_COLS + WORLD_COLS // 2 + dx
+        else:
+            out[i] = BEYOND
+    return out
+
+
 def episode_memories(frames: np.ndarray, actions: np.ndarray, moves: np.ndarray, size: int) -> np.ndarray:
     """The map before each step of one episode: uint8 [N, size, size, 4] from its frames
     [N, H, W, 3] and actions [N] (step i's frame follows action i - 1); ``moves`` from

@@ -179,12 +179,12 @@ def evaluate(
     from distill.checkpoint import load_student
     from distill.data import DistillDataset
     from distill.evaluation import evaluate as run_eval
-    from distill.steps import find_runs, load_steps
+    from distill.steps import find_runs, load_steps_for
 
     try:
         model, ckpt = load_student(checkpoint)
         teacher_steps = ckpt.config.data.model_copy(update={"actors": ["teacher", "expert-relabelled"]})
-        table = load_steps(find_runs(data), teacher_steps, memory=ckpt.config.model.memory)
+        table = load_steps_for(find_runs(data), teacher_steps, ckpt.config.model)
         dataset = DistillDataset(table, list(range(len(table))), ckpt.tokenizer, ckpt.config.model)
         metrics = run_eval(model, dataset, ckpt.config, "cpu", limit=limit, by_label=by_label)
     except _errors() as err:
