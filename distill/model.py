@@ -241,7 +241,9 @@ class Student(nn.Module):
 
     def _heads(self, x: Tensor, ls: int) -> StudentOutput:
         x = self.norm(x)
-        walk = self.walk_head(x[:, -1]) if self.walk_head is not None else None
+        # the walk head is for training and validation; play (decide, in inference mode) skips it
+        walk = self.walk_head(x[:, -1]) if self.walk_head is not None and not torch.is_inference_mode_enabled() \
+            else None
         return StudentOutput(self.action_head(x[:, -1]), self.text_head(x[:, :ls]), walk)
 
     def _new_subgoal(self, kv: list[tuple[Tensor, Tensor]], task: Tensor, subgoal_in: Tensor) -> StudentOutput:

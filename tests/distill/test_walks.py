@@ -151,6 +151,12 @@ def test_the_walk_head_trains_beside_the_action_and_play_does_not_need_it(walk_c
     model.zero_grad()
     compute_losses(model, batch, off)[0].backward()
     assert not torch.allclose(shared, model.blocks[0].qkv.weight.grad)
+    # validation reads the head; play (in inference mode) skips it
+    args = (batch["frame"], batch["task"], batch["history"], batch["subgoal_in"])
+    with torch.no_grad():
+        assert model(*args, clock=batch.get("clock")).walk_logits.shape == (32, WALK_CLASSES)
+    with torch.inference_mode():
+        assert model(*args, clock=batch.get("clock")).walk_logits is None
     # and a student with the head plays alone, from the frame as any other
     from distill.agent import StudentAgent
 
