@@ -73,9 +73,6 @@ class VisualMemory:
         c = size // 2
         self.rows = slice(c - WORLD_ROWS // 2, c + WORLD_ROWS // 2 + 1)
         self.cols = slice(c - WORLD_COLS // 2, c + WORLD_COLS // 2 + 1)
-        # The player's cell in the view, left out when frames are compared.
-        self._others = np.ones((WORLD_ROWS, WORLD_COLS), bool)
-        self._others[WORLD_ROWS // 2, WORLD_COLS // 2] = False
         self.reset()
 
     def reset(self) -> None:
@@ -86,16 +83,7 @@ class VisualMemory:
 
     def moved(self, cells: np.ndarray, dx: int, dy: int) -> bool:
         """Does ``cells`` look like the last view shifted by the player's move ``(dx, dy)``?"""
-        if self.last is None or (dx, dy) == (0, 0):
-            return False
-        keep = self._others
-        still = np.abs(cells - self.last).mean(-1)[keep].mean()
-        # After a move, cell (r, c) of the new view is cell (r + dy, c + dx) of the old one.
-        new = _window(cells, dx, dy, own=False)
-        old = _window(self.last, dx, dy, own=True)
-        mask = _window(keep, dx, dy, own=False) & _window(keep, dx, dy, own=True)
-        shifted = np.abs(new - old).mean(-1)[mask].mean()
-        return bool(shifted <= SLACK * still)
+        return self.last is not None and view_moved(self.last, cells, dx, dy)
 
     def update(self, cells: np.ndarray, move: tuple[int, int] | np.ndarray = (0, 0)) -> np.ndarray:
         dx, dy = int(move[0]), int(move[1])
@@ -112,6 +100,25 @@ class VisualMemory:
         self.map[self.rows, self.cols, 3] = 0
         self.last = cells
         return self.map.copy()
+
+
+# The view's cells but the player's own, which moves with it: left out when views are compared.
+_OTHERS = np.ones((WORLD_ROWS, WORLD_COLS), bool)
+_OTHERS[WORLD_ROWS // 2, WORLD_COLS // 2] = False
+
+
+def view_moved(last: np.ndarray, cells: np.ndarray, dx: int, dy: int) -> bool:
+    """Does the view ``cells`` look like the view ``last`` (both :func:`cell_colours`)
+    shifted by the player's move ``(dx, dy)``, rather than in place?"""
+    if (dx, dy) == (0, 0):
+        return False
+    still = np.abs(cells - last).mean(-1)[_OTHERS].mean()
+    # After a move, cell (r, c) of the new view is cell (r + dy, c + dx) of the old one.
+    new = _window(cells, dx, dy, own=False)
+    old = _window(last, dx, dy, own=True)
+    mask = _window(_OTHERS, dx, dy, own=False) & _window(_OTHERS, dx, dy, own=True)
+    shifted = np.abs(new - old).mean(-1)[mask].mean()
+    return bool(shifted <= SLACK * still)
 
 
 def _window(a: np.ndarray, dx: int, dy: int, own: bool) -> np.ndarray:
@@ -139,18 +146,16 @@ def walk_ends(frames: np.ndarray, actions: np.ndarray, moves: np.ndarray) -> np.
     the player at the step, is the step's class: the world cell (row-major, the player's
     own in the middle) or :data:`BEYOND` when it is out of the view. A move that does not
     move the player (it turns it to face a tree, water, a table) moves nothing, which the
-    frames tell (:meth:`VisualMemory.moved`). :data:`NO_WALK` for the steps that are not
+    frames tell (:func:`view_moved`). :data:`NO_WALK` for the steps that are not
     moves and for a walk the episode ends in. ``frames`` [N, H, W, 3] and ``actions`` [N]
     as in :func:`episode_memories` (step i's frame is before action i)."""
     n = len(actions)
     shift = moves[np.asarray(actions, np.int64)].astype(np.int64)  # [N, 2]
     is_move = shift.any(1)
     colours = cell_colours(frames)
-    memory = VisualMemory(WORLD_COLS)
     made = np.zeros(n, bool)
     for i in np.flatnonzero(is_move[: n - 1]).tolist():
-        memory.last = colours[i]
-        made[i] = memory.moved(colours[i + 1], *shift[i])
+        made[i] = view_moved(colours[i], colours[i + 1], *shift[i])
     out = np.full(n, NO_WALK, np.int8)
     dx = dy = 0
     ended = False

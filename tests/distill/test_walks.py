@@ -38,8 +38,7 @@ def _walks(seed: int, steps: int):
             obs, *_ = env.step(a)
             positions.append(obs.position)
     env.close()
-    n = steps
-    return np.stack(frames[:n]), np.array(actions[:n]), positions[: n + 1], moves
+    return np.stack(frames[:steps]), np.array(actions[:steps]), positions[: steps + 1], moves
 
 
 def _truth(actions, positions, moves) -> np.ndarray:
