@@ -106,7 +106,8 @@ def gpu_throughput(cfg_name: str, runs: list[Path], steps: int = 60) -> dict[str
     def one_step() -> None:
         with torch.autocast("cuda", dtype=torch.bfloat16):
             out = model(batch["frame"], batch["task"], batch["history"], batch["subgoal_in"],
-                        memory=batch.get("memory"), clock=batch.get("clock"))
+                        memory=batch.get("memory"), clock=batch.get("clock"),
+                        landmarks=batch.get("landmarks"))
             loss = torch.nn.functional.cross_entropy(out.action_logits.float(), batch["action"])
         loss.backward()
         opt.step()

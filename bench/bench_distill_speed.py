@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from distill.checkpoint import load_student
 from distill.data import DistillDataset, split
+from distill.landmarks import LandmarkMemory
 from distill.steps import find_runs, load_steps_for
 from distill.tokenizer import PAD
 from distill.visual_memory import VisualMemory, cell_colours, move_vectors
@@ -59,9 +60,10 @@ def decisions(checkpoint: Path, runs: list[Path], n: int) -> dict[str, dict[str,
 
     def rerun_all(kv: list, task: torch.Tensor, sub: torch.Tensor):  # kv unused: that is the point
         return model(full_pass["frame"], task, full_pass["history"], sub, memory=full_pass["memory"],
-                     clock=full_pass["clock"])
+                     clock=full_pass["clock"], landmarks=full_pass["landmarks"])
 
     visual = VisualMemory(cfg.memory) if cfg.memory else None
+    marks = LandmarkMemory(cfg.landmarks) if cfg.landmarks else None
     moves = move_vectors(ckpt.action_names, ckpt.n_actions)
 
     reuse = model._new_subgoal
@@ -73,20 +75,23 @@ def decisions(checkpoint: Path, runs: list[Path], n: int) -> dict[str, dict[str,
         drafts: dict[str, torch.Tensor | None] = {"reuse": None, "full": None}
         if visual is not None:
             visual.reset()
+        if marks is not None:
+            marks.reset()
         move = (0, 0)
         for t, (frame, action) in enumerate(zip(frames, steps.column("action").to_pylist())):
-            start = time.perf_counter()  # the map's update counts in both variants' time
+            start = time.perf_counter()  # the maps' updates count in both variants' time
             memory = None if visual is None else torch.from_numpy(visual.update(cell_colours(frame), move))[None]
+            seen = None if marks is None else torch.from_numpy(marks.update(frame, move, t))[None]
             mapping = time.perf_counter() - start
             x = torch.tensor(frame).permute(2, 0, 1)[None]
             clock = torch.tensor([t]) if cfg.clock else None
-            full_pass.update(frame=x, history=torch.tensor([history]), memory=memory, clock=clock)
+            full_pass.update(frame=x, history=torch.tensor([history]), memory=memory, clock=clock, landmarks=seen)
             order = ("reuse", "full") if len(times["reuse"]) % 2 else ("full", "reuse")
             for name in order:
                 model._new_subgoal = reuse if name == "reuse" else rerun_all
                 start = time.perf_counter()
                 drafts[name], _, used = model.decide(x, task, full_pass["history"], drafts[name], memory=memory,
-                                                     clock=clock)
+                                                     clock=clock, landmarks=seen)
                 times[name].append(time.perf_counter() - start + mapping)
                 passes[name] += used
             history = history[1:] + [int(action)] if history else history

@@ -13,7 +13,8 @@ With ``history`` off the student never reads its last actions: it sees "no actio
 there, as at an episode's start (for a student trained with ``train.history_dropout``).
 A student trained with ``model.memory`` keeps its map of what it saw
 (:class:`distill.visual_memory.VisualMemory`), updated from each frame and the move it
-last made, whether or not it reads its history. A student trained with ``model.clock``
+last made, whether or not it reads its history; one trained with ``model.landmarks``
+keeps its class map the same way (:class:`distill.landmarks.LandmarkMemory`). A student trained with ``model.clock``
 reads the time of day from the observation's step counter (the steps played since the
 reset), the counter the recorded episodes hold as ``t``.
 
@@ -31,6 +32,7 @@ from pathlib import Path
 import torch
 
 from distill.checkpoint import load_student
+from distill.landmarks import LandmarkMemory
 from distill.tokenizer import PAD
 from distill.visual_memory import VisualMemory, cell_colours, move_vectors
 from envs import Env, Observation
@@ -71,6 +73,7 @@ class StudentAgent:
         self.rng = torch.Generator().manual_seed(0)
         self.passes = 0
         self.visual = VisualMemory(cfg.memory) if cfg.memory else None
+        self.landmarks = LandmarkMemory(cfg.landmarks) if cfg.landmarks else None
         self.moves = move_vectors(self.ckpt.action_names, self.ckpt.n_actions)
         self.move = (0, 0)  # of the action observed last, not yet read into the map
         names = list(self.ckpt.action_names)
@@ -88,18 +91,23 @@ class StudentAgent:
         self.rng = torch.Generator().manual_seed(int(seed))
         if self.visual is not None:
             self.visual.reset()
+        if self.landmarks is not None:
+            self.landmarks.reset()
         self.move, self.asleep = (0, 0), False
 
     def choose(self, obs: Observation) -> int:
         self.asleep = bool(obs.extras.get("sleeping")) and obs.vitals.get("energy", VITAL_MAX) < VITAL_MAX
         frame = torch.tensor(obs.frame, device=self.device).permute(2, 0, 1)[None]  # a copy: frames may be read-only
         history = torch.tensor([list(self.history)], dtype=torch.long, device=self.device)
-        memory = None
+        memory = marks = None
         if self.visual is not None:
             memory = torch.from_numpy(self.visual.update(cell_colours(obs.frame), self.move))[None].to(self.device)
-            self.move = (0, 0)
+        if self.landmarks is not None:
+            marks = torch.from_numpy(self.landmarks.update(obs.frame, self.move, obs.step))[None].to(self.device)
+        self.move = (0, 0)
         clock = torch.tensor([obs.step], device=self.device) if self.ckpt.config.model.clock else None
-        sub, logits, passes = self.model.decide(frame, self.task, history, self.draft, memory=memory, clock=clock)
+        sub, logits, passes = self.model.decide(frame, self.task, history, self.draft, memory=memory, clock=clock,
+                                                landmarks=marks)
         self.passes += passes
         if self.draft is None or not torch.equal(sub, self.draft):
             self.subgoal = self.ckpt.tokenizer.decode(sub[0].tolist())

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from distill.steps import StepTable
+from distill.landmarks import NONE as LANDMARK_NONE
 from distill.visual_memory import BEYOND, WORLD_COLS
 
 
@@ -58,6 +59,10 @@ def mirror_batch(batch: dict[str, torch.Tensor], p: float, swap: torch.Tensor, r
     batch["frame"][flip] = frame
     if "memory" in batch:  # the map [B, S, S, 4], centred on the player like the view
         batch["memory"][flip] = batch["memory"][flip].flip(2)
+    if "landmarks" in batch:  # offsets (dx, dy): the column offset changes sign
+        marks = batch["landmarks"][flip]
+        marks[..., 0] = torch.where(marks[..., 0] == LANDMARK_NONE, marks[..., 0], -marks[..., 0])
+        batch["landmarks"][flip] = marks
     batch["action"][flip] = swap[batch["action"][flip]]
     batch["history"][flip] = swap[batch["history"][flip]]
     batch["teacher_probs"][flip] = batch["teacher_probs"][flip][:, swap[:-1]]

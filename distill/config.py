@@ -55,11 +55,17 @@ class ModelConfig(_Section):
                               "teacher's walk ends: one of the view's cells, or beyond it (Crafter; "
                               "distill/visual_memory.py walk_ends); weighted by train.walk_weight, not read in play")
 
+    landmarks: int = Field(0, ge=0, description="cells per side of the map of what the student saw, read as the "
+                           "nearest water, tree, stone, table, cow, pocket... (Crafter; distill/landmarks.py): one "
+                           "token each; odd, at least 9; 0: none")
+
     @model_validator(mode="after")
     def _memory_shape(self) -> ModelConfig:
         if self.memory and (self.memory < 9 or self.memory % 2 == 0 or self.memory % self.memory_patch):
             raise ValueError(f"memory {self.memory} must be 0, or odd, at least 9 and a multiple of "
                              f"memory_patch {self.memory_patch}")
+        if self.landmarks and (self.landmarks < 9 or self.landmarks % 2 == 0 or self.landmarks > 255):
+            raise ValueError(f"landmarks {self.landmarks} must be 0, or odd, from 9 to 255")
         return self
 
 

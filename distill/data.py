@@ -123,7 +123,8 @@ class DistillDataset(Dataset):
     missing); ``has_probs`` bool []; with ``model_cfg.memory`` also ``memory`` uint8
     [S, S, 4], the student's map (the table must be loaded with ``memory=S``); with
     ``model_cfg.clock`` also ``clock`` long [], the env's step counter (the steps played);
-    with ``model_cfg.walk_target`` also ``walk_end`` long [], where the teacher's walk ends
+    with ``model_cfg.landmarks`` also ``landmarks`` int8 [K, 2], the nearest landmarks'
+    offsets (``distill.landmarks``); with ``model_cfg.walk_target`` also ``walk_end`` long [], where the teacher's walk ends
     (``distill.visual_memory.NO_WALK`` where the step is not one of its moves).
     """
 
@@ -138,6 +139,10 @@ class DistillDataset(Dataset):
         self.memory = int(model_cfg.memory)
         self.clock = bool(model_cfg.clock)
         self.walks = bool(model_cfg.walk_target)
+        self.landmarks = int(model_cfg.landmarks)
+        if self.landmarks and table.landmarks is None:
+            raise ValueError(f"model.landmarks is {self.landmarks}, the step table has none "
+                             f"(load_steps(..., landmarks={self.landmarks}))")
         if self.walks and table.walk_end is None:
             raise ValueError("model.walk_target is on, the step table has no walk ends (load_steps(..., walks=True))")
         if self.memory and (table.memory is None or table.memory.shape[1] != self.memory):
@@ -172,6 +177,8 @@ class DistillDataset(Dataset):
         extra = {"memory": torch.from_numpy(t.memory[rows])} if self.memory else {}
         if self.clock:
             extra["clock"] = torch.from_numpy(t.t[rows].astype(np.int64))
+        if self.landmarks:
+            extra["landmarks"] = torch.from_numpy(t.landmarks[rows])
         if self.walks:
             extra["walk_end"] = torch.from_numpy(t.walk_end[rows].astype(np.int64))
         return {

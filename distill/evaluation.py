@@ -39,7 +39,7 @@ def compute_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: 
     loss (and, with ``model.walk_target``, the weighted loss of where the walk ends)."""
     t = cfg.train
     out = model(batch["frame"], batch["task"], batch["history"], batch["subgoal_in"], memory=batch.get("memory"),
-                clock=batch.get("clock"))
+                clock=batch.get("clock"), landmarks=batch.get("landmarks"))
     probs = batch["teacher_probs"] * batch["has_probs"][:, None].to(batch["teacher_probs"].dtype)
     a_loss = action_loss(t.action_loss, out.action_logits, probs, batch["action"], beta=t.beta, alpha=t.alpha,
                          temperature=t.temperature, label_smoothing=t.label_smoothing, taid=taid)

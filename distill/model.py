@@ -2,8 +2,8 @@ r"""The student: one small multimodal causal transformer over image, text and hi
 
 One sequence per decision, both levels of the teacher in it::
 
-    [BOS] task words | previous actions | clock | map | image grid | BOS subgoal words ... | [ACT]
-     \______________ what the student is given ______________/     \_ plan level: text _/   action level
+    [BOS] task words | previous actions | clock | map | landmarks | image grid | BOS subgoal words ... | [ACT]
+     \__________________ what the student is given __________________/     \_ plan level: text _/   action level
 
 The subgoal positions are a language model (position j predicts subgoal word j+1, the
 text head); the last position reads everything before it, the subgoal included, and
@@ -15,6 +15,8 @@ or a small CNN pooled to a grid (``conv``); with ``vlm_path`` the features come 
 pretrained vision model in a local folder instead (see :func:`_local_vision`). With
 ``memory`` the student also reads its map of what it saw (:mod:`distill.visual_memory`),
 one token per ``memory_patch`` x ``memory_patch`` cells (:class:`_MapEncoder`). With
+``landmarks`` it reads where the nearest water, tree, stone, table, cow, pocket... it saw
+are (:mod:`distill.landmarks`), one token each (:class:`_LandmarkEncoder`). With
 ``clock`` it reads the time of day: the steps it has played, mod the day's length, in
 readings of ``clock_bin`` steps, one learned embedding each (one token). Crafter's frame
 is as bright at step 0 as at step 120 (the teacher walls itself in from 125), so without
@@ -35,6 +37,8 @@ from torch import Tensor, nn
 
 from distill.config import ModelConfig
 from distill.tokenizer import BOS, EOS, PAD
+from distill.landmarks import LANDMARKS
+from distill.landmarks import NONE as LANDMARK_NONE
 from distill.visual_memory import WALK_CLASSES
 
 
@@ -130,6 +134,24 @@ class _MapEncoder(nn.Module):
         return self.embed(x.reshape(b, n * n, p * p * 4))
 
 
+class _LandmarkEncoder(nn.Module):
+    """The nearest landmarks, int8 [B, K, 2] offsets (``distill.landmarks.NONE`` where
+    none is known), -> K tokens: the landmark's embedding plus one for its column offset
+    and one for its row offset (or one for "none known")."""
+
+    def __init__(self, size: int, d: int):
+        super().__init__()
+        self.reach = size // 2
+        self.kind = nn.Embedding(len(LANDMARKS), d)
+        self.dx = nn.Embedding(2 * self.reach + 2, d)  # offsets -reach..reach, then "none known"
+        self.dy = nn.Embedding(2 * self.reach + 2, d)
+
+    def forward(self, marks: Tensor) -> Tensor:
+        off = marks.long()
+        idx = torch.where(off == LANDMARK_NONE, 2 * self.reach + 1, off.clamp(-self.reach, self.reach) + self.reach)
+        return self.kind.weight + self.dx(idx[..., 0]) + self.dy(idx[..., 1])
+
+
 class _LocalVision(nn.Module):
     """A pretrained vision tower from a local folder (``transformers``, never downloaded)."""
 
@@ -186,7 +208,9 @@ class Student(nn.Module):
         self.map = _MapEncoder(cfg.memory, cfg.memory_patch, d) if cfg.memory else None
         self.n_map = (cfg.memory // cfg.memory_patch) ** 2 if cfg.memory else 0
         self.clock = nn.Embedding(-(-cfg.clock // cfg.clock_bin), d) if cfg.clock else None
-        self.n_seen = int(bool(cfg.clock)) + self.n_map + self.n_image  # tokens between history and subgoal
+        self.marks = _LandmarkEncoder(cfg.landmarks, d) if cfg.landmarks else None
+        self.n_marks = len(LANDMARKS) if cfg.landmarks else 0
+        self.n_seen = int(bool(cfg.clock)) + self.n_map + self.n_marks + self.n_image  # tokens between history and subgoal
         self.length = 1 + cfg.max_task_len + cfg.history + self.n_seen + cfg.max_subgoal_len + 1
         self.pos = nn.Parameter(torch.zeros(self.length, d))
         self.blocks = nn.ModuleList(_Block(d, cfg.n_heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.n_layers))
@@ -206,15 +230,20 @@ class Student(nn.Module):
 
     def forward(self, frame: Tensor, task: Tensor, history: Tensor, subgoal_in: Tensor,
                 kv: list[tuple[Tensor, Tensor]] | None = None, memory: Tensor | None = None,
-                clock: Tensor | None = None) -> StudentOutput:
+                clock: Tensor | None = None, landmarks: Tensor | None = None) -> StudentOutput:
         """``frame`` uint8 [B,3,H,W]; ``task`` [B,Lt], ``history`` [B,H], ``subgoal_in`` [B,Ls]
         ids; ``memory`` uint8 [B,S,S,4], the map (a student with ``model.memory`` needs it);
-        ``clock`` long [B], the steps played so far (a student with ``model.clock`` needs it).
+        ``clock`` long [B], the steps played so far (a student with ``model.clock`` needs it);
+        ``landmarks`` int8 [B,K,2] (a student with ``model.landmarks`` needs them).
         ``kv`` collects each block's keys and values (for :meth:`_new_subgoal`)."""
         b = frame.shape[0]
         bos = torch.full((b, 1), BOS, dtype=torch.long, device=frame.device)
         text = torch.cat([bos, task], 1)
         seen = [self.image(frame.float() / 255.0)]
+        if self.marks is not None:
+            if landmarks is None:
+                raise ValueError("this student reads landmarks (model.landmarks): pass landmarks=")
+            seen.insert(0, self.marks(landmarks))
         if self.map is not None:
             if memory is None:
                 raise ValueError("this student reads a map (model.memory): pass memory=")
@@ -259,7 +288,8 @@ class Student(nn.Module):
 
     @torch.inference_mode()
     def decide(self, frame: Tensor, task: Tensor, history: Tensor, draft: Tensor | None = None,
-               memory: Tensor | None = None, clock: Tensor | None = None) -> tuple[Tensor, Tensor, int]:
+               memory: Tensor | None = None, clock: Tensor | None = None,
+               landmarks: Tensor | None = None) -> tuple[Tensor, Tensor, int]:
         """Write the subgoal greedily, then act on it: ``(subgoal_in ids [B,Ls], action
         logits [B,A], forward passes used)``.
 
@@ -280,8 +310,10 @@ class Student(nn.Module):
         pos = torch.arange(n - 1, device=frame.device)
         kv: list[tuple[Tensor, Tensor]] = []
         for passes in range(1, n + 2):
-            out = self(frame, task, history, sub, kv=kv, memory=memory, clock=clock) if passes == 1 \
-                else self._new_subgoal(kv, task, sub)
+            if passes == 1:
+                out = self(frame, task, history, sub, kv=kv, memory=memory, clock=clock, landmarks=landmarks)
+            else:
+                out = self._new_subgoal(kv, task, sub)
             # pred[:, j]: the greedy word after sub[:, :j+1]; PAD and BOS are never words
             pred = out.subgoal_logits.index_fill(-1, never, float("-inf")).argmax(-1)[:, : n - 1]
             k = (sub != PAD).sum(1, keepdim=True) - 1  # words in each row's subgoal
@@ -298,6 +330,6 @@ class Student(nn.Module):
 
     @torch.inference_mode()
     def plan(self, frame: Tensor, task: Tensor, history: Tensor, memory: Tensor | None = None,
-             clock: Tensor | None = None) -> Tensor:
+             clock: Tensor | None = None, landmarks: Tensor | None = None) -> Tensor:
         """Greedy subgoal ids ``[B, Ls]``: BOS, the words, then PAD."""
-        return self.decide(frame, task, history, memory=memory, clock=clock)[0]
+        return self.decide(frame, task, history, memory=memory, clock=clock, landmarks=landmarks)[0]

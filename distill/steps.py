@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from distill.config import DataConfig, ModelConfig
+from distill.landmarks import episode_landmarks
 from distill.visual_memory import NO_WALK, episode_memories, move_vectors, walk_ends
 from envs.episodes import (
     ACTORS,
@@ -110,6 +111,9 @@ class StepTable:
     # or beyond it (load_steps(walks=True), see distill.visual_memory.walk_ends; NO_WALK
     # where the step is not the teacher's move), or None
     walk_end: np.ndarray | None = None
+    # int8 [N, K, 2]: the offset (dx, dy) of the nearest remembered cell of each landmark
+    # before each kept step (load_steps(landmarks=S), see distill.landmarks), or None
+    landmarks: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.action.shape[0])
@@ -302,14 +306,18 @@ def find_runs(paths: Sequence[Path | str]) -> list[Path]:
 
 
 def load_steps_for(runs: Sequence[Path | str], data: DataConfig, model: ModelConfig) -> StepTable:
-    """:func:`load_steps` with what ``model`` reads beyond the frame: its map, its walk head."""
-    return load_steps(runs, data, memory=model.memory, walks=model.walk_target)
+    """:func:`load_steps` with what ``model`` reads beyond the frame: its map, its
+    landmarks, its walk head."""
+    return load_steps(runs, data, memory=model.memory, walks=model.walk_target, landmarks=model.landmarks)
 
 
-def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, walks: bool = False) -> StepTable:
+def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, walks: bool = False,
+               landmarks: int = 0) -> StepTable:
     """Every kept step of every finished episode of ``runs``; with ``memory`` (the model's
     ``memory``, cells per side) the student's map before each kept step as well; with
-    ``walks`` (Crafter) where each of the teacher's walks ends (``StepTable.walk_end``).
+    ``walks`` (Crafter) where each of the teacher's walks ends (``StepTable.walk_end``);
+    with ``landmarks`` (cells per side) the nearest landmarks the student remembers
+    before each kept step (``StepTable.landmarks``).
 
     Filters: ``cfg.min_return`` and ``cfg.min_achievements`` drop whole episodes (from
     their index row); ``cfg.success_only`` keeps the steps of subgoal segments that
@@ -337,6 +345,7 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
     all_actions: list[np.ndarray] = []
     memories: list[np.ndarray] = []
     walk_end: list[np.ndarray] = []
+    marks: list[np.ndarray] = []
     action_names: dict[int, str] = {}
     stats = Counter()
 
@@ -405,10 +414,10 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
             named = {int(a): local_names[k] for a, k in set(zip(actions.tolist(), names.tolist())) if local_names[k]}
             for a, name in named.items():
                 action_names.setdefault(a, name)
-            if memory or walks:
+            if memory or walks or landmarks:
                 if meta.env != "crafter":
-                    raise ValueError(f"{folder}: model.memory and model.walk_target read Crafter's cells, this "
-                                     f"episode is from {meta.env!r}")
+                    raise ValueError(f"{folder}: model.memory, model.landmarks and model.walk_target read "
+                                     f"Crafter's cells, this episode is from {meta.env!r}")
                 # over every step (the dropped ones too: the frames are what the player saw)
                 frames_all = decode_frames(steps.column("frame").to_pylist(), shape)
                 moves = move_vectors(named, int(actions.max()) + 1)
@@ -417,6 +426,9 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
                 if walks:
                     ends = walk_ends(frames_all, actions, moves)
                     walk_end.append(np.where(actor == actor_code["teacher"], ends, NO_WALK).astype(np.int8)[keep])
+                if landmarks:
+                    t_all = steps.column("t").to_numpy()
+                    marks.append(episode_landmarks(frames_all, actions.astype(np.int64), moves, landmarks, t_all)[keep])
                 del frames_all
             frames = _compress_frames(steps.column("frame"), keep, int(np.prod(shape)), str(folder))
             frame_sizes.append(np.fromiter(map(len, frames), np.int64, len(frames)))
@@ -477,6 +489,7 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
         stats=dict(stats),
         memory=np.concatenate(memories) if memory else None,
         walk_end=np.concatenate(walk_end) if walks else None,
+        landmarks=np.concatenate(marks) if landmarks else None,
     )
 
 
@@ -494,6 +507,8 @@ def concat_tables(tables: Sequence[StepTable]) -> StepTable:
         raise ValueError(f"step tables with different maps (model.memory): {sorted(map(str, maps))}")
     if len({t.walk_end is None for t in tables}) > 1:
         raise ValueError("step tables with and without walk ends (model.walk_target)")
+    if len({t.landmarks is None for t in tables}) > 1:
+        raise ValueError("step tables with and without landmarks (model.landmarks)")
     tasks: list[str] = []
     subgoals: list[str] = []
     task_codes, subgoal_codes, episode_index = [], [], []
@@ -535,4 +550,5 @@ def concat_tables(tables: Sequence[StepTable]) -> StepTable:
         stats=dict(stats),
         memory=None if tables[0].memory is None else np.concatenate([t.memory for t in tables]),
         walk_end=None if tables[0].walk_end is None else np.concatenate([t.walk_end for t in tables]),
+        landmarks=None if tables[0].landmarks is None else np.concatenate([t.landmarks for t in tables]),
     )

@@ -1,0 +1,278 @@
+"""Landmarks: where the student last saw water, trees, stone, its table, a cow, and the
+nearest pocket it could sleep in, read from its own frames.
+
+The teacher walks back to what its map remembers (the lake, its table, a pocket for the
+night); played on its view alone it scores less than half as much (see the README). A
+map of colours (:mod:`distill.visual_memory`) holds that too, but leaves the student to
+find the lake in it. Here the memory is read for it, one token per landmark::
+
+    frame --each cell's 7 x 7 pixels against Crafter's textures, in this step's light--> class per view cell
+    previous action a move onto free ground? (the last view's class there) --> the class map [S, S] shifts
+    class map --nearest cell of each landmark--> offsets [K, 2] (dx, dy), or NONE when none is known
+
+Crafter draws each cell as its texture, exactly, at 7 x 7 pixels (objects blended over
+the ground), then lights the frame: towards dusk it is blended with a desaturated blue
+tint, and below half light noise covers it, more towards the edges of the view. All of
+that is affine in the texture but the noise, whose mean is known, so each texture is
+compared in the light of the step (:func:`envs.crafter_env.daylight`) and a cell is
+written only when one texture fits it clearly better than any other; in the dark only the
+cells near the player pass, and asleep (a grey frame) none does.
+
+A *pocket* is a cell the player can stand on with walls on at least three of its four
+sides (stone, trees, water, a table...: what a zombie cannot cross, lava excepted), the
+teacher's night shelter less at most one stone to place. Crafter only; depends on numpy and,
+for the textures, the ``crafter`` package.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from distill.visual_memory import WORLD_COLS, WORLD_ROWS, cell_colours, view_moved
+from envs.crafter_env import daylight
+
+UNIT = 7  # pixels per cell in Crafter's 64 x 64 frame
+# The textures a cell may show: materials, then objects over the ground they stand on.
+MATERIALS = ("water", "grass", "stone", "path", "sand", "tree", "lava", "coal", "iron", "diamond", "table",
+             "furnace")
+OBJECTS = (("cow", "grass"), ("zombie", "grass"), ("skeleton", "path"), ("plant", "grass"),
+           ("plant-ripe", "grass"), ("arrow-left", "path"), ("arrow-right", "path"), ("arrow-up", "path"),
+           ("arrow-down", "path"))
+TEXTURES = MATERIALS + tuple(name for name, _ in OBJECTS)
+UNKNOWN = 0  # class 0: never seen well enough; class i + 1 is TEXTURES[i]
+PLAYER = len(TEXTURES) + 1  # the player's own cell, ground it stands on
+CLASS = {name: i + 1 for i, name in enumerate(TEXTURES)}
+WALLS = frozenset(CLASS[n] for n in ("water", "stone", "tree", "coal", "iron", "diamond", "table", "furnace",
+                                     "plant", "plant-ripe"))
+GROUND = frozenset([CLASS[n] for n in ("grass", "path", "sand", "cow", "zombie", "skeleton", "arrow-left",
+                                       "arrow-right", "arrow-up", "arrow-down")] + [PLAYER])
+# What the student is told of, in this order; "pocket" is computed from the walls.
+LANDMARKS = ("water", "tree", "stone", "coal", "iron", "diamond", "lava", "table", "furnace", "cow", "plant",
+             "plant-ripe", "pocket")
+NONE = -128  # the offset of a landmark not known
+COW_MEMORY = 30  # cows wander: one seen longer ago than this many steps is forgotten
+# A cell is written when its best texture fits within the noise expected there and the
+# second best fits at least MARGIN worse (both as sums of squared, noise-scaled errors
+# over its 147 numbers): on Crafter's own worlds see tests/distill/test_landmarks.py.
+FIT, MARGIN = 4.0, 60.0
+_NOISE_MEAN, _NOISE_STD = 79.5, 95 / 12 ** 0.5  # Crafter's night noise: uniform(32, 127), one per pixel
+_TINT = np.array([0.0, 16.0, 64.0], np.float32)
+_GREY = np.array([0.299, 0.587, 0.114], np.float32)  # PIL's luminance, which its Color enhancement fades towards
+
+
+@functools.lru_cache(1)
+def textures() -> np.ndarray:
+    """float32 [T, 7, 7, 3]: each of :data:`TEXTURES` as Crafter draws it at 7 pixels
+    (objects alpha-blended over their ground), rows and columns as in the frame."""
+    try:
+        import crafter
+        from crafter import engine
+    except ImportError:
+        raise ImportError("model.landmarks reads Crafter's textures: pip install crafter") from None
+    tex = engine.Textures(str(Path(crafter.__file__).parent / "assets"))
+
+    def get(name: str) -> np.ndarray:
+        return tex.get(name, (UNIT, UNIT)).astype(np.float32).transpose(1, 0, 2)  # Crafter keeps (x, y)
+
+    out = [get(name)[..., :3] for name in MATERIALS]
+    for name, ground in OBJECTS:
+        obj, below = get(name), get(ground)[..., :3]
+        alpha = obj[..., 3:] / 255 if obj.shape[-1] == 4 else 1.0
+        # Crafter blends in [0, 1] and truncates to uint8
+        out.append(np.floor(255 * (alpha * obj[..., :3] / 255 + (1 - alpha) * below / 255)))
+    return np.stack(out).astype(np.float32)
+
+
+@functools.lru_cache(1)
+def _vignette() -> np.ndarray:
+    """float32 [7, 9, 7, 7]: how much of the night's noise covers each pixel of each
+    world cell at full strength (Crafter's ``LocalView._vignette`` over the 63 x 49 view)."""
+    xs = np.linspace(-1, 1, WORLD_COLS * UNIT)
+    ys = np.linspace(-1, 1, WORLD_ROWS * UNIT)
+    v = 1 - np.exp(-0.5 * (xs[None, :] ** 2 + ys[:, None] ** 2) / 0.5 ** 2)  # [49, 63]
+    return v.reshape(WORLD_ROWS, UNIT, WORLD_COLS, UNIT).transpose(0, 2, 1, 3).astype(np.float32)
+
+
+@functools.lru_cache(1)
+def _terms() -> tuple[np.ndarray, ...]:
+    """Each texture's pixels [147, T] flat, and what a weighted squared error against it
+    in any light needs: the texture desaturated as the night does (``D``), and the
+    products ``tex * tex``, ``tex * D``, ``D * D``."""
+    tex = textures().reshape(len(TEXTURES), -1, 3)
+    desat = 0.6 * (tex @ _GREY)[..., None] + 0.4 * tex
+    tex, desat = tex.reshape(len(TEXTURES), -1).T, desat.reshape(len(TEXTURES), -1).T
+    return tuple(np.ascontiguousarray(a, np.float32) for a in (tex, desat, tex * tex, tex * desat, desat * desat))
+
+
+def fit_errors(patches: np.ndarray, step: int) -> np.ndarray:
+    """float [63, T]: how badly each texture fits each world cell (row-major) at step
+    ``step``'s light, as a sum over the cell's 147 numbers of squared errors in units of
+    the noise expected at that pixel (3 for Crafter's rounding, more in the dark).
+
+    In light ``l`` with noise share ``m`` at a pixel, Crafter draws a texture pixel ``t`` as
+    ``l t + (1 - l) 0.5 ((1 - m) D(t) + m n + tint)``, ``D`` its desaturation and ``n``
+    uniform noise: affine in ``t``, so the errors against every texture are a few matrix
+    products (``l t + c D(t)`` against the frame less the texture-free part ``b``)."""
+    light = float(daylight(step))
+    tex, desat, tt, td, dd = _terms()
+    y = patches.reshape(WORLD_ROWS * WORLD_COLS, -1)
+    if light >= 0.5:  # no noise: the same weight and offset at every pixel
+        look = light * tex + (1 - light) * 0.5 * desat  # [147, T]
+        y = y - (1 - light) * 0.5 * _tint()
+        return ((y * y).sum(1, keepdims=True) - 2 * y @ look + (look * look).sum(0)) / 9.0
+    m = 2 * (0.5 - light) * _vignette_flat()  # [63, 147]
+    c = (1 - light) * 0.5 * (1 - m)
+    w = 1.0 / (((1 - light) * 0.5 * _NOISE_STD) ** 2 * m * m + 9.0)
+    y = y - (1 - light) * 0.5 * (m * _NOISE_MEAN + _tint())
+    wy, wc = w * y, w * c
+    return ((wy * y).sum(1, keepdims=True) - 2 * (light * wy @ tex + (wy * c) @ desat)
+            + light * light * w @ tt + 2 * light * wc @ td + (wc * c) @ dd)
+
+
+@functools.lru_cache(1)
+def _vignette_flat() -> np.ndarray:
+    """:func:`_vignette` as [63, 147], one number per pixel and channel, like a flat patch."""
+    return np.repeat(_vignette().reshape(WORLD_ROWS * WORLD_COLS, -1), 3, axis=1)
+
+
+@functools.lru_cache(1)
+def _tint() -> np.ndarray:
+    return np.tile(_TINT, UNIT * UNIT).astype(np.float32)
+
+
+def cell_patches(frame: np.ndarray) -> np.ndarray:
+    """float32 [7, 9, 7, 7, 3]: the pixels of each world cell of a uint8 [64, 64, 3] frame."""
+    world = frame[: WORLD_ROWS * UNIT, : WORLD_COLS * UNIT].astype(np.float32)
+    return world.reshape(WORLD_ROWS, UNIT, WORLD_COLS, UNIT, 3).transpose(0, 2, 1, 3, 4)
+
+
+def asleep(frame: np.ndarray) -> bool:
+    """Crafter greys the whole view while the player sleeps: red and green are equal."""
+    world = frame[: WORLD_ROWS * UNIT: 2, : WORLD_COLS * UNIT: 2].astype(np.int16)  # every other pixel will do
+    return float(np.abs(world[..., 0] - world[..., 1]).mean()) < 2.0
+
+
+def classify(frame: np.ndarray, step: int) -> np.ndarray:
+    """uint8 [7, 9]: the class of each world cell of ``frame`` (1 + its index in
+    :data:`TEXTURES`), :data:`UNKNOWN` where no texture fits clearly, :data:`PLAYER` at
+    the player's own cell. ``step`` is the episode's step count, for the light."""
+    out = np.full((WORLD_ROWS, WORLD_COLS), UNKNOWN, np.uint8)
+    if not asleep(frame):
+        err = fit_errors(cell_patches(frame), step).reshape(WORLD_ROWS, WORLD_COLS, -1)  # [7, 9, T]
+        two = np.partition(err, 1, axis=-1)[..., :2]
+        best = err.argmin(-1)
+        ok = (two[..., 0] <= FIT * 147) & (two[..., 1] - two[..., 0] >= MARGIN)
+        out[ok] = best[ok] + 1
+    out[WORLD_ROWS // 2, WORLD_COLS // 2] = PLAYER
+    return out
+
+
+class LandmarkMemory:
+    """A ``size`` x ``size`` class map centred on the player, from its frames; :meth:`update`
+    returns the offsets of the nearest cell of each of :data:`LANDMARKS`: int8 [K, 2]."""
+
+    def __init__(self, size: int):
+        if size < WORLD_COLS or size % 2 == 0:
+            raise ValueError(f"model.landmarks must be 0 (off) or an odd number of cells of at least "
+                             f"{WORLD_COLS}, got {size}")
+        self.size = size
+        c = size // 2
+        self.rows = slice(c - WORLD_ROWS // 2, c + WORLD_ROWS // 2 + 1)
+        self.cols = slice(c - WORLD_COLS // 2, c + WORLD_COLS // 2 + 1)
+        ys, xs = np.mgrid[-c:c + 1, -c:c + 1]
+        self.order = np.argsort((np.abs(xs) + np.abs(ys)).ravel(), kind="stable")  # nearest first
+        self.dx, self.dy = xs.ravel()[self.order], ys.ravel()[self.order]
+        self.codes = np.array([CLASS.get(n, 0) for n in LANDMARKS[:-1]])
+        self.reset()
+
+    def reset(self) -> None:
+        self.classes = np.zeros((self.size, self.size), np.uint8)
+        self.age = np.full((self.size, self.size), 255, np.uint8)
+        self.last: np.ndarray | None = None  # the last frame
+        self.last_seen: np.ndarray | None = None  # and its classes
+
+    def moved(self, frame: np.ndarray, dx: int, dy: int) -> bool:
+        """Did the move ``(dx, dy)`` move the player? Crafter moves it when the cell it
+        steps to is free: ground without an object (or lava). That cell was in the last
+        view; where it was not read (the dark), the frames are compared as the map does."""
+        if (dx, dy) == (0, 0) or self.last is None:
+            return False
+        target = int(self.last_seen[WORLD_ROWS // 2 + dy, WORLD_COLS // 2 + dx])
+        if target != UNKNOWN:
+            return bool(_FREE[target])
+        return view_moved(cell_colours(self.last), cell_colours(frame), dx, dy)
+
+    def update(self, frame: np.ndarray, move: tuple[int, int] | np.ndarray, step: int) -> np.ndarray:
+        frame = np.array(frame, np.uint8, order="C")  # a copy, kept as the last frame; Crafter's are transposed
+        dx, dy = int(move[0]), int(move[1])
+        if self.moved(frame, dx, dy):
+            self.classes = _shifted(self.classes, dx, dy, 0)
+            self.age = _shifted(self.age, dx, dy, 255)
+        self.age[self.age < 255] += 1
+        seen = classify(frame, step)
+        self.last, self.last_seen = frame, seen
+        view = self.classes[self.rows, self.cols]
+        known = seen != UNKNOWN
+        view[known] = seen[known]
+        self.age[self.rows, self.cols][known] = 0
+        return self.nearest()
+
+    def nearest(self) -> np.ndarray:
+        classes = self.classes.copy()
+        classes[(classes == CLASS["cow"]) & (self.age > COW_MEMORY)] = CLASS["grass"]
+        flat = classes.ravel()[self.order]
+        seen, first = np.unique(flat, return_index=True)  # the nearest cell of each class
+        at = np.full(256, -1)
+        at[seen] = first
+        rank = at[self.codes]
+        out = np.full((len(LANDMARKS), 2), NONE, np.int8)
+        known = rank >= 0
+        out[:-1][known] = np.stack([self.dx[rank[known]], self.dy[rank[known]]], 1)
+        pockets = _pockets(classes).ravel()[self.order]
+        if pockets.any():
+            i = int(pockets.argmax())
+            out[-1] = self.dx[i], self.dy[i]
+        return out
+
+
+_WALL_CODE = np.zeros(256, np.uint8)
+_WALL_CODE[list(WALLS)] = 1
+_GROUND = np.zeros(256, bool)
+_GROUND[list(GROUND)] = True
+_FREE = np.zeros(256, bool)  # what a move steps onto: ground without an object, or lava
+_FREE[[CLASS[n] for n in ("grass", "sand", "path", "lava")]] = True
+
+
+def _pockets(classes: np.ndarray) -> np.ndarray:
+    """bool [S, S]: ground with walls on at least three of its four sides."""
+    wall = _WALL_CODE[classes]  # uint8 0 / 1
+    sides = np.zeros(classes.shape, np.uint8)
+    sides[1:] += wall[:-1]
+    sides[:-1] += wall[1:]
+    sides[:, 1:] += wall[:, :-1]
+    sides[:, :-1] += wall[:, 1:]
+    return _GROUND[classes] & (sides >= 3)
+
+
+def _shifted(a: np.ndarray, dx: int, dy: int, fill: int) -> np.ndarray:
+    """The map after the player moved by ``(dx, dy)``: cell (r, c) was (r + dy, c + dx)."""
+    out = np.full_like(a, fill)
+    s = a.shape[0]
+    out[max(0, -dy):s - max(0, dy), max(0, -dx):s - max(0, dx)] = a[max(0, dy):s + min(0, dy), max(0, dx):s + min(0, dx)]
+    return out
+
+
+def episode_landmarks(frames: np.ndarray, actions: np.ndarray, moves: np.ndarray, size: int,
+                      steps: np.ndarray | None = None) -> np.ndarray:
+    """int8 [N, K, 2]: the landmarks before each step of one episode, from its frames
+    [N, H, W, 3] and actions [N] (step i's frame follows action i - 1); ``moves`` from
+    :func:`distill.visual_memory.move_vectors`; ``steps`` the step counts (default 0..N-1)."""
+    memory = LandmarkMemory(size)
+    steps = np.arange(len(frames)) if steps is None else steps
+    out = np.empty((len(frames), len(LANDMARKS), 2), np.int8)
+    for i in range(len(frames)):
+        out[i] = memory.update(frames[i], moves[actions[i - 1]] if i else (0, 0), int(steps[i]))
+    return out

@@ -1,0 +1,211 @@
+"""Landmarks: the cells of Crafter's frames read as textures in any light, kept on a map
+that follows the player, read as the nearest of each; the same in training and play."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import envs
+from distill import landmarks as lm
+from distill.agent import StudentAgent
+from distill.augment import mirror_batch, mirror_for
+from distill.config import DataConfig, DistillConfigError, load
+from distill.data import DistillDataset, build_tokenizer
+from distill.steps import concat_tables, load_steps
+from distill.trainer import train
+from distill.visual_memory import move_vectors
+from envs.crafter_env import daylight
+
+SIZE = 15
+
+
+def _world_name(cls: int) -> str:
+    """The name the env's ``local_view`` gives what class ``cls`` shows."""
+    name = lm.TEXTURES[cls - 1]
+    return {"plant-ripe": "ripe_plant"}.get(name, "arrow" if name.startswith("arrow") else name)
+
+
+def _walk(seed: int, steps: int, hold: float = 0.8):
+    """Crafter under random moves and ``noop`` (each kept with probability ``hold``), never
+    asleep: (observations, actions, moves)."""
+    env = envs.make("crafter", max_steps=steps + 1)
+    names = list(env.action_names)
+    moves = move_vectors(names, len(names))
+    walk = [i for i, m in enumerate(moves[:-1]) if m.any()] + [names.index("noop")]
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed)
+    seen, actions = [obs], []
+    a = walk[-1]
+    for _ in range(steps):
+        if rng.random() > hold:
+            a = int(rng.choice(walk))
+        actions.append(a)
+        obs, _, term, trunc, _ = env.step(a)
+        if term or trunc:
+            break
+        seen.append(obs)
+    env.close()
+    return seen[: len(actions)], np.array(actions), moves
+
+
+def test_cells_are_read_as_the_world_holds_them_by_day_and_in_the_dark():
+    """Against the env's own view: by day every cell is read and read right; in the dark
+    (Crafter's noise covers the edges) the cells read are still right."""
+    observations, _, _ = _walk(seed=2, steps=280)
+    counts = {"day": [0, 0, 0], "dark": [0, 0, 0]}  # cells, read, read right
+    for obs in observations:
+        got = lm.classify(obs.frame, obs.step)
+        light = "dark" if daylight(obs.step) < 0.5 else "day"
+        for (r, c), name in np.ndenumerate(obs.local_view):
+            if (r, c) == (3, 4):
+                assert got[r, c] == lm.PLAYER
+                continue
+            counts[light][0] += 1
+            if got[r, c] != lm.UNKNOWN:
+                counts[light][1] += 1
+                counts[light][2] += _world_name(int(got[r, c])) == name
+    day, dark = counts["day"], counts["dark"]
+    assert day[0] > 5000 and dark[0] > 2000  # the walk lived into the night
+    assert day[1] / day[0] >= 0.99 and day[2] / day[1] >= 0.995
+    assert 0.3 <= dark[1] / dark[0] < 0.95  # the edges are lost in the noise
+    assert dark[2] / dark[1] >= 0.99
+    grey = np.full((64, 64, 3), 90, np.uint8)  # asleep, Crafter greys the view: nothing is read
+    assert lm.asleep(grey) and (lm.classify(grey, 50) == lm.UNKNOWN).sum() == 62
+
+
+def _crafter_world(env):
+    return env._env._world  # the test's window on the truth
+
+
+def test_the_nearest_landmarks_are_where_the_world_has_them():
+    """Each landmark the memory points at, as it follows a random walk, is there in the
+    world (moves misread now and then shift the map: 95 %); a pocket has walls on three
+    sides or more; and the nearest is the nearest of the cells the player has seen."""
+    env = envs.make("crafter", max_steps=400)
+    names = list(env.action_names)
+    moves = move_vectors(names, len(names))
+    walk = [i for i, m in enumerate(moves[:-1]) if m.any()]
+    rng = np.random.default_rng(2)
+    obs, _ = env.reset(2)
+    memory = lm.LandmarkMemory(SIZE)
+    world = _crafter_world(env)
+    checked = right = pockets = walled = 0
+    seen: set[tuple[int, int]] = set()
+    move = (0, 0)
+    kinds = set()
+    for _ in range(140):  # by day
+        marks = memory.update(obs.frame, move, obs.step)
+        px, py = obs.position
+        seen |= {(px + c - 4, py + r - 3) for r in range(7) for c in range(9)}
+        for k, name in enumerate(lm.LANDMARKS[:-1]):
+            if marks[k, 0] == lm.NONE:
+                continue
+            kinds.add(name)
+            x, y = px + int(marks[k, 0]), py + int(marks[k, 1])
+            mat, obj = world[(x, y)]
+            truth = obj.texture if obj is not None else mat
+            checked += 1
+            right += truth == name
+        if marks[-1, 0] != lm.NONE:
+            pockets += 1
+            x, y = px + int(marks[-1, 0]), py + int(marks[-1, 1])
+            sides = [world[(x + dx, y + dy)][0] for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+            walled += sum(s in ("water", "stone", "tree", "coal", "iron", "diamond", "table") for s in sides) >= 3
+        a = int(rng.choice(walk))
+        move = tuple(moves[a])
+        obs, _, term, trunc, _ = env.step(a)
+        assert not (term or trunc)
+    env.close()
+    assert {"water", "tree", "stone"} <= kinds and checked > 200
+    assert right / checked >= 0.95
+    assert pockets > 20 and walled / pockets >= 0.9
+    # the nearest: no seen cell of that landmark is closer than the one named
+    px, py = obs.position
+    marks = memory.update(obs.frame, move, obs.step)
+    for k, name in enumerate(lm.LANDMARKS[:-1]):
+        if marks[k, 0] == lm.NONE or name == "cow":
+            continue
+        d = abs(int(marks[k, 0])) + abs(int(marks[k, 1]))
+        for x, y in seen:
+            if abs(x - px) <= SIZE // 2 and abs(y - py) <= SIZE // 2 and world[(x, y)][0] == name:
+                assert abs(x - px) + abs(y - py) >= d - 1, name  # a misread move shifts by one at most
+
+
+def test_landmark_maps_must_be_odd_and_hold_the_view():
+    for size in (8, 10, 7):
+        with pytest.raises(ValueError, match="odd number of cells of at least 9"):
+            lm.LandmarkMemory(size)
+    with pytest.raises(DistillConfigError, match="landmarks 20 must be 0, or odd"):
+        load("tiny", ["model.landmarks=20"])
+
+
+def test_the_step_table_holds_the_landmarks_of_every_kept_step(recorded_run):
+    cfg = DataConfig(actors=["student"], skip_asleep=False)
+    table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE)
+    assert table.landmarks is not None and table.landmarks.shape == (len(table), len(lm.LANDMARKS), 2)
+    moves = move_vectors(recorded_run.action_names, len(recorded_run.action_names))
+    for e, info in enumerate(table.episodes):
+        (rec,) = [r for r in recorded_run.episodes if r.episode_id == info.episode_id]
+        want = lm.episode_landmarks(rec.frames, np.array(rec.actions), moves, SIZE)
+        rows = np.flatnonzero(table.episode == e)
+        np.testing.assert_array_equal(table.landmarks[rows], want[table.pos[rows]])
+    assert (table.landmarks[:, :, 0] != lm.NONE).any()
+    plain = load_steps([recorded_run.run_dir], cfg)
+    with pytest.raises(ValueError, match="with and without landmarks"):
+        concat_tables([table, plain])
+    model_cfg = load("tiny", [f"model.landmarks={SIZE}"]).model
+    with pytest.raises(ValueError, match="the step table has none"):
+        DistillDataset(plain, np.arange(len(plain)), build_tokenizer(plain), model_cfg)
+    data = DistillDataset(table, np.arange(len(table)), build_tokenizer(table), model_cfg)
+    batch = data[list(range(len(table)))]
+    assert torch.equal(batch["landmarks"], torch.from_numpy(table.landmarks))
+    # mirrored left to right, a landmark's column offset changes sign, "none known" stays
+    swap, rows, cols = mirror_for(table, list(recorded_run.action_names), "cpu")
+    flipped = {k: v.clone() for k, v in batch.items()}
+    mirror_batch(flipped, 1.0, swap, rows, cols, np.random.default_rng(0))
+    was, now = batch["landmarks"], flipped["landmarks"]
+    known = was[..., 0] != lm.NONE
+    assert torch.equal(now[..., 0][known], -was[..., 0][known]) and torch.equal(now[..., 1], was[..., 1])
+    assert (now[..., 0][~known] == lm.NONE).all()
+
+
+@pytest.fixture(scope="module")
+def marks_ckpt(run_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("landmark_student") / "ckpt"
+    train(load("tiny", ["train.steps=4", f"model.landmarks={SIZE}", "model.clock=300"]), [run_dir], out)
+    return out
+
+
+def test_a_student_with_landmarks_plays_with_those_training_gave_it(marks_ckpt):
+    """The landmarks the student keeps as it plays are those load_steps reads from the
+    recorded episode, and it reads them: other landmarks, other logits."""
+    agent = StudentAgent(None, marks_ckpt, sample=True)
+    env = envs.make("crafter", max_steps=80)
+    agent.env = env
+    obs, _ = env.reset(4)
+    agent.reset(obs, 4)
+    frames, actions = [], []
+    done = False
+    while not done:
+        frames.append(obs.frame.copy())
+        actions.append(agent.act(obs))
+        obs, _, term, trunc, _ = env.step(actions[-1])
+        done = term or trunc
+    env.close()
+    moves = move_vectors(env.action_names, len(env.action_names))
+    want = lm.episode_landmarks(np.stack(frames), np.array(actions), moves, SIZE)[-1]
+    np.testing.assert_array_equal(agent.landmarks.nearest(), want)
+    model = agent.model
+    frame = torch.from_numpy(frames[-1]).permute(2, 0, 1)[None]
+    history = torch.tensor([list(agent.history)])
+    clock = torch.tensor([len(frames) - 1])
+    _, logits, _ = model.decide(frame, agent.task, history, clock=clock, landmarks=torch.from_numpy(want)[None])
+    none = torch.full_like(torch.from_numpy(want)[None], lm.NONE)
+    _, other, _ = model.decide(frame, agent.task, history, clock=clock, landmarks=none)
+    assert not torch.allclose(logits, other)
+    with pytest.raises(ValueError, match="pass landmarks="):
+        model.decide(frame, agent.task, history, clock=clock)
