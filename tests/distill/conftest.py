@@ -92,6 +92,28 @@ def recorded_run(tmp_path_factory) -> RecordedRun:
     return RecordedRun(run_dir, episodes, names)
 
 
+def play_student(checkpoint: Path, seed: int, max_steps: int):
+    """One Crafter episode of the student alone: (agent, frames it chose from, its
+    actions, the env's move vectors)."""
+    from distill.agent import StudentAgent
+    from distill.visual_memory import move_vectors
+
+    agent = StudentAgent(None, checkpoint, sample=True)
+    env = envs.make("crafter", max_steps=max_steps)
+    agent.env = env
+    obs, _ = env.reset(seed)
+    agent.reset(obs, seed)
+    frames, actions = [], []
+    done = False
+    while not done:
+        frames.append(obs.frame.copy())
+        actions.append(agent.act(obs))
+        obs, _, term, trunc, _ = env.step(actions[-1])
+        done = term or trunc
+    env.close()
+    return agent, np.stack(frames), np.array(actions), move_vectors(env.action_names, len(env.action_names))
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tiny batch-1 ops: one torch thread is faster, and immune to a busy second core."""

@@ -11,12 +11,12 @@ import torch
 
 import envs
 from distill import landmarks as lm
-from distill.agent import StudentAgent
 from distill.augment import mirror_batch, mirror_for
 from distill.config import DataConfig, DistillConfigError, load
 from distill.data import DistillDataset, build_tokenizer
 from distill.steps import concat_tables, load_steps
 from distill.trainer import train
+from tests.distill.conftest import play_student
 from distill.visual_memory import move_vectors
 from envs.crafter_env import daylight
 
@@ -183,21 +183,8 @@ def marks_ckpt(run_dir, tmp_path_factory) -> Path:
 def test_a_student_with_landmarks_plays_with_those_training_gave_it(marks_ckpt):
     """The landmarks the student keeps as it plays are those load_steps reads from the
     recorded episode, and it reads them: other landmarks, other logits."""
-    agent = StudentAgent(None, marks_ckpt, sample=True)
-    env = envs.make("crafter", max_steps=80)
-    agent.env = env
-    obs, _ = env.reset(4)
-    agent.reset(obs, 4)
-    frames, actions = [], []
-    done = False
-    while not done:
-        frames.append(obs.frame.copy())
-        actions.append(agent.act(obs))
-        obs, _, term, trunc, _ = env.step(actions[-1])
-        done = term or trunc
-    env.close()
-    moves = move_vectors(env.action_names, len(env.action_names))
-    want = lm.episode_landmarks(np.stack(frames), np.array(actions), moves, SIZE)[-1]
+    agent, frames, actions, moves = play_student(marks_ckpt, 4, 80)
+    want = lm.episode_landmarks(frames, actions, moves, SIZE)[-1]
     np.testing.assert_array_equal(agent.landmarks.nearest(), want)
     model = agent.model
     frame = torch.from_numpy(frames[-1]).permute(2, 0, 1)[None]

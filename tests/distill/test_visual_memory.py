@@ -9,11 +9,11 @@ import pytest
 import torch
 
 import envs
-from distill.agent import StudentAgent
 from distill.config import DataConfig, DistillConfigError, load
 from distill.data import DistillDataset, build_tokenizer
 from distill.steps import concat_tables, load_steps
 from distill.trainer import train
+from tests.distill.conftest import play_student
 from distill.visual_memory import NEVER, VisualMemory, cell_colours, episode_memories, move_vectors
 
 SIZE = 15
@@ -116,21 +116,8 @@ def map_ckpt(run_dir, tmp_path_factory) -> Path:
 def test_a_student_with_a_map_plays_with_the_map_training_gave_it(map_ckpt):
     """The map the student builds as it plays is the one load_steps builds from the
     recorded episode, and the student reads it: another map, other logits."""
-    agent = StudentAgent(None, map_ckpt, sample=True)
-    env = envs.make("crafter", max_steps=60)
-    agent.env = env
-    obs, _ = env.reset(4)
-    agent.reset(obs, 4)
-    frames, actions = [], []
-    done = False
-    while not done:
-        frames.append(obs.frame.copy())
-        actions.append(agent.act(obs))
-        obs, _, term, trunc, _ = env.step(actions[-1])
-        done = term or trunc
-    env.close()
-    moves = move_vectors(env.action_names, len(env.action_names))
-    want = episode_memories(np.stack(frames), np.array(actions), moves, SIZE)[-1]
+    agent, frames, actions, moves = play_student(map_ckpt, 4, 60)
+    want = episode_memories(frames, actions, moves, SIZE)[-1]
     np.testing.assert_array_equal(agent.visual.map, want)
     assert agent.visual.moves > 5
     model = agent.model
