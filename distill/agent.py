@@ -14,9 +14,9 @@ there, as at an episode's start (for a student trained with ``train.history_drop
 A student trained with ``model.memory`` keeps its map of what it saw
 (:class:`distill.visual_memory.VisualMemory`), updated from each frame and the move it
 last made, whether or not it reads its history; one trained with ``model.landmarks``
-keeps its class map the same way (:class:`distill.landmarks.LandmarkMemory`). A student trained with ``model.clock``
-reads the time of day from the observation's step counter (the steps played since the
-reset), the counter the recorded episodes hold as ``t``.
+keeps its class map the same way (:class:`distill.landmarks.LandmarkMemory`). A student
+trained with ``model.clock`` reads the time of day from the observation's step counter
+(the steps played since the reset), the counter the recorded episodes hold as ``t``.
 
 Asleep, Crafter carries out ``sleep`` whatever the action until the player is rested, so
 the history (and the map's move) records ``sleep`` for those steps: what the teacher's

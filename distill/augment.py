@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from distill.steps import StepTable
 from distill.landmarks import NONE as LANDMARK_NONE
+from distill.steps import StepTable
 from distill.visual_memory import BEYOND, WORLD_COLS
 
 

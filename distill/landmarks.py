@@ -261,7 +261,8 @@ def _shifted(a: np.ndarray, dx: int, dy: int, fill: int) -> np.ndarray:
     """The map after the player moved by ``(dx, dy)``: cell (r, c) was (r + dy, c + dx)."""
     out = np.full_like(a, fill)
     s = a.shape[0]
-    out[max(0, -dy):s - max(0, dy), max(0, -dx):s - max(0, dx)] = a[max(0, dy):s + min(0, dy), max(0, dx):s + min(0, dx)]
+    source = a[max(0, dy):s + min(0, dy), max(0, dx):s + min(0, dx)]
+    out[max(0, -dy):s - max(0, dy), max(0, -dx):s - max(0, dx)] = source
     return out
 
 

@@ -36,9 +36,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distill.config import ModelConfig
-from distill.tokenizer import BOS, EOS, PAD
 from distill.landmarks import LANDMARKS
 from distill.landmarks import NONE as LANDMARK_NONE
+from distill.tokenizer import BOS, EOS, PAD
 from distill.visual_memory import WALK_CLASSES
 
 
@@ -210,7 +210,8 @@ class Student(nn.Module):
         self.clock = nn.Embedding(-(-cfg.clock // cfg.clock_bin), d) if cfg.clock else None
         self.marks = _LandmarkEncoder(cfg.landmarks, d) if cfg.landmarks else None
         self.n_marks = len(LANDMARKS) if cfg.landmarks else 0
-        self.n_seen = int(bool(cfg.clock)) + self.n_map + self.n_marks + self.n_image  # tokens between history and subgoal
+        # tokens between history and subgoal
+        self.n_seen = int(bool(cfg.clock)) + self.n_map + self.n_marks + self.n_image
         self.length = 1 + cfg.max_task_len + cfg.history + self.n_seen + cfg.max_subgoal_len + 1
         self.pos = nn.Parameter(torch.zeros(self.length, d))
         self.blocks = nn.ModuleList(_Block(d, cfg.n_heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.n_layers))
