@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.visual_memory import WORLD_COLS, WORLD_ROWS, cell_colours, view_moved
+from distill.visual_memory import WORLD_COLS, WORLD_ROWS, cell_colours, shifted, view_in_map, view_moved
 from envs.crafter_env import daylight
 
 UNIT = 7  # pixels per cell in Crafter's 64 x 64 frame
@@ -175,13 +175,9 @@ class LandmarkMemory:
     returns the offsets of the nearest cell of each of :data:`LANDMARKS`: int8 [K, 2]."""
 
     def __init__(self, size: int):
-        if size < WORLD_COLS or size % 2 == 0:
-            raise ValueError(f"model.landmarks must be 0 (off) or an odd number of cells of at least "
-                             f"{WORLD_COLS}, got {size}")
         self.size = size
+        self.rows, self.cols = view_in_map(size, "model.landmarks")
         c = size // 2
-        self.rows = slice(c - WORLD_ROWS // 2, c + WORLD_ROWS // 2 + 1)
-        self.cols = slice(c - WORLD_COLS // 2, c + WORLD_COLS // 2 + 1)
         ys, xs = np.mgrid[-c:c + 1, -c:c + 1]
         self.order = np.argsort((np.abs(xs) + np.abs(ys)).ravel(), kind="stable")  # nearest first
         self.dx, self.dy = xs.ravel()[self.order], ys.ravel()[self.order]
@@ -209,8 +205,8 @@ class LandmarkMemory:
         frame = np.array(frame, np.uint8, order="C")  # a copy, kept as the last frame; Crafter's are transposed
         dx, dy = int(move[0]), int(move[1])
         if self.moved(frame, dx, dy):
-            self.classes = _shifted(self.classes, dx, dy, 0)
-            self.age = _shifted(self.age, dx, dy, 255)
+            self.classes = shifted(self.classes, dx, dy, 0)
+            self.age = shifted(self.age, dx, dy, 255)
         self.age[self.age < 255] += 1
         seen = classify(frame, step)
         self.last, self.last_seen = frame, seen
@@ -255,15 +251,6 @@ def _pockets(classes: np.ndarray) -> np.ndarray:
     sides[:, 1:] += wall[:, :-1]
     sides[:, :-1] += wall[:, 1:]
     return _GROUND[classes] & (sides >= 3)
-
-
-def _shifted(a: np.ndarray, dx: int, dy: int, fill: int) -> np.ndarray:
-    """The map after the player moved by ``(dx, dy)``: cell (r, c) was (r + dy, c + dx)."""
-    out = np.full_like(a, fill)
-    s = a.shape[0]
-    source = a[max(0, dy):s + min(0, dy), max(0, dx):s + min(0, dx)]
-    out[max(0, -dy):s - max(0, dy), max(0, -dx):s - max(0, dx)] = source
-    return out
 
 
 def episode_landmarks(frames: np.ndarray, actions: np.ndarray, moves: np.ndarray, size: int,

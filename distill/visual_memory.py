@@ -66,13 +66,8 @@ class VisualMemory:
     of the action before it and returns the map: uint8 [size, size, 4]."""
 
     def __init__(self, size: int):
-        if size < WORLD_COLS or size % 2 == 0:
-            raise ValueError(f"model.memory must be 0 (off) or an odd number of cells of at least "
-                             f"{WORLD_COLS}, got {size}")
         self.size = size
-        c = size // 2
-        self.rows = slice(c - WORLD_ROWS // 2, c + WORLD_ROWS // 2 + 1)
-        self.cols = slice(c - WORLD_COLS // 2, c + WORLD_COLS // 2 + 1)
+        self.rows, self.cols = view_in_map(size, "model.memory")
         self.reset()
 
     def reset(self) -> None:
@@ -89,17 +84,34 @@ class VisualMemory:
         dx, dy = int(move[0]), int(move[1])
         if self.moved(cells, dx, dy):
             self.moves += 1
-            shifted = np.zeros_like(self.map)
-            shifted[..., 3] = NEVER
+            moved = np.zeros_like(self.map)
+            moved[..., 3] = NEVER
             # The world moves against the player, as the view does: cell (r, c) was (r + dy, c + dx).
-            _window(shifted, dx, dy, own=False)[:] = _window(self.map, dx, dy, own=True)
-            self.map = shifted
+            _window(moved, dx, dy, own=False)[:] = _window(self.map, dx, dy, own=True)
+            self.map = moved
         age = self.map[..., 3]
         age[age < NEVER] += 1
         self.map[self.rows, self.cols, :3] = np.rint(cells).astype(np.uint8)
         self.map[self.rows, self.cols, 3] = 0
         self.last = cells
         return self.map.copy()
+
+
+def view_in_map(size: int, option: str) -> tuple[slice, slice]:
+    """The rows and columns of a ``size`` x ``size`` map centred on the player that the
+    view covers; ``size`` must be odd and hold the view (``option`` names it in the error)."""
+    if size < WORLD_COLS or size % 2 == 0:
+        raise ValueError(f"{option} must be 0 (off) or an odd number of cells of at least {WORLD_COLS}, got {size}")
+    c = size // 2
+    return (slice(c - WORLD_ROWS // 2, c + WORLD_ROWS // 2 + 1), slice(c - WORLD_COLS // 2, c + WORLD_COLS // 2 + 1))
+
+
+def shifted(a: np.ndarray, dx: int, dy: int, fill: int) -> np.ndarray:
+    """A map after the player moved by ``(dx, dy)``: cell (r, c) was (r + dy, c + dx),
+    ``fill`` where nothing was."""
+    out = np.full_like(a, fill)
+    _window(out, dx, dy, own=False)[:] = _window(a, dx, dy, own=True)
+    return out
 
 
 # The view's cells but the player's own, which moves with it: left out when views are compared.
