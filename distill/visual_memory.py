@@ -31,6 +31,7 @@ import numpy as np
 WORLD_ROWS, WORLD_COLS = 7, 9  # Crafter's world view in cells; the inventory is below
 MOVES = {"move_left": (-1, 0), "move_right": (1, 0), "move_up": (0, -1), "move_down": (0, 1)}
 NEVER = 255  # the age of a cell never seen (or seen 255 steps ago and more)
+_UNSEEN = np.array([0, 0, 0, NEVER], np.uint8)  # a map cell never seen: no colour, age NEVER
 CHANNELS = 4
 # A move counts as made when the shifted views differ by at most this times as much as
 # the views in place. Crafter's night noise blurs both comparisons; 1.2 judged 98.8 % of
@@ -71,8 +72,7 @@ class VisualMemory:
         self.reset()
 
     def reset(self) -> None:
-        self.map = np.zeros((self.size, self.size, CHANNELS), np.uint8)
-        self.map[..., 3] = NEVER
+        self.map = np.tile(_UNSEEN, (self.size, self.size, 1))
         self.last: np.ndarray | None = None
         self.moves = 0
 
@@ -84,11 +84,8 @@ class VisualMemory:
         dx, dy = int(move[0]), int(move[1])
         if self.moved(cells, dx, dy):
             self.moves += 1
-            moved = np.zeros_like(self.map)
-            moved[..., 3] = NEVER
-            # The world moves against the player, as the view does: cell (r, c) was (r + dy, c + dx).
-            _window(moved, dx, dy, own=False)[:] = _window(self.map, dx, dy, own=True)
-            self.map = moved
+            # the world moves against the player, as the view does
+            self.map = shifted(self.map, dx, dy, _UNSEEN)
         age = self.map[..., 3]
         age[age < NEVER] += 1
         self.map[self.rows, self.cols, :3] = np.rint(cells).astype(np.uint8)
@@ -106,9 +103,9 @@ def view_in_map(size: int, option: str) -> tuple[slice, slice]:
     return (slice(c - WORLD_ROWS // 2, c + WORLD_ROWS // 2 + 1), slice(c - WORLD_COLS // 2, c + WORLD_COLS // 2 + 1))
 
 
-def shifted(a: np.ndarray, dx: int, dy: int, fill: int) -> np.ndarray:
+def shifted(a: np.ndarray, dx: int, dy: int, fill: int | np.ndarray) -> np.ndarray:
     """A map after the player moved by ``(dx, dy)``: cell (r, c) was (r + dy, c + dx),
-    ``fill`` where nothing was."""
+    ``fill`` where nothing was (a value, or one per channel)."""
     out = np.full_like(a, fill)
     _window(out, dx, dy, own=False)[:] = _window(a, dx, dy, own=True)
     return out

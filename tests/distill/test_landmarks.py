@@ -16,9 +16,9 @@ from distill.config import DataConfig, DistillConfigError, load
 from distill.data import DistillDataset, build_tokenizer
 from distill.steps import concat_tables, load_steps
 from distill.trainer import train
-from tests.distill.conftest import play_student
 from distill.visual_memory import move_vectors
 from envs.crafter_env import daylight
+from tests.distill.conftest import play_student
 
 SIZE = 15
 

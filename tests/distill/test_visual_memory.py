@@ -13,8 +13,8 @@ from distill.config import DataConfig, DistillConfigError, load
 from distill.data import DistillDataset, build_tokenizer
 from distill.steps import concat_tables, load_steps
 from distill.trainer import train
-from tests.distill.conftest import play_student
 from distill.visual_memory import NEVER, VisualMemory, cell_colours, episode_memories, move_vectors
+from tests.distill.conftest import play_student
 
 SIZE = 15
 
