@@ -49,7 +49,8 @@ _NEAR = re.compile(r"-n(\d+)")  # "-n4": a teacher that shelters within 4 cells 
 
 class MirrorEnv(Wrapper):
     """Carries out the teacher's action with probability ``beta``, else the student's; the
-    student's only at steps whose place in the day (``step % 300``) is inside ``window``."""
+    student's only at steps whose place in the day (``step % 300``) is inside ``window``.
+    With a student, ``info["taken"]`` names the action carried out."""
 
     def __init__(self, env: envs.Env, student: Any, beta: float, seed: int,
                  window: tuple[int, int] = (0, DAY_LENGTH)):
@@ -77,6 +78,8 @@ class MirrorEnv(Wrapper):
             self.student.observe(taken)
         self.steps += 1
         self.obs, reward, terminated, truncated, info = self.env.step(taken)
+        if self.student is not None:  # the recorder keeps it beside the teacher's label
+            info = dict(info, taken=taken)
         return self.obs, reward, terminated, truncated, info
 
 

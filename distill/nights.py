@@ -4,8 +4,8 @@ Crafter's zombies spawn on grass in the dark and kill a player in the open; the
 teacher survives by walling itself into a two-cell pocket at dusk and sleeping there.
 Whether a student does the same is what decides its first night, and no score or
 offline metric shows it. :func:`night_report` replays each episode from its seed and
-recorded actions (the same env, the same steps) and reads the player's view at every
-step:
+the actions it carried out (the same env, the same steps; a DAgger rollout's ``taken``,
+not its labels) and reads the player's view at every step:
 
 - **enclosed**: the open ground the player can reach (grass, sand or path, and the
   creatures and saplings standing on it; four-neighbour steps inside the view) is at
@@ -37,7 +37,7 @@ import numpy as np
 import envs
 from distill.steps import read_run
 from envs.crafter_env import DAY_LENGTH
-from envs.episodes import EpisodeMeta, episode_dir, read_steps
+from envs.episodes import EpisodeMeta, carried_out, episode_dir, read_steps
 
 OPEN_GROUND = frozenset(("grass", "sand", "path"))
 # what stands on open ground and moves off it, or is trampled (zombies destroy saplings)
@@ -126,7 +126,7 @@ def night_report(run_dirs: Sequence[Path], limit: int = 3) -> dict[str, Any]:
     rows = []
     for run in map(Path, run_dirs):
         for meta in read_run(run):
-            actions = read_steps(episode_dir(run, meta.episode_id), ["action"]).column("action").to_pylist()
+            actions = carried_out(read_steps(episode_dir(run, meta.episode_id), ["action", "taken"])).tolist()
             rows.append(replay_nights(meta, actions, limit))
     n = len(rows)
     firsts = [r.first_enclosed for r in rows if r.first_enclosed is not None]

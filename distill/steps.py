@@ -8,7 +8,8 @@ achievements, steps of subgoals that were reached) apply while reading; the acti
 history of a kept step stays exact even where the steps before it were dropped.
 :mod:`distill.data` turns the table's rows into training samples.
 
-Depends on ``envs``, numpy and pyarrow only.
+Depends on ``envs``, numpy and pyarrow (and, for the Crafter-only map, landmarks and
+walks, crafter's action names).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from envs.episodes import (
     INDEX_FILE,
     CorruptEpisodeError,
     EpisodeMeta,
+    carried_out,
     decode_frames,
     episode_dir,
     part_files,
@@ -81,8 +83,9 @@ class StepTable:
 
     ``pos[i]`` is the step's position in its episode as recorded (0 = first step), also
     for steps the filters dropped: ``episode_actions[action_offsets[e]:action_offsets[e+1]]``
-    holds every action of episode ``e``, so the action history of a kept step is exact
-    even where the steps before it were filtered out.
+    holds every action carried out in episode ``e``, so the action history of a kept step
+    is exact even where the steps before it were filtered out. In DAgger's rollouts these
+    are the mixed policy's actions (the episode's ``taken``), ``action`` the teacher's labels.
     """
 
     episodes: list[EpisodeInfo]
@@ -244,6 +247,14 @@ def _probs(column: pa.ChunkedArray, where: str) -> tuple[np.ndarray, np.ndarray]
     return out, has
 
 
+def _crafter_actions() -> tuple[str, ...]:
+    """Crafter's action names by id: the moves of actions no label in the episode names
+    (a DAgger student's, say)."""
+    import crafter
+
+    return tuple(crafter.constants.actions)
+
+
 def _asleep(action_names: pa.ChunkedArray) -> np.ndarray:
     """Steps taken asleep: a ``sleep`` right after a ``sleep``. Crafter carries out
     ``sleep`` whatever the action until the player is rested, so these labels teach
@@ -372,7 +383,8 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
                 continue
             stats["steps_read"] += n
             shape = _frame_shape(meta, folder)
-            actions = steps.column("action").to_numpy().astype(np.int16, copy=False)
+            actions = steps.column("action").to_numpy().astype(np.int16, copy=False)  # the labels
+            done = carried_out(steps)  # what the player did: its history, its moves
             sub = _codes(steps.column("subgoal"), subgoals)
             keep = np.ones(n, bool)
             if cfg.success_only:
@@ -398,7 +410,7 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
                 episode_return=float(meta.episode_return), achievements=tuple(meta.achievements),
                 length=n, env=meta.env, agent=meta.agent, status=meta.status, frame_shape=shape,
                 config_hash=meta.config_hash))
-            all_actions.append(actions)
+            all_actions.append(done)
             p, h = _probs(steps.column("teacher_probs"), str(folder))
             probs.append(p[keep])
             has_probs.append(h[keep])
@@ -420,15 +432,15 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
                                      f"Crafter's cells, this episode is from {meta.env!r}")
                 # over every step (the dropped ones too: the frames are what the player saw)
                 frames_all = decode_frames(steps.column("frame").to_pylist(), shape)
-                moves = move_vectors(named, int(actions.max()) + 1)
+                moves = move_vectors(_crafter_actions(), int(max(actions.max(), done.max())) + 1)
                 if memory:
-                    memories.append(episode_memories(frames_all, actions.astype(np.int64), moves, memory)[keep])
+                    memories.append(episode_memories(frames_all, done.astype(np.int64), moves, memory)[keep])
                 if walks:
-                    ends = walk_ends(frames_all, actions, moves)
+                    ends = walk_ends(frames_all, done, moves)
                     walk_end.append(np.where(actor == actor_code["teacher"], ends, NO_WALK).astype(np.int8)[keep])
                 if landmarks:
                     t_all = steps.column("t").to_numpy()
-                    marks.append(episode_landmarks(frames_all, actions.astype(np.int64), moves, landmarks, t_all)[keep])
+                    marks.append(episode_landmarks(frames_all, done.astype(np.int64), moves, landmarks, t_all)[keep])
                 del frames_all
             frames = _compress_frames(steps.column("frame"), keep, int(np.prod(shape)), str(folder))
             frame_sizes.append(np.fromiter(map(len, frames), np.int64, len(frames)))

@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added ``taken``; version-1 files read with it null
 ACTORS = ("teacher", "student", "expert-relabelled")
 STEPS_DIR = "episodes"
 INDEX_FILE = "episodes.parquet"
@@ -51,6 +52,10 @@ STEP_SCHEMA = pa.schema([
     ("inventory", pa.string()),  # JSON object name -> count: readable everywhere
     ("achievements", pa.list_(pa.string())),  # unlocked before this step's action
     ("actor", pa.string()),
+    # The action the env carried out, where a wrapper below the recorder said so (its
+    # ``info["taken"]``): DAgger's rollouts record the teacher's label as ``action`` and
+    # the action carried out, often the student's, here. Null: ``action`` was carried out.
+    ("taken", pa.int16()),
 ])
 STEP_COLUMNS = tuple(STEP_SCHEMA.names)
 _LIST_COLUMNS = tuple(n for n in STEP_COLUMNS if n != "frame")
@@ -136,7 +141,7 @@ class EpisodeWriter:
         kept: list[pa.Table] = []
         total = 0
         for path in part_files(folder):
-            table = _read_file(path)
+            table = _read_part(path)
             if total >= keep:
                 path.unlink()
                 continue
@@ -217,12 +222,25 @@ def read_index(run_dir: Path) -> list[EpisodeMeta]:
     return [EpisodeMeta.model_validate(row) for row in _read_file(path).to_pylist()]
 
 
-def _read_file(path: Path, columns: list[str] | None = None) -> pa.Table:
+def _read_file(path: Path, columns: list[str] | None = None, schema_only: bool = False) -> Any:
     try:
+        if schema_only:
+            return pq.read_schema(path)
         return pq.read_table(path, columns=columns, page_checksum_verification=True)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CorruptEpisodeError(f"{path}: truncated or corrupt Parquet file ({first})") from None
+
+
+def _read_part(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """One step file; a version-1 file (no ``taken``) reads with ``taken`` null."""
+    if columns is not None and "taken" in columns and "taken" not in _read_file(path, schema_only=True).names:
+        table = _read_file(path, [c for c in columns if c != "taken"])
+    else:
+        table = _read_file(path, columns)
+    if (columns is None or "taken" in columns) and "taken" not in table.column_names:
+        table = table.append_column(STEP_SCHEMA.field("taken"), pa.nulls(table.num_rows, pa.int16()))
+    return table if columns is None else table.select(columns)
 
 
 def part_files(path: Path) -> list[Path]:
@@ -240,11 +258,17 @@ def read_steps(path: Path, columns: list[str] | None = None) -> pa.Table:
         return STEP_SCHEMA.empty_table() if columns is None else STEP_SCHEMA.empty_table().select(columns)
     tables = []
     for f in files:
-        table = _read_file(f, columns)
+        table = _read_part(f, columns)
         if columns is None and not table.schema.equals(STEP_SCHEMA, check_metadata=False):
             raise CorruptEpisodeError(f"{f}: not a steve episode file (unexpected columns)")
         tables.append(table.replace_schema_metadata(None))
     return pa.concat_tables(tables)
+
+
+def carried_out(steps: pa.Table) -> np.ndarray:
+    """The actions the env carried out (``taken``, else ``action``): what replays an
+    episode from its seed, and the player's own history. int16 [steps]."""
+    return pc.coalesce(steps.column("taken"), steps.column("action")).to_numpy().astype(np.int16, copy=False)
 
 
 def iter_episodes(

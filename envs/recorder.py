@@ -13,6 +13,7 @@ from envs.episodes import (
     ACTORS,
     EpisodeMeta,
     EpisodeWriter,
+    carried_out,
     episode_dir,
     part_files,
     read_index,
@@ -33,7 +34,9 @@ class EpisodeRecorder(Wrapper):
     :meth:`annotate` and holds until changed; a teacher action distribution, when the
     agent has one, goes with the step: ``env.step(action, teacher_probs=probs)``.
     Each row holds the observation the action was chosen from, then the action and
-    what it brought (reward, terminated, truncated).
+    what it brought (reward, terminated, truncated). An env below that carries out
+    another action than the one given says which in ``info["taken"]`` (DAgger's
+    :class:`distill.dagger.MirrorEnv`); it goes in the row's ``taken``.
     """
 
     def __init__(
@@ -118,7 +121,7 @@ class EpisodeRecorder(Wrapper):
                                                    self._frame_buffer)
         self._frame_buffer = self._writer.frame_buffer
         self._return = 0.0
-        for action, reward in zip(steps.column("action").to_pylist(), steps.column("reward").to_pylist()):
+        for action, reward in zip(carried_out(steps).tolist(), steps.column("reward").to_pylist()):
             obs, _, terminated, truncated, _ = self.env.step(action)
             self._return += reward
             if on_replay is not None:
@@ -146,6 +149,7 @@ class EpisodeRecorder(Wrapper):
             inventory=json.dumps(prev.inventory, separators=(",", ":")),
             achievements=sorted(prev.achievements),
             actor=ctx["actor"],
+            taken=info.get("taken"),
         )
         self._obs = obs
         self._return += reward

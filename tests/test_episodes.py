@@ -14,8 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import envs
+from envs.base import Wrapper
 from envs.episodes import (
-    CorruptEpisodeError, decode_frames, iter_episodes, part_files, read_index, read_steps, verify_run,
+    STEP_SCHEMA, CorruptEpisodeError, carried_out, decode_frames, iter_episodes, part_files, read_index, read_steps,
+    verify_run,
 )
 from envs.recorder import EpisodeRecorder
 
@@ -119,6 +121,60 @@ def test_killed_process_loses_only_unflushed_steps(tmp_path):
     # Every full part of 40 reached disk, in order, intact: only the 10 unflushed are lost.
     assert open_steps.column("t").to_pylist() == list(range(120))
     assert len(pd.read_parquet(tmp_path / "episodes")) == 120
+
+
+class _Overrules(Wrapper):
+    """Carries out a noop at every third step whatever it is given, and says so (as
+    DAgger's mirror env says when the student acts)."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.n = 0
+
+    def step(self, action):
+        self.n += 1
+        taken = 0 if self.n % 3 == 0 else int(action)
+        obs, reward, terminated, truncated, info = self.env.step(taken)
+        return obs, reward, terminated, truncated, dict(info, taken=taken)
+
+
+def test_the_action_carried_out_is_kept_beside_the_label_and_replays(tmp_path):
+    env = EpisodeRecorder(_Overrules(envs.make("crafter", max_steps=90)), tmp_path, agent="m", config_hash="0" * 16,
+                          flush_every=30)
+    obs, _ = env.reset(4)
+    labels, frames = [int(a) for a in np.random.default_rng(1).integers(1, 5, size=90)], []
+    for a in labels:
+        frames.append(obs.frame.copy())
+        obs, *_ = env.step(a)
+    env.close()
+    steps = read_steps(tmp_path)
+    assert steps.column("action").to_pylist() == labels
+    done = [0 if (t + 1) % 3 == 0 else a for t, a in enumerate(labels)]
+    assert steps.column("taken").to_pylist() == done and carried_out(steps).tolist() == done
+    assert sum(a != b for a, b in zip(labels, done)) >= 20
+    # resuming replays what was carried out, not the labels: the frames agree
+    again = EpisodeRecorder(envs.make("crafter", max_steps=90), tmp_path, agent="m", config_hash="0" * 16,
+                            flush_every=30)
+    seen = []
+    obs, info = again.resume(4, 60, on_replay=lambda o: seen.append(o.frame.copy()))
+    assert info["resumed_at"] == 60 and np.array_equal(obs.frame, frames[60])
+    assert all(np.array_equal(a, b) for a, b in zip(seen, frames[1:61]))
+
+
+def test_version_1_files_read_with_taken_null(tmp_path):
+    """Files written before ``taken`` existed: every reader sees it null, so the
+    actions carried out are the recorded ones."""
+    seen = _record(tmp_path, steps=40, flush_every=25)
+    for f in part_files(tmp_path):
+        table = pq.read_table(f)
+        pq.write_table(table.drop_columns(["taken"]).replace_schema_metadata(table.schema.metadata), f,
+                       write_page_checksum=True)
+    steps = read_steps(tmp_path)
+    assert steps.schema.equals(STEP_SCHEMA, check_metadata=False)
+    assert steps.column("taken").null_count == steps.num_rows == 40
+    assert carried_out(read_steps(tmp_path, ["action", "taken"])).tolist() == seen[0][2]
+    assert read_steps(tmp_path, ["taken", "t"]).column_names == ["taken", "t"]
+    assert verify_run(tmp_path)["corrupt"] == []
 
 
 def test_writing_twice_into_one_directory_is_refused(tmp_path):

@@ -40,7 +40,7 @@ def _episode(run: Path) -> tuple[object, dict[str, list]]:
     """The one episode of a run directory: its index row and its step columns."""
     (meta,) = read_index(run)
     steps = read_steps(episode_dir(run, meta.episode_id))
-    cols = steps.select(["action", "action_name", "actor", "subgoal", "t"]).to_pydict()
+    cols = steps.select(["action", "action_name", "actor", "subgoal", "t", "taken"]).to_pydict()
     cols["frame"] = decode_frames(steps.column("frame").to_pylist(), meta.frame_shape)
     return meta, cols
 
@@ -314,6 +314,25 @@ def test_rollout_records_the_teacher_labels_of_the_student_states(student_ckpt, 
     agree = np.mean([a == b for a, b in zip(labels, done_by_student)])
     assert agree < 0.9  # labels are not the executed actions
     assert result["agreement"] == pytest.approx(agree)
+    assert cols["taken"] == done_by_student  # which are kept beside them
+
+    # Training reads the labels as targets and what was done as the history, and the
+    # nights replay what was done (the labels would walk another path).
+    from distill.config import DataConfig
+    from distill.nights import night_report
+    from distill.steps import load_steps
+
+    from distill.steps import _crafter_actions
+    from distill.visual_memory import episode_memories, move_vectors
+
+    table = load_steps([out], DataConfig(skip_asleep=False), memory=11)
+    assert table.action.tolist() == labels
+    assert table.histories(np.arange(n), 1)[1:, 0].tolist() == done_by_student[:-1]
+    moves = move_vectors(_crafter_actions(), 17)
+    walked = episode_memories(cols["frame"], np.array(done_by_student), moves, 11)
+    assert np.array_equal(table.memory, walked)  # the map follows the student's own walk
+    assert not np.array_equal(walked, episode_memories(cols["frame"], np.array(labels), moves, 11))
+    assert night_report([out])["episodes"] == 1
 
 
 def test_record_teacher_plays_and_annotates(tmp_path):
