@@ -222,11 +222,14 @@ def read_index(run_dir: Path) -> list[EpisodeMeta]:
     return [EpisodeMeta.model_validate(row) for row in _read_file(path).to_pylist()]
 
 
-def _read_file(path: Path, columns: list[str] | None = None, schema_only: bool = False) -> Any:
+def _read_file(path: Path, columns: list[str] | None = None) -> pa.Table:
+    return _checked(path, lambda: pq.read_table(path, columns=columns, page_checksum_verification=True))
+
+
+def _checked(path: Path, read: Any) -> Any:
+    """``read()``, a Parquet read of ``path``; a bad file raises one line naming it."""
     try:
-        if schema_only:
-            return pq.read_schema(path)
-        return pq.read_table(path, columns=columns, page_checksum_verification=True)
+        return read()
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CorruptEpisodeError(f"{path}: truncated or corrupt Parquet file ({first})") from None
@@ -234,7 +237,7 @@ def _read_file(path: Path, columns: list[str] | None = None, schema_only: bool =
 
 def _read_part(path: Path, columns: list[str] | None = None) -> pa.Table:
     """One step file; a version-1 file (no ``taken``) reads with ``taken`` null."""
-    if columns is not None and "taken" in columns and "taken" not in _read_file(path, schema_only=True).names:
+    if columns is not None and "taken" in columns and "taken" not in _checked(path, lambda: pq.read_schema(path)).names:
         table = _read_file(path, [c for c in columns if c != "taken"])
     else:
         table = _read_file(path, columns)
