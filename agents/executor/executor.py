@@ -145,7 +145,7 @@ class Executor:
         reflexes = Reflexes(x, subgoal, self.night_shelter, self.farm_at_dusk) if self.reflexes else None
         pass_probs = self._accepts_probs(env)
         annotate = getattr(env, "annotate", None)  # an episode recorder: steps carry what they serve
-        shown: str | None = None  # the reflex label the recorder holds (None: the subgoal's name)
+        shown: str | None = None  # the reflex or errand label the recorder holds (None: the subgoal's name)
         want_probs = pass_probs or on_step is not None
         n_actions = len(self.action_names)
         last_health = obs.vitals.get("health", 0.0)
@@ -165,9 +165,6 @@ class Executor:
                 res.reason, res.detail = "interrupted", "a need came up"
                 break
             reflex = reflexes.program(res.steps) if reflexes else None
-            if annotate is not None and reflexes is not None and reflexes.label() != shown:
-                shown = reflexes.label()
-                annotate(subgoal=shown or subgoal.name)
             try:
                 if x.obs.extras.get("sleeping") and subgoal.kind != "sleep" and reflex is None:
                     # asleep, the game ignores actions: wait for it to wake the player
@@ -186,6 +183,13 @@ class Executor:
                     continue
                 res.reason, res.detail = err.reason, err.detail
                 break
+            if annotate is not None:  # read once the program has chosen: its errand is this step's
+                label = reflexes.label() if reflexes else None
+                if label is None and subgoal.kind == "sleep":
+                    label = x.errand
+                if label != shown:
+                    shown = label
+                    annotate(subgoal=label or subgoal.name)
             if guardrails or self.action_names[action] in MOVE_NAMES:
                 safe = self._guard(x, subgoal, action, guardrails)
                 if safe != action:

@@ -81,6 +81,7 @@ def go_home(x: SkillContext, steps: int = 80) -> Skill:
     if abs(home[0] - x.pos[0]) + abs(home[1] - x.pos[1]) <= 8:
         return
     goal = Stand(lambda cx, cy: abs(cx - home[0]) + abs(cy - home[1]) <= 8, lambda _: walkable_near(w, home, 7))
+    x.errand = "go home"
     yield from for_steps(x, go(x, goal), steps, lambda: False)
 
 
@@ -147,4 +148,5 @@ def plant_before_night(x: SkillContext) -> Skill:
     if x.inv("stone") < 4:
         return
     if x.inv("sapling") > 0:
+        x.errand = "place plant"
         yield from for_steps(x, plant_sapling(x, protect=True), 60, lambda: False)

@@ -41,6 +41,7 @@ COOLDOWN = 40
 LABELS = {"rest": "rest in shelter", "drink": "drink water", "sip": "drink water", "eat": "eat cow",
           "snack": "eat cow", "sleep": "sleep", "stock": "collect stone", "night": "sleep", "harvest": "eat plant",
           "mend": "eat plant"}
+ERRANDS = ("night", "sleep", "rest")  # labelled by the part they are at (see Reflexes.label)
 REST_BELOW = 3  # health at which the player walls itself in to heal (26 steps a point awake)
 
 
@@ -117,8 +118,13 @@ class Reflexes:
         return self.stack[-1].program if self.stack else None
 
     def label(self) -> str | None:
-        """The subgoal the running reflex serves (None: the subgoal's own program runs)."""
-        return self.stack[-1].label if self.stack else None
+        """The subgoal the running reflex serves (None: the subgoal's own program runs).
+        The sheltering programs name each part as they go (``SkillContext.errand``), as a
+        planned "sleep" or "rest in shelter" does: walled in, resting is "sleep" too."""
+        if not self.stack:
+            return None
+        top = self.stack[-1]
+        return (self.x.errand or top.label) if top.name in ERRANDS else top.label
 
     def waiting(self) -> bool:
         """Whether a reflex that waits out time (night, rest, sleep) runs now."""

@@ -214,10 +214,14 @@ def _wall_front(x: SkillContext, waits: int = 3) -> Skill:
 
 
 def sleep(x: SkillContext) -> Skill:
-    """Wall in, then sleep until the energy is full (Crafter wakes the player then)."""
+    """Wall in, then sleep until the energy is full (Crafter wakes the player then).
+
+    Each part is named in ``x.errand`` as it starts: "find stone", "collect stone",
+    "build shelter" (walk into a pocket and wall it), then "sleep" once sealed."""
     fails = 0
     while True:
         if x.obs.extras.get("sleeping") or sealed(x):
+            x.errand = "sleep"
             well = next((d for d in DIRS if x.name_at_offset(*d) == "water"), None)
             if well is not None and x.vital("drink") < 8 and not x.obs.extras.get("sleeping"):
                 turn = x.a[MOVE_NAMES[DIRS.index(well)]]
@@ -236,13 +240,17 @@ def sleep(x: SkillContext) -> Skill:
         try:
             low = 2 if x.near_pocket is None else 4  # a pocket close by may need its walls built
             if x.inv("stone") < low and "stone" in x.minable() and x.world.known_near("stone", 12):
+                x.errand = "collect stone"
                 yield from for_steps(x, collect(x, "stone"), 30, lambda: x.inv("stone") >= 4)
+            x.errand = "build shelter"
             yield from build_shelter(x)
         except SkillFailure:
             fails += 1
             if x.vital("energy") < 1 and not 150 <= x.obs.step % 300 < 285 and fails >= 3:
+                x.errand = "sleep"
                 yield x.a["sleep"], (x.a["sleep"],)  # by day, better a risky sleep than none
             else:
+                x.errand = "find stone"
                 yield from explore(x, ("stone",))  # pockets are found in stone
         if x.obs.step == start:  # nothing worked this round: let a step pass, do not spin
             yield x.a["noop"], (x.a["noop"],)
@@ -254,8 +262,10 @@ def night(x: SkillContext, before: Skill | None = None) -> Skill:
     w = x.world
     dusk = x.obs.step % DAY < 150  # later, going out for water or food meets zombies
     if dusk and x.vital("drink") < 7 and w.known_near("water", 20):
+        x.errand = "drink water"
         yield from for_steps(x, drink(x), 40, lambda: x.vital("drink") >= 9)
     if dusk and x.vital("food") < 8:
+        x.errand = "eat cow"
         yield from for_steps(x, eat_food(x), 60, lambda: x.vital("food") >= 8)
     if before is not None:
         yield from before

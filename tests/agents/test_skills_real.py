@@ -166,3 +166,61 @@ def test_steps_a_reflex_takes_are_recorded_as_the_subgoal_it_serves(tmp_path):
     drinking = [s["action_name"] for s in steps[1:] if s["subgoal"] == "drink water"]
     assert drinking[-1] == "do"  # the last step of the reflex drank
     assert env._context["subgoal"] == "collect wood"  # restored when the reflex ended
+
+
+def _recorded(tmp_path, run) -> list[dict]:
+    """The (subgoal, action_name, sleeping) of each step ``run(env)`` records in Crafter."""
+    import envs
+    from envs.episodes import read_steps
+    from envs.recorder import EpisodeRecorder
+
+    env = EpisodeRecorder(envs.make("crafter", max_steps=400), tmp_path, "steve", "test")
+    run(env)
+    env.close()
+    return read_steps(tmp_path, ["subgoal", "action_name"]).to_pylist()
+
+
+def test_a_planned_sleep_is_recorded_errand_by_errand(tmp_path):
+    """The steps of a "sleep" subgoal carry what each part does: fetching stone, walking
+    into a pocket and walling it ("build shelter"); "sleep" only once walled in."""
+    seals: list[bool] = []  # walled in before each step of the subgoal
+
+    def run(env):
+        obs, _ = env.reset(SEED)
+        ex = Executor(reflexes=False)
+        ex.reset(obs)
+        for goal in (sg("wood", "collect", "wood", "inventory", "wood", 3, budget=80),
+                     sg("table", "place", "table", "achievement", "place_table", budget=20),
+                     sg("pickaxe", "craft", "wood_pickaxe", "inventory", "wood_pickaxe", budget=20)):
+            env.annotate(subgoal=goal.name)
+            obs = ex.run(env, obs, goal).obs
+        env.annotate(subgoal="sleep")
+        seals.append(sealed(ex.ctx))
+        res = ex.run(env, obs, sg("sleep", "sleep", "energy", "achievement", "wake_up", budget=400),
+                     on_step=lambda a, p: seals.append(sealed(ex.ctx)))
+        assert res.success, (res.reason, res.detail)
+        assert env._context["subgoal"] == "sleep"  # the subgoal's own name once it ended
+
+    steps = _recorded(tmp_path, run)[1 - len(seals):]  # the subgoal's steps
+    labels = [s["subgoal"] for s in steps]
+    assert set(labels) <= {"collect stone", "find stone", "build shelter", "sleep"}, set(labels)
+    assert labels[0] == "collect stone"  # no stone yet: it fetches some first
+    first = labels.index("sleep")
+    assert "build shelter" in labels[:first] and not any(seals[:first])
+    assert all(seals[first:-1]) and set(labels[first:]) == {"sleep"}  # walled in from there on
+    built = [s["action_name"] for s, label in zip(steps, labels) if label == "build shelter"]
+    assert "place_stone" in built
+
+
+def test_the_night_reflex_is_recorded_errand_by_errand(tmp_path):
+    """Played by the planner to the first night: the evening's walk into a pocket and its
+    walls are "build shelter", and the steps asleep are "sleep"."""
+    def run(env):
+        planner = GraphPlanner(prior="full")
+        play_episode(env, planner, Executor(planner.tree), seed=SEED)
+
+    steps = _recorded(tmp_path, run)[125:]  # from dusk
+    labels = [s["subgoal"] for s in steps]
+    assert "build shelter" in labels and "sleep" in labels
+    assert labels.index("build shelter") < labels.index("sleep")
+    assert all(label == "sleep" for s, label in zip(steps, labels) if s["action_name"] == "sleep")
