@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -359,9 +361,10 @@ def test_a_teacher_without_dusk_farming_shelters_without_planting(student_ckpt, 
     for farm in (True, False):
         record_teacher(tmp_path / str(farm), [0], max_steps=160, prior="full", pool=InlinePool(), farm_at_dusk=farm)
         metas[farm], steps[farm] = _episode(tmp_path / str(farm) / "seed-0")
-    night = {farm: [a for a, s, t in zip(c["action_name"], c["subgoal"], c["t"]) if s == "sleep" and t >= 120]
+    night = {farm: [(a, s) for a, s, t in zip(c["action_name"], c["subgoal"], c["t"]) if t >= 120]
              for farm, c in steps.items()}
-    assert "place_plant" in night[True] and "place_plant" not in night[False]
+    assert ("place_plant", "place plant") in night[True] and "place_plant" not in {a for a, _ in night[False]}
+    assert {s for _, s in night[False]} >= {"build shelter", "sleep"}  # its evening, part by part
     assert steps[True]["action"][:120] == steps[False]["action"][:120]  # the same day until dusk
     assert (metas[True].config_hash, metas[False].config_hash) == ("b1", "b1-plain")
     cfg = load("tiny", ["dagger.rounds=1", "dagger.episodes=1", "dagger.max_steps=20"])
@@ -370,6 +373,15 @@ def test_a_teacher_without_dusk_farming_shelters_without_planting(student_ckpt, 
     with pytest.raises(ValueError, match="with and without"):
         run_dagger(cfg, [tmp_path / str(farm) / "seed-0" for farm in (False, True)], student_ckpt, tmp_path / "dg",
                    pool=InlinePool())
+    # the same episode as an older teacher labelled it (the whole evening "sleep"): refused,
+    # so that DAgger's labels do not give "sleep" two meanings
+    (part,) = episode_dir(tmp_path / "True" / "seed-0", metas[True].episode_id).glob("part-*.parquet")
+    table = pq.read_table(part)
+    old = [s if s not in ("build shelter", "place plant") else "sleep" for s in table.column("subgoal").to_pylist()]
+    table = table.set_column(table.schema.get_field_index("subgoal"), "subgoal", pa.array(old, pa.string()))
+    pq.write_table(table, part, write_page_checksum=True)
+    with pytest.raises(ValueError, match="record them again with steve distill teacher"):
+        run_dagger(cfg, [tmp_path / "True" / "seed-0"], student_ckpt, tmp_path / "dg", pool=InlinePool())
 
 
 @pytest.mark.parametrize("option, value, mark, key", [("memory", 0, "-m0", "memory"),
