@@ -18,6 +18,9 @@ not its labels) and reads the player's view at every step:
   died enclosed.
 - over all days: the share of the dark steps (``DARK`` of each day) spent enclosed, and
   asleep.
+- what the player said it was doing from ``DUSK`` to the end of day 0: the share of
+  those steps under each recorded subgoal (the teacher's errands, ``build shelter``,
+  ``sleep``...; a student's own predictions; a DAgger rollout's labels).
 
 An episode that does not replay (its achievements or its end differ from the record) is
 a one-line ``ValueError``: it was recorded by another version of the env, or its index
@@ -121,13 +124,20 @@ def replay_nights(meta: EpisodeMeta, actions: Sequence[int], limit: int = 3) -> 
     return EpisodeNights(meta.episode_id, meta.seed, len(actions), first, stone, ending, dark, dark_in, dark_asleep)
 
 
+def dusk_subgoals(subgoals: Sequence[str | None]) -> Counter[str]:
+    """The subgoals of one episode's steps ``DUSK`` to the end of day 0, counted."""
+    return Counter(s or "(none)" for s in subgoals[DUSK:DAY_LENGTH])
+
+
 def night_report(run_dirs: Sequence[Path], limit: int = 3) -> dict[str, Any]:
     """Every episode of ``run_dirs`` replayed: the summary and the per-episode rows."""
     rows = []
+    dusk: Counter[str] = Counter()
     for run in map(Path, run_dirs):
         for meta in read_run(run):
-            actions = carried_out(read_steps(episode_dir(run, meta.episode_id), ["action", "taken"])).tolist()
-            rows.append(replay_nights(meta, actions, limit))
+            steps = read_steps(episode_dir(run, meta.episode_id), ["action", "taken", "subgoal"])
+            rows.append(replay_nights(meta, carried_out(steps).tolist(), limit))
+            dusk.update(dusk_subgoals(steps.column("subgoal").to_pylist()))
     n = len(rows)
     firsts = [r.first_enclosed for r in rows if r.first_enclosed is not None]
     dark = sum(r.dark_steps for r in rows)
@@ -141,5 +151,6 @@ def night_report(run_dirs: Sequence[Path], limit: int = 3) -> dict[str, Any]:
         "dark_enclosed": sum(r.dark_enclosed for r in rows) / dark if dark else None,
         "dark_asleep": sum(r.dark_asleep for r in rows) / dark if dark else None,
         "day_0_endings": {e: endings[e] for e in ENDINGS},
+        "dusk_subgoals": {k: round(v / dusk.total(), 3) for k, v in dusk.most_common()},
         "per_episode": [asdict(r) for r in rows],
     }

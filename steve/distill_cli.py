@@ -213,7 +213,8 @@ def nights(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON, one row per episode too")] = False,
 ) -> None:
     """How the player spends Crafter's nights (replayed from the episodes' seeds): walled in at
-    dusk, enclosed and asleep in the dark, and why the episodes that died on day 0 died."""
+    dusk, enclosed and asleep in the dark, why the episodes that died on day 0 died, and the
+    subgoals it played under from dusk to the end of day 0."""
     from distill.nights import night_report
     from distill.steps import find_runs
 
@@ -226,5 +227,7 @@ def nights(
         return
     report.pop("per_episode")
     endings = report.pop("day_0_endings")
+    dusk = report.pop("dusk_subgoals")
     _table("nights", {k: "-" if v is None else v for k, v in report.items()})
     _table("died on day 0", endings)
+    _table("subgoals from dusk to the end of day 0 (share of steps)", dusk)

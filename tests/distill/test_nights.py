@@ -62,9 +62,14 @@ def test_the_teacher_walls_itself_in_at_dusk_and_an_idler_does_not(teacher_and_i
     assert t["enclosed_on_day_0"] == 1.0 and DUSK <= row["first_enclosed"] < DAY_LENGTH
     assert row["stone_at_dusk"] >= 2
     assert row["dark_steps"] == 105 and t["dark_enclosed"] > 0.5 and t["dark_asleep"] > 0.3
+    # its errands at dusk: walls built, then asleep inside them for most of the evening
+    dusk = t["dusk_subgoals"]
+    assert {"build shelter", "sleep"} <= dusk.keys() and max(dusk, key=dusk.get) == "sleep", dusk
+    assert abs(sum(dusk.values()) - 1) < 0.01
     i = night_report([idler])
     (row,) = i["per_episode"]
     assert i["enclosed_on_day_0"] == 0.0 and row["first_enclosed"] is None
+    assert i["dusk_subgoals"] == {"(none)": 1.0}  # it recorded no subgoal
     assert row["dark_steps"] > 0 and i["dark_enclosed"] == 0.0 and i["dark_asleep"] == 0.0
     # dead in the open at night, with no stone
     assert row["length"] < DAY_LENGTH and row["stone_at_dusk"] == 0 and row["ending"] == ENDINGS[1]
@@ -87,6 +92,7 @@ def test_cli_prints_the_report_and_one_line_errors(teacher_and_idler, tmp_path):
     assert report["episodes"] == 2 and len(report["per_episode"]) == 2
     proc = run_cli("distill", "nights", "--data", str(teacher_and_idler[0]))
     assert proc.returncode == 0 and "in its pocket" in proc.stdout and "dark_enclosed" in proc.stdout
+    assert "subgoals from dusk" in proc.stdout and "build shelter" in proc.stdout
     proc = run_cli("distill", "nights", "--data", str(tmp_path / "missing"), check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
