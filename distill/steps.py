@@ -292,6 +292,87 @@ def _frame_shape(meta: EpisodeMeta, folder: Path) -> tuple[int, ...]:
     return tuple(int(x) for x in json.loads(raw))
 
 
+def _actor_codes(column: pa.ChunkedArray) -> np.ndarray:
+    """Each step's actor as an index into ``ACTORS``, int8: -1 for an actor not known
+    here (it matches no filter); a step without one was the teacher's (the default)."""
+    strings: list[str] = []
+    local = _codes(column, strings)
+    known = {a: i for i, a in enumerate(ACTORS)}
+    return np.array([known.get(a or "teacher", -1) for a in strings], np.int8)[local]
+
+
+def _kept(steps: pa.Table, sub: np.ndarray, actor: np.ndarray, cfg: DataConfig, stats: Counter) -> np.ndarray:
+    """The steps of one episode that ``cfg``'s step filters keep (bool [n]), counting
+    what each filter drops in ``stats``."""
+    n = steps.num_rows
+    keep = np.ones(n, bool)
+    if cfg.success_only:
+        keep &= _reached_mask(steps, sub)
+        stats["steps_subgoal_not_reached"] += int(n - keep.sum())
+    teacher = actor == ACTORS.index("teacher")
+    if cfg.skip_asleep:
+        asleep = _asleep(steps.column("action_name")) & teacher
+        stats["steps_asleep"] += int((keep & asleep).sum())
+        keep &= ~asleep
+    by_actor = np.isin(actor, [ACTORS.index(a) for a in cfg.actors])
+    stats["steps_other_actors"] += int((keep & ~by_actor).sum())
+    return keep & by_actor
+
+
+def _crafter_cells(steps: pa.Table, shape: tuple[int, ...], actions: np.ndarray, done: np.ndarray,
+                   actor: np.ndarray, memory: int, walks: bool, landmarks: int
+                   ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """What the student reads of Crafter's cells at every step of one episode: its map
+    (``memory`` cells per side), where the teacher's walks end, its nearest landmarks
+    (``landmarks`` cells per side); None for each one not asked for. Read over every
+    step, the dropped ones too: the frames are what the player saw."""
+    frames = decode_frames(steps.column("frame").to_pylist(), shape)
+    moves = move_vectors(_crafter_actions(), int(max(actions.max(), done.max())) + 1)
+    carried = done.astype(np.int64)
+    mem = episode_memories(frames, carried, moves, memory) if memory else None
+    ends = None
+    if walks:
+        ends = np.where(actor == ACTORS.index("teacher"), walk_ends(frames, done, moves), NO_WALK).astype(np.int8)
+    marks = episode_landmarks(frames, carried, moves, landmarks, steps.column("t").to_numpy()) if landmarks else None
+    return mem, ends, marks
+
+
+def _teacher_matrix(probs: list[np.ndarray], has_probs: list[np.ndarray], max_action: int
+                    ) -> tuple[np.ndarray, int]:
+    """The episodes' teacher distributions in one float16 [N, n_actions] array (zero rows
+    where a step has none), and the action count: the width of the recorded
+    distributions, or without any Crafter's 17 (never fewer than the actions seen)."""
+    widths = {p.shape[1] for p, h in zip(probs, has_probs) if h.any()}
+    if len(widths) > 1:
+        raise ValueError(f"teacher_probs of different lengths across episodes: {sorted(widths)}")
+    n_actions = widths.pop() if widths else max(DEFAULT_N_ACTIONS, max_action + 1)
+    if max_action >= n_actions:
+        raise ValueError(f"action {max_action} recorded, but teacher_probs have {n_actions} entries")
+    teacher = np.zeros((sum(len(h) for h in has_probs), n_actions), np.float16)
+    row = 0
+    for p, h in zip(probs, has_probs):
+        if p.shape[1]:
+            teacher[row:row + len(h)] = p
+        row += len(h)
+    return teacher, n_actions
+
+
+def _join_frames(blobs: list[bytes], frame_sizes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The episodes' compressed frames end to end, and where each one starts
+    (``StepTable.frame_data``, ``frame_offsets``). Empties ``blobs`` as it goes, so
+    each episode's blob is freed once copied."""
+    offsets = np.zeros(sum(len(s) for s in frame_sizes) + 1, np.int64)
+    np.cumsum(np.concatenate(frame_sizes), out=offsets[1:])
+    frame_data = np.empty(int(offsets[-1]), np.uint8)
+    at = 0
+    blobs.reverse()
+    while blobs:
+        blob = blobs.pop()
+        frame_data[at:at + len(blob)] = np.frombuffer(blob, np.uint8)
+        at += len(blob)
+    return frame_data, offsets
+
+
 def read_run(run: Path) -> list[EpisodeMeta]:
     """The finished episodes of one run directory; a one-line ``ValueError`` when there is
     no such directory or it holds none."""
@@ -342,8 +423,6 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
     runs = [Path(r) for r in runs]
     if not runs:
         raise ValueError("no run directories given")
-    actors = set(cfg.actors)
-    actor_code = {a: i for i, a in enumerate(ACTORS)}
     tasks: list[str] = []
     subgoals: list[str] = []
     episodes: list[EpisodeInfo] = []
@@ -386,22 +465,8 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
             actions = steps.column("action").to_numpy().astype(np.int16, copy=False)  # the labels
             done = carried_out(steps)  # what the player did: its history, its moves
             sub = _codes(steps.column("subgoal"), subgoals)
-            keep = np.ones(n, bool)
-            if cfg.success_only:
-                keep &= _reached_mask(steps, sub)
-                stats["steps_subgoal_not_reached"] += int(n - keep.sum())
-            actor_strings: list[str] = []
-            local = _codes(steps.column("actor"), actor_strings)
-            # Unknown actors (-1) match no filter; a missing one was the teacher (the default).
-            actor = np.array([actor_code.get(a or "teacher", -1) for a in actor_strings], np.int8)[local] \
-                if actor_strings else np.full(n, -1, np.int8)
-            if cfg.skip_asleep:
-                asleep = _asleep(steps.column("action_name")) & (actor == actor_code["teacher"])
-                stats["steps_asleep"] += int((keep & asleep).sum())
-                keep &= ~asleep
-            by_actor = np.isin(actor, [actor_code[a] for a in actors])
-            stats["steps_other_actors"] += int((keep & ~by_actor).sum())
-            keep &= by_actor
+            actor = _actor_codes(steps.column("actor"))
+            keep = _kept(steps, sub, actor, cfg, stats)
             if not keep.any():
                 continue
             e = len(episodes)
@@ -430,52 +495,21 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
                 if meta.env != "crafter":
                     raise ValueError(f"{folder}: model.memory, model.landmarks and model.walk_target read "
                                      f"Crafter's cells, this episode is from {meta.env!r}")
-                # over every step (the dropped ones too: the frames are what the player saw)
-                frames_all = decode_frames(steps.column("frame").to_pylist(), shape)
-                moves = move_vectors(_crafter_actions(), int(max(actions.max(), done.max())) + 1)
-                if memory:
-                    memories.append(episode_memories(frames_all, done.astype(np.int64), moves, memory)[keep])
-                if walks:
-                    ends = walk_ends(frames_all, done, moves)
-                    walk_end.append(np.where(actor == actor_code["teacher"], ends, NO_WALK).astype(np.int8)[keep])
-                if landmarks:
-                    t_all = steps.column("t").to_numpy()
-                    marks.append(episode_landmarks(frames_all, done.astype(np.int64), moves, landmarks, t_all)[keep])
-                del frames_all
+                cells = _crafter_cells(steps, shape, actions, done, actor, memory, walks, landmarks)
+                for out, column in zip((memories, walk_end, marks), cells):
+                    if column is not None:
+                        out.append(column[keep])
             frames = _compress_frames(steps.column("frame"), keep, int(np.prod(shape)), str(folder))
             frame_sizes.append(np.fromiter(map(len, frames), np.int64, len(frames)))
             blobs.append(b"".join(frames))
 
     if not episodes:
         raise ValueError(f"no steps left after the filters in {', '.join(map(str, runs))} "
-                         f"(actors {sorted(actors)}, min_return {cfg.min_return}, "
+                         f"(actors {sorted(cfg.actors)}, min_return {cfg.min_return}, "
                          f"min_achievements {cfg.min_achievements}, success_only {cfg.success_only})")
 
-    widths = {p.shape[1] for p, h in zip(probs, has_probs) if h.any()}
-    if len(widths) > 1:
-        raise ValueError(f"teacher_probs of different lengths across episodes: {sorted(widths)}")
-    max_action = max(int(a.max()) for a in all_actions)
-    # The width of the recorded teacher distributions is the action count; without any,
-    # Crafter's 17 (never fewer than the actions seen).
-    n_actions = widths.pop() if widths else max(DEFAULT_N_ACTIONS, max_action + 1)
-    if max_action >= n_actions:
-        raise ValueError(f"action {max_action} recorded, but teacher_probs have {n_actions} entries")
-    teacher = np.zeros((sum(len(h) for h in has_probs), n_actions), np.float16)
-    row = 0
-    for p, h in zip(probs, has_probs):
-        if p.shape[1]:
-            teacher[row:row + len(h)] = p
-        row += len(h)
-
-    offsets = np.zeros(sum(len(s) for s in frame_sizes) + 1, np.int64)
-    np.cumsum(np.concatenate(frame_sizes), out=offsets[1:])
-    frame_data = np.empty(int(offsets[-1]), np.uint8)
-    at = 0
-    blobs.reverse()  # pop from the end: each episode's blob is freed once copied
-    while blobs:
-        blob = blobs.pop()
-        frame_data[at:at + len(blob)] = np.frombuffer(blob, np.uint8)
-        at += len(blob)
+    teacher, n_actions = _teacher_matrix(probs, has_probs, max(int(a.max()) for a in all_actions))
+    frame_data, offsets = _join_frames(blobs, frame_sizes)
     action_offsets = np.zeros(len(all_actions) + 1, np.int64)
     np.cumsum([len(a) for a in all_actions], out=action_offsets[1:])
 
