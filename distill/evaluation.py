@@ -117,7 +117,7 @@ def evaluate(model: torch.nn.Module, dataset: DistillDataset, cfg: DistillConfig
 
 def agreement_by_label(picked: np.ndarray, action: np.ndarray, subgoal: np.ndarray, action_names: dict[int, str],
                        subgoals: Sequence[str], light: np.ndarray | None = None,
-                       good: np.ndarray | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+                       good: np.ndarray | None = None, mistakes: int = 10) -> dict[str, dict[str, dict[str, Any]]]:
     """Where the student's most likely action ``picked`` departs from the teacher's
     ``action``: per action, how many steps, recall (the teacher's steps of it that the
     student picks too) and precision (the student's picks of it that are the teacher's),
@@ -126,7 +126,10 @@ def agreement_by_label(picked: np.ndarray, action: np.ndarray, subgoal: np.ndarr
     daylight at each step), the agreement by day, dusk or dawn, and night (see
     :data:`LIGHT`), in that order. With ``good`` (per step: the student's action is one of
     the teacher's equally good ones), each row also has that share: ``recall_any`` per
-    action, ``agreement_any`` per subgoal and light."""
+    action, ``agreement_any`` per subgoal and light. ``by_mistake``: the ``mistakes`` most
+    common disagreements, as ``"subgoal: teacher's action -> student's"`` with how many
+    steps and their share of the subgoal's steps (with ``good``, only those not among the
+    teacher's equally good actions: route ties are not mistakes)."""
     picked, action, subgoal = (np.asarray(a, np.int64) for a in (picked, action, subgoal))
     hit = picked == action
     good = None if good is None else np.asarray(good, bool)
@@ -145,7 +148,14 @@ def agreement_by_label(picked: np.ndarray, action: np.ndarray, subgoal: np.ndarr
     ids, counts = np.unique(subgoal, return_counts=True)
     by_subgoal = {subgoals[i]: rates(subgoal == i, "agreement")
                   for i, _ in sorted(zip(ids.tolist(), counts.tolist()), key=lambda e: -e[1])}
-    out = {"by_action": by_action, "by_subgoal": by_subgoal}
+    wrong = ~hit if good is None else ~good
+    triples, n_wrong = np.unique(np.stack([subgoal, action, picked])[:, wrong], axis=1, return_counts=True)
+    by_mistake = {}
+    for k in np.argsort(-n_wrong, kind="stable")[:mistakes].tolist():
+        g, a, p = triples[:, k].tolist()
+        name = f"{subgoals[g]}: {action_names.get(a) or a} -> {action_names.get(p) or p}"
+        by_mistake[name] = {"n": int(n_wrong[k]), "share": float(n_wrong[k] / (subgoal == g).sum())}
+    out = {"by_action": by_action, "by_subgoal": by_subgoal, "by_mistake": by_mistake}
     if light is not None:
         light = np.asarray(light, np.float64)
         out["by_light"] = {}

@@ -172,7 +172,8 @@ def evaluate(
     data: Data,
     limit: Annotated[Optional[int], typer.Option(help="at most this many samples")] = None,
     by_label: Annotated[bool, typer.Option(
-        "--by-label", help="agreement per action, per subgoal and (Crafter) per light too")] = False,
+        "--by-label", help="agreement per action, per subgoal and (Crafter) per light, and the most "
+        "common disagreements")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Offline metrics on recorded episodes: action agreement, subgoal exact match, KL."""
@@ -193,10 +194,14 @@ def evaluate(
     if as_json:
         print(json.dumps(metrics, indent=2))
         return
-    labels = {key: metrics.pop(key) for key in ("by_action", "by_subgoal", "by_light") if key in metrics}
+    titles = {"by_action": "agreement by action (the teacher's steps)",
+              "by_subgoal": "agreement by subgoal (the teacher's steps)",
+              "by_light": "agreement by light (the teacher's steps)",
+              "by_mistake": "most common disagreements (subgoal: teacher -> student)"}
+    labels = {key: metrics.pop(key) for key in titles if key in metrics}
     _table("offline evaluation", metrics)
     for key, rows in labels.items():
-        table = Table(title=f"agreement {key.replace('_', ' ')} (the teacher's steps)")
+        table = Table(title=titles[key])
         columns = next(iter(rows.values()), {}).keys()
         for column in ("", *columns):
             table.add_column(column, justify="right" if column else "left")

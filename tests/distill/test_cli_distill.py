@@ -91,8 +91,15 @@ def test_eval_by_label_adds_up_to_the_totals(ckpt, run_dir):
         assert sum(r["n"] * r[rate] for r in rows) / m["val_samples"] == pytest.approx(m["action_agreement"])
         assert (sum(r["n"] * r[f"{rate}_any"] for r in rows) / m["val_samples"]
                 == pytest.approx(m["action_agreement_any"]))
+    # each disagreement counted once, under its subgoal (at most 10 listed)
+    wrong = (1 - m["action_agreement_any"]) * m["val_samples"]
+    assert sum(r["n"] for r in m["by_mistake"].values()) <= round(wrong)
+    assert len(m["by_mistake"]) == 10 or sum(r["n"] for r in m["by_mistake"].values()) == round(wrong)
+    for name, r in m["by_mistake"].items():
+        assert r["share"] == pytest.approx(r["n"] / m["by_subgoal"][name.split(": ")[0]]["n"])
     table = run_cli("distill", "eval", "--checkpoint", str(out), "--data", str(run_dir), "--by-label").stdout
     assert "agreement by action" in table and "agreement by subgoal" in table and "agreement by light" in table
+    assert "most common disagreements" in table
     assert next(iter(m["by_subgoal"])) in table
 
 

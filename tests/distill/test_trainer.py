@@ -327,6 +327,30 @@ def test_agreement_by_label_counts_recall_and_precision():
     assert out["by_light"]["night (< 0.5, noisy)"] == {"n": 2, "agreement": 0.0, "agreement_any": 0.5}
 
 
+
+def test_agreement_by_label_names_the_most_common_mistakes():
+    from distill.evaluation import agreement_by_label
+
+    names = {0: "noop", 1: "do", 2: "sleep"}
+    action = np.array([1, 1, 1, 0, 0, 2, 1])  # the teacher
+    picked = np.array([0, 0, 1, 1, 1, 1, 0])  # the student
+    subgoal = np.array([0, 0, 0, 0, 1, 1, 1])  # into ["eat cow", "sleep"]
+    out = agreement_by_label(picked, action, subgoal, names, ["eat cow", "sleep"])["by_mistake"]
+    # most first; ties by subgoal, then the teacher's action id, then the student's
+    assert list(out) == ["eat cow: do -> noop", "eat cow: noop -> do", "sleep: noop -> do",
+                         "sleep: do -> noop", "sleep: sleep -> do"]
+    assert out["eat cow: do -> noop"] == {"n": 2, "share": 0.5}  # of the 4 steps under 'eat cow'
+    assert out["sleep: sleep -> do"] == {"n": 1, "share": pytest.approx(1 / 3)}
+    top = agreement_by_label(picked, action, subgoal, names, ["eat cow", "sleep"], mistakes=1)["by_mistake"]
+    assert list(top) == ["eat cow: do -> noop"]
+    # a pick among the teacher's equally good actions (a route tie) is not a mistake
+    good = picked == action
+    good[:2] = True
+    tied = agreement_by_label(picked, action, subgoal, names, ["eat cow", "sleep"], good=good)["by_mistake"]
+    assert "eat cow: do -> noop" not in tied and tied["sleep: do -> noop"] == {"n": 1, "share": pytest.approx(1 / 3)}
+    assert agreement_by_label(action, action, subgoal, names, ["eat cow", "sleep"])["by_mistake"] == {}
+
+
 # -- training -----------------------------------------------------------------------------
 
 def test_train_writes_checkpoints_metrics_and_plot(trained):
