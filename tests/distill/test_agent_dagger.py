@@ -373,13 +373,22 @@ def test_a_teacher_without_dusk_farming_shelters_without_planting(student_ckpt, 
     with pytest.raises(ValueError, match="with and without"):
         run_dagger(cfg, [tmp_path / str(farm) / "seed-0" for farm in (False, True)], student_ckpt, tmp_path / "dg",
                    pool=InlinePool())
+    # today's teacher labels: accepted, also with the "rest in shelter" its planner plans
+    # when health runs low (session 28: that word alone had DAgger refuse every teacher run)
+    (part,) = episode_dir(tmp_path / "True" / "seed-0", metas[True].episode_id).glob("part-*.parquet")
+
+    def relabel(change) -> None:
+        table = pq.read_table(part)
+        labels = [change(t, s) for t, s in enumerate(table.column("subgoal").to_pylist())]
+        table = table.set_column(table.schema.get_field_index("subgoal"), "subgoal", pa.array(labels, pa.string()))
+        pq.write_table(table, part, write_page_checksum=True)
+
+    relabel(lambda t, s: "rest in shelter" if t == 5 else s)
+    history = run_dagger(cfg, [tmp_path / "True" / "seed-0"], student_ckpt, tmp_path / "ok", pool=InlinePool())
+    assert len(history) == 1
     # the same episode as an older teacher labelled it (the whole evening "sleep"): refused,
     # so that DAgger's labels do not give "sleep" two meanings
-    (part,) = episode_dir(tmp_path / "True" / "seed-0", metas[True].episode_id).glob("part-*.parquet")
-    table = pq.read_table(part)
-    old = [s if s not in ("build shelter", "place plant") else "sleep" for s in table.column("subgoal").to_pylist()]
-    table = table.set_column(table.schema.get_field_index("subgoal"), "subgoal", pa.array(old, pa.string()))
-    pq.write_table(table, part, write_page_checksum=True)
+    relabel(lambda t, s: "sleep" if s in ("build shelter", "place plant") else s)
     with pytest.raises(ValueError, match="record them again with steve distill teacher"):
         run_dagger(cfg, [tmp_path / "True" / "seed-0"], student_ckpt, tmp_path / "dg", pool=InlinePool())
 
