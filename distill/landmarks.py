@@ -18,10 +18,12 @@ compared in the light of the step (:func:`envs.crafter_env.daylight`) and a cell
 written only when one texture fits it clearly better than any other; in the dark only the
 cells near the player pass, and asleep (a grey frame) none does.
 
-A *pocket* is a cell the player can stand on with walls on at least three of its four
-sides (stone, trees, water, a table...: what a zombie cannot cross, lava excepted), the
-teacher's night shelter less at most one stone to place. Crafter only; depends on numpy and,
-for the textures, the ``crafter`` package.
+The *pocket* is where the teacher would wall itself in for the night, found on the map
+by the teacher's own rule (:func:`_pocket`, after ``agents.executor.shelter.find_pockets``):
+the entry of a two-cell tunnel with walls beside it, the fewest walls to build first, then
+the nearest. It is looked for only from step :data:`EVENING` of each day (it costs ~1 ms;
+the teacher turns to its shelter from step 125). Crafter only; depends on numpy and, for
+the textures, the ``crafter`` package.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from distill.visual_memory import WORLD_COLS, WORLD_ROWS, cell_colours, shifted, view_in_map, view_moved
-from envs.crafter_env import daylight
+from envs.crafter_env import DAY_LENGTH, daylight
 
 UNIT = 7  # pixels per cell in Crafter's 64 x 64 frame
 # The textures a cell may show: materials, then objects over the ground they stand on.
@@ -45,11 +47,13 @@ TEXTURES = MATERIALS + tuple(name for name, _ in OBJECTS)
 UNKNOWN = 0  # class 0: never seen well enough; class i + 1 is TEXTURES[i]
 PLAYER = len(TEXTURES) + 1  # the player's own cell, ground it stands on
 CLASS = {name: i + 1 for i, name in enumerate(TEXTURES)}
-WALLS = frozenset(CLASS[n] for n in ("water", "stone", "tree", "coal", "iron", "diamond", "table", "furnace",
-                                     "plant", "plant-ripe"))
-GROUND = frozenset([CLASS[n] for n in ("grass", "path", "sand", "cow", "zombie", "skeleton", "arrow-left",
-                                       "arrow-right", "arrow-up", "arrow-down")] + [PLAYER])
-# What the student is told of, in this order; "pocket" is computed from the walls.
+# The teacher's shelter walls: what no zombie crosses and the player does not dig through
+# by mistake; water is one too unless a skeleton's ground (path) is within SKELETON_REACH,
+# as arrows fly over it.
+WALLS = frozenset(CLASS[n] for n in ("stone", "tree", "coal", "iron", "diamond", "table", "furnace"))
+SKELETON_REACH = 6
+EVENING = 100  # the step of each day from which the pocket is looked for
+# What the student is told of, in this order; "pocket" is computed from the map (_pocket).
 LANDMARKS = ("water", "tree", "stone", "coal", "iron", "diamond", "lava", "table", "furnace", "cow", "plant",
              "plant-ripe", "pocket")
 NONE = -128  # the offset of a landmark not known
@@ -214,9 +218,11 @@ class LandmarkMemory:
         known = seen != UNKNOWN
         view[known] = seen[known]
         self.age[self.rows, self.cols][known] = 0
-        return self.nearest()
+        return self.nearest(step)
 
-    def nearest(self) -> np.ndarray:
+    def nearest(self, step: int) -> np.ndarray:
+        """The offsets [K, 2] at step count ``step``; the pocket's only from step
+        :data:`EVENING` of a day."""
         classes = self.classes.copy()
         classes[(classes == CLASS["cow"]) & (self.age > COW_MEMORY)] = CLASS["grass"]
         flat = classes.ravel()[self.order]
@@ -227,30 +233,82 @@ class LandmarkMemory:
         out = np.full((len(LANDMARKS), 2), NONE, np.int8)
         known = rank >= 0
         out[:-1][known] = np.stack([self.dx[rank[known]], self.dy[rank[known]]], 1)
-        pockets = _pockets(classes).ravel()[self.order]
-        if pockets.any():
-            i = int(pockets.argmax())
-            out[-1] = self.dx[i], self.dy[i]
+        pocket = _pocket(classes) if step % DAY_LENGTH >= EVENING else None
+        if pocket is not None:
+            c = self.size // 2
+            out[-1] = pocket[0] - c, pocket[1] - c
         return out
 
 
-_WALL_CODE = np.zeros(256, np.uint8)
-_WALL_CODE[list(WALLS)] = 1
-_GROUND = np.zeros(256, bool)
-_GROUND[list(GROUND)] = True
+_CODES = {name: np.zeros(256, bool) for name in ("wall", "free", "dig", "lava", "water", "path", "grass")}
+_CODES["wall"][list(WALLS)] = True
+_CODES["free"][[CLASS["grass"], CLASS["sand"], CLASS["path"], PLAYER]] = True  # ground without an object
+_CODES["dig"][[CLASS["stone"], CLASS["coal"]]] = True
+for _name in ("lava", "water", "path", "grass"):
+    _CODES[_name][CLASS[_name]] = True
+_DIRS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # Crafter's move order: left, right, up, down
 _FREE = np.zeros(256, bool)  # what a move steps onto: ground without an object, or lava
 _FREE[[CLASS[n] for n in ("grass", "sand", "path", "lava")]] = True
+_NOWHERE = np.iinfo(np.int64).max
 
 
-def _pockets(classes: np.ndarray) -> np.ndarray:
-    """bool [S, S]: ground with walls on at least three of its four sides."""
-    wall = _WALL_CODE[classes]  # uint8 0 / 1
-    sides = np.zeros(classes.shape, np.uint8)
-    sides[1:] += wall[:-1]
-    sides[:-1] += wall[1:]
-    sides[:, 1:] += wall[:, :-1]
-    sides[:, :-1] += wall[:, 1:]
-    return _GROUND[classes] & (sides >= 3)
+def _pocket(classes: np.ndarray) -> tuple[int, int] | None:
+    """(x, y) on the map [S, S] of the entry of the pocket the teacher would pick for the
+    night, or None. As ``agents.executor.shelter.find_pockets``: a straight tunnel
+    E -> P -> Q, E free ground (and the cell behind it: the player steps in from there),
+    P and Q free or diggable (stone, coal) and not next to lava, with walls beside P and
+    Q and beyond Q, each one missing (free ground) a stone to place. The fewest walls to
+    build win (6 steps each), then the nearest, water beside P counting 12 steps in its
+    favour (the player drinks inside), grass around (where zombies spawn) a step against it
+    per 6 cells. Unlike the teacher it counts neither the stone carried nor the pockets it
+    failed to enter."""
+    is_ = {name: lut[classes] for name, lut in _CODES.items()}
+    s = classes.shape[0]
+    wall = is_["wall"] | (is_["water"] & ~(_window_sum(is_["path"], SKELETON_REACH) > 0))
+    free, lava = is_["free"], is_["lava"]
+    near = _around(lava)  # what lies (dx, dy) from each cell: near(dx, dy)[y, x] = lava[y + dy, x + dx]
+    unsafe = lava | near(1, 0) | near(-1, 0) | near(0, 1) | near(0, -1)
+    free_at, opened_at = _around(free), _around((free | is_["dig"]) & ~unsafe)
+    wall_at, closable_at, water_at = _around(wall), _around(wall | free), _around(is_["water"])
+    c = s // 2
+    ys, xs = np.mgrid[:s, :s]
+    base = np.abs(xs - c) + np.abs(ys - c) + _window_sum(is_["grass"], 6) // 6
+    best, where = _NOWHERE, None
+    for dx, dy in _DIRS:
+        px, py = dy, dx  # perpendicular
+        sides = ((dx + px, dy + py), (dx - px, dy - py), (2 * dx + px, 2 * dy + py), (2 * dx - px, 2 * dy - py))
+        ok = free & free_at(-dx, -dy) & opened_at(dx, dy) & opened_at(2 * dx, 2 * dy) & closable_at(3 * dx, 3 * dy)
+        build = np.zeros((s, s), np.int64)
+        for sx, sy in sides:
+            ok &= closable_at(sx, sy)
+            build += ~wall_at(sx, sy)
+        if not ok.any():
+            continue
+        well = water_at(*sides[0]) | water_at(*sides[1])
+        score = np.where(ok, 6 * build + base - 12 * well, _NOWHERE)
+        i = int(score.argmin())
+        if score.flat[i] < best:
+            best, where = int(score.flat[i]), (i % s, i // s)
+    return where
+
+
+def _around(mask: np.ndarray, reach: int = 3):
+    """``at(dx, dy)``: a view of ``mask`` [S, S] moved so that ``at(dx, dy)[y, x]`` is
+    ``mask[y + dy, x + dx]``, False off the map, for ``|dx|, |dy| <= reach``."""
+    s = mask.shape[0]
+    padded = np.zeros((s + 2 * reach, s + 2 * reach), bool)
+    padded[reach:reach + s, reach:reach + s] = mask
+    return lambda dx, dy: padded[reach + dy:reach + dy + s, reach + dx:reach + dx + s]
+
+
+def _window_sum(mask: np.ndarray, r: int) -> np.ndarray:
+    """int [S, S]: how many ``mask`` cells lie within ``r`` (Chebyshev) of each cell."""
+    s = mask.shape[0]
+    cum = np.zeros((s + 1, s + 1), np.int64)
+    cum[1:, 1:] = mask.cumsum(0).cumsum(1)
+    lo = np.clip(np.arange(s) - r, 0, s)
+    hi = np.clip(np.arange(s) + r + 1, 0, s)
+    return cum[hi][:, hi] - cum[lo][:, hi] - cum[hi][:, lo] + cum[lo][:, lo]
 
 
 def episode_landmarks(frames: np.ndarray, actions: np.ndarray, moves: np.ndarray, size: int,
