@@ -12,7 +12,8 @@ from torch.utils.data import DataLoader
 
 from distill.config import DataConfig, ModelConfig
 from distill.data import DistillDataset, build_tokenizer, describe, split
-from distill.steps import concat_tables, load_steps, parse_check
+from distill.checks import parse_check
+from distill.steps import concat_tables, load_steps
 from distill.tokenizer import BOS, EOS, PAD
 from envs.episodes import (
     ACTORS,
