@@ -2,7 +2,8 @@
 
 A checkpoint directory ``CKPT/ckpt-0001000/`` holds ``model.safetensors``,
 ``optimizer.safetensors`` (AdamW moments, flattened to tensors), ``meta.json``
-(the distill config, the tokenizer, the step, the action names, schedule state) and,
+(the distill config, the tokenizer, the step, the action names, schedule state, the
+landmarks' version when the student reads them) and,
 when training keeps one (``train.ema``), ``ema.safetensors``: the moving average of the
 weights, which is then the student that plays.
 It is written as a dot-directory and renamed, and ``CKPT/latest`` names the newest, so
@@ -13,6 +14,7 @@ any ``ckpt-*`` inside it can be passed wherever a checkpoint is expected.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from distill import landmarks
 from distill.config import DistillConfig
 from distill.errors import CheckpointError
 from distill.model import Student
@@ -32,6 +35,10 @@ FORMAT = "steve-student-1"
 LATEST = "latest"
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
+LANDMARKS_KEY = "landmarks_version"  # in ``extra``: distill.landmarks.VERSION when trained on them
+
+log = logging.getLogger(__name__)
+_unversioned: set[Path] = set()  # checkpoints already warned about, once per process
 
 
 @dataclass
@@ -106,8 +113,26 @@ def read(path: Path) -> Checkpoint:
         raise CheckpointError(f"{path / 'meta.json'}: unreadable ({err})") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a student checkpoint (format {meta.get('format')!r}, want {FORMAT!r})")
-    return Checkpoint(path, DistillConfig.model_validate(meta["config"]), Tokenizer.from_dict(meta["tokenizer"]),
+    ckpt = Checkpoint(path, DistillConfig.model_validate(meta["config"]), Tokenizer.from_dict(meta["tokenizer"]),
                       int(meta["n_actions"]), list(meta["action_names"]), int(meta["step"]), meta.get("extra", {}))
+    _check_landmarks(ckpt)
+    return ckpt
+
+
+def _check_landmarks(ckpt: Checkpoint) -> None:
+    """Refuse a student whose landmark tokens meant something else in training (it would
+    play, and read them wrong); warn about one saved before the meaning was recorded."""
+    if not ckpt.config.model.landmarks:
+        return
+    version = ckpt.extra.get(LANDMARKS_KEY)
+    if version is None:
+        if ckpt.path not in _unversioned:
+            _unversioned.add(ckpt.path)
+            log.warning("%s: saved before landmark versions were recorded; if it was trained between 9fecb8a "
+                        "and 3470e1e its pocket token means another cell than today's: retrain it", ckpt.path)
+    elif version != landmarks.VERSION:
+        raise CheckpointError(f"{ckpt.path}: trained on landmarks version {version}, this code computes version "
+                              f"{landmarks.VERSION}: retrain it, or play it with the code it was trained with")
 
 
 def load_student(path: Path, device: str | torch.device = "cpu", averaged: bool = True) -> tuple[Student, Checkpoint]:

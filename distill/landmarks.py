@@ -56,6 +56,12 @@ EVENING = 100  # the step of each day from which the pocket is looked for
 # What the student is told of, in this order; "pocket" is computed from the map (_pocket).
 LANDMARKS = ("water", "tree", "stone", "coal", "iron", "diamond", "lava", "table", "furnace", "cow", "plant",
              "plant-ripe", "pocket")
+# What the landmark tokens mean, saved with each checkpoint trained on them: a student
+# reads its tokens as they were computed in training, so one whose number differs from
+# this is refused (distill.checkpoint). Change it whenever a landmark's rule changes.
+# 1: the pocket by the teacher's rule. Checkpoints saved before the number was recorded
+# carry none; between 9fecb8a and 3470e1e their pocket was a cell walled on three sides.
+VERSION = 1
 NONE = -128  # the offset of a landmark not known
 COW_MEMORY = 30  # cows wander: one seen longer ago than this many steps is forgotten
 # A cell is written when its best texture fits within the noise expected there and the

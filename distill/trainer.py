@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from distill import checkpoint as ck
+from distill import landmarks
 from distill.augment import hide_history, mirror_batch, mirror_for
 from distill.config import DataConfig, DistillConfig
 from distill.data import DistillDataset, build_tokenizer, describe, split
@@ -282,6 +283,8 @@ def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None
             meta.step = step
             meta.extra = {"taid": taid.state_dict()} if taid is not None else {}
             meta.extra["runs"] = [str(r) for r in runs]
+            if cfg.model.landmarks:
+                meta.extra[ck.LANDMARKS_KEY] = landmarks.VERSION
             ck.save(out, model, meta, optimizer, keep=t.keep_checkpoints, averaged=None if ema is None else ema.model)
             plot_losses(metrics_file, out / "loss.png")
         if progress is not None and dist.main:

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+import logging
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
 import envs
+from distill import checkpoint as ck
 from distill import landmarks as lm
 from distill.augment import mirror_batch, mirror_for
 from distill.config import DataConfig, DistillConfigError, load
 from distill.data import DistillDataset, build_tokenizer
+from distill.errors import CheckpointError
 from distill.steps import concat_tables, load_steps
 from distill.trainer import train
 from distill.visual_memory import move_vectors
@@ -235,3 +241,25 @@ def test_a_student_with_landmarks_plays_with_those_training_gave_it(marks_ckpt):
     assert not torch.allclose(logits, other)
     with pytest.raises(ValueError, match="pass landmarks="):
         model.decide(frame, agent.task, history, clock=clock)
+
+
+def test_a_student_trained_on_other_landmarks_is_refused(marks_ckpt, tmp_path, caplog):
+    """Training records what the landmark tokens meant; a checkpoint whose number differs
+    is refused, one saved before the number was kept loads with one warning."""
+    assert ck.read(marks_ckpt).extra[ck.LANDMARKS_KEY] == lm.VERSION
+    copy = tmp_path / "ckpt"
+    shutil.copytree(ck.resolve(marks_ckpt), copy)
+    meta = json.loads((copy / "meta.json").read_text())
+    meta["extra"][ck.LANDMARKS_KEY] = lm.VERSION + 1
+    (copy / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=f"landmarks version {lm.VERSION + 1}, this code computes "
+                                              f"version {lm.VERSION}: retrain"):
+        ck.load_student(copy)
+    del meta["extra"][ck.LANDMARKS_KEY]
+    (copy / "meta.json").write_text(json.dumps(meta))
+    with caplog.at_level(logging.WARNING, logger="distill.checkpoint"):
+        ck.load_student(copy)
+        ck.read(copy)
+    assert [r.getMessage() for r in caplog.records if "landmark versions" in r.getMessage()] == [
+        f"{copy}: saved before landmark versions were recorded; if it was trained between 9fecb8a and 3470e1e "
+        "its pocket token means another cell than today's: retrain it"]
