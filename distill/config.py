@@ -11,7 +11,7 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -87,6 +87,9 @@ class DataConfig(_Section):
     change_weight: int = Field(1, ge=1, description="a step whose action differs from the action before it "
                                "(a decision, not a repeat) is drawn this many times as often: a student that "
                                "reads its last actions otherwise learns to repeat them")
+    subgoal_weights: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        {}, description="a step whose subgoal is named here is drawn this many times as often, e.g. "
+        "{build shelter: 3}: the few steps that decide whether the player lives through a night")
     skip_asleep: bool = Field(True, description="drop the steps taken asleep (a 'sleep' after a 'sleep'): "
                               "Crafter ignores the action until the player wakes")
 

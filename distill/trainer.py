@@ -129,7 +129,8 @@ def weighted_indices(table: Any, indices: np.ndarray, data: DataConfig) -> np.nd
     step in a thousand, and each opens the next tier), times ``data.change_weight`` for a step
     whose action is not the one before it in its episode (the moments the teacher decided
     something new, which a student that reads its own last actions otherwise learns to
-    skip: behavioural cloning's copycat problem)."""
+    skip: behavioural cloning's copycat problem), times ``data.subgoal_weights[name]`` for a
+    step under a subgoal named there."""
     weight = np.ones(len(indices), np.int64)
     if data.relabelled_weight > 1:
         weight[table.actor[indices] == ACTORS.index("expert-relabelled")] *= data.relabelled_weight
@@ -139,7 +140,25 @@ def weighted_indices(table: Any, indices: np.ndarray, data: DataConfig) -> np.nd
         weight[share[actions] < data.rare_action_below] *= data.rare_action_weight
     if data.change_weight > 1 and len(indices):
         weight[table.action[indices] != table.histories(indices, 1)[:, 0]] *= data.change_weight
+    if data.subgoal_weights and len(indices):
+        weight *= _subgoal_weights(table, data.subgoal_weights)[table.subgoal[indices]]
     return indices if (weight == 1).all() else np.repeat(indices, weight)
+
+
+def _subgoal_weights(table: Any, weights: dict[str, int]) -> np.ndarray:
+    """Each of ``table.subgoals``' weight (1 where ``weights`` does not name it); a name
+    no step of the data has is an error, not a weight that silently does nothing."""
+    code = {name: i for i, name in enumerate(table.subgoals)}
+    unknown = [name for name in weights if name not in code]
+    if unknown:
+        common = [table.subgoals[i] for i in np.argsort(-np.bincount(table.subgoal), kind="stable")
+                  if table.subgoals[i]][:6]
+        raise ValueError(f"data.subgoal_weights: no step of the data has subgoal {unknown[0]!r} "
+                         f"(the most common: {', '.join(map(repr, common))})")
+    out = np.ones(len(table.subgoals), np.int64)
+    for name, w in weights.items():
+        out[code[name]] = w
+    return out
 
 
 def _trim_metrics(path: Path, step: int) -> None:

@@ -20,7 +20,7 @@ import torch
 
 import envs
 from distill import checkpoint as ck
-from distill.config import load
+from distill.config import DistillConfigError, load
 from distill.data import build_tokenizer
 from distill.steps import load_steps
 from distill.model import Student
@@ -624,6 +624,36 @@ def test_steps_that_change_the_action_are_drawn_more_often(run_dir):
     changed = [counts[j] == 3 for i, j in after]
     assert changed == [table.action[j] != table.action[i] for i, j in after]
     assert 0 < sum(changed) < len(changed)
+
+
+def test_steps_of_named_subgoals_are_drawn_more_often(run_dir):
+    from distill.trainer import weighted_indices
+
+    data = load("tiny").data
+    table = load_steps([run_dir], data)
+    idx = np.arange(len(table))
+    counts = np.bincount(table.subgoal, minlength=len(table.subgoals))
+    counts[table.subgoals.index("")] = 0  # steps without a subgoal
+    name = table.subgoals[int(counts.argmax())]  # the recorded run's commonest subgoal
+    assert 0 < counts.max() < len(table)
+    drawn = np.bincount(weighted_indices(table, idx, data.model_copy(update={"subgoal_weights": {name: 3}})),
+                        minlength=len(table))
+    assert np.array_equal(drawn, np.where(table.subgoal == table.subgoals.index(name), 3, 1))
+    both = data.model_copy(update={"subgoal_weights": {name: 3}, "change_weight": 2})
+    changed = np.bincount(weighted_indices(table, idx, data.model_copy(update={"change_weight": 2})),
+                          minlength=len(table))
+    assert np.array_equal(np.bincount(weighted_indices(table, idx, both), minlength=len(table)), drawn * changed)
+    typo = data.model_copy(update={"subgoal_weights": {"bild shelter": 3}})
+    with pytest.raises(ValueError, match=f"no step of the data has subgoal 'bild shelter' .the most common: {name!r}"):
+        weighted_indices(table, idx, typo)
+
+
+def test_subgoal_weights_come_from_set_and_must_be_whole_and_positive():
+    assert load("tiny", ["data.subgoal_weights.build shelter=3"]).data.subgoal_weights == {"build shelter": 3}
+    assert load("tiny", ["data.subgoal_weights={eat cow: 2, sleep: 1}"]).data.subgoal_weights == {"eat cow": 2,
+                                                                                                "sleep": 1}
+    with pytest.raises(DistillConfigError, match="data.subgoal_weights.sleep: Input should be greater than"):
+        load("tiny", ["data.subgoal_weights.sleep=0"])
 
 
 def test_gradient_accumulation_equals_one_big_batch(run_dir, tmp_path):
