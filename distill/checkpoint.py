@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from distill import landmarks
-from distill.config import DistillConfig
+from distill.config import DistillConfig, DistillConfigError, validate
 from distill.errors import CheckpointError
 from distill.model import Student
 from distill.tokenizer import Tokenizer
@@ -113,8 +113,13 @@ def read(path: Path) -> Checkpoint:
         raise CheckpointError(f"{path / 'meta.json'}: unreadable ({err})") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a student checkpoint (format {meta.get('format')!r}, want {FORMAT!r})")
-    ckpt = Checkpoint(path, DistillConfig.model_validate(meta["config"]), Tokenizer.from_dict(meta["tokenizer"]),
-                      int(meta["n_actions"]), list(meta["action_names"]), int(meta["step"]), meta.get("extra", {}))
+    try:
+        ckpt = Checkpoint(path, validate(meta["config"]), Tokenizer.from_dict(meta["tokenizer"]),
+                          int(meta["n_actions"]), list(meta["action_names"]), int(meta["step"]), meta.get("extra", {}))
+    except DistillConfigError as err:  # e.g. a key this code does not know: a newer steve trained it
+        raise CheckpointError(f"{path}: {err}; was it trained by another version of steve?") from None
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path / 'meta.json'}: incomplete ({type(err).__name__}: {err})") from None
     _check_landmarks(ckpt)
     return ckpt
 

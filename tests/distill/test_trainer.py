@@ -145,6 +145,23 @@ def test_foreign_format_is_a_named_error(tmp_path, tok):
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m["config"]["data"].update(future_option=1), "unknown key 'data.future_option'; was it trained by "
+                                                            "another version of steve"),
+    (lambda m: m["config"]["model"].update(d_model="wide"), "model.d_model: Input should be a valid integer"),
+    (lambda m: m.pop("tokenizer"), "meta.json: incomplete .KeyError: 'tokenizer'"),
+    (lambda m: m.update(step=None), "meta.json: incomplete .TypeError"),
+])
+def test_a_config_this_code_cannot_read_is_a_named_error(tmp_path, tok, change, message):
+    path = _saved(tmp_path, tok)
+    meta = json.loads((path / "meta.json").read_text())
+    change(meta)
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ck.CheckpointError, match=message) as err:
+        ck.load_student(path)
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+
+
 def test_broken_meta_is_a_named_error(tmp_path, tok):
     path = _saved(tmp_path, tok)
     (path / "meta.json").write_text('{"format": "steve-stu')
