@@ -3,11 +3,10 @@ that follows the player, read as the nearest of each; the same in training and p
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
