@@ -208,7 +208,7 @@ class LandmarkMemory:
             return False
         target = int(self.last_seen[WORLD_ROWS // 2 + dy, WORLD_COLS // 2 + dx])
         if target != UNKNOWN:
-            return bool(_FREE[target])
+            return bool(_WALKABLE[target])
         return view_moved(cell_colours(self.last), cell_colours(frame), dx, dy)
 
     def update(self, frame: np.ndarray, move: tuple[int, int] | np.ndarray, step: int) -> np.ndarray:
@@ -253,8 +253,8 @@ _CODES["dig"][[CLASS["stone"], CLASS["coal"]]] = True
 for _name in ("lava", "water", "path", "grass"):
     _CODES[_name][CLASS[_name]] = True
 _DIRS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # Crafter's move order: left, right, up, down
-_FREE = np.zeros(256, bool)  # what a move steps onto: ground without an object, or lava
-_FREE[[CLASS[n] for n in ("grass", "sand", "path", "lava")]] = True
+_WALKABLE = np.zeros(256, bool)  # what a move steps onto: ground without an object, or lava
+_WALKABLE[[CLASS[n] for n in ("grass", "sand", "path", "lava")]] = True
 _NOWHERE = np.iinfo(np.int64).max
 
 
