@@ -14,7 +14,6 @@ any ``ckpt-*`` inside it can be passed wherever a checkpoint is expected.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -36,9 +35,6 @@ LATEST = "latest"
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
 LANDMARKS_KEY = "landmarks_version"  # in ``extra``: distill.landmarks.VERSION when trained on them
-
-log = logging.getLogger(__name__)
-_unversioned: set[Path] = set()  # checkpoints already warned about, once per process
 
 
 @dataclass
@@ -125,19 +121,16 @@ def read(path: Path) -> Checkpoint:
 
 
 def _check_landmarks(ckpt: Checkpoint) -> None:
-    """Refuse a student whose landmark tokens meant something else in training (it would
-    play, and read them wrong); warn about one saved before the meaning was recorded."""
+    """Refuse a student whose landmark tokens meant something else in training: it would
+    play, and read them wrong. One saved before the version was recorded (version 1 or
+    older) is refused too."""
     if not ckpt.config.model.landmarks:
         return
     version = ckpt.extra.get(LANDMARKS_KEY)
-    if version is None:
-        if ckpt.path not in _unversioned:
-            _unversioned.add(ckpt.path)
-            log.warning("%s: saved before landmark versions were recorded; if it was trained between 9fecb8a "
-                        "and 3470e1e its pocket token means another cell than today's: retrain it", ckpt.path)
-    elif version != landmarks.VERSION:
-        raise CheckpointError(f"{ckpt.path}: trained on landmarks version {version}, this code computes version "
-                              f"{landmarks.VERSION}: retrain it, or play it with the code it was trained with")
+    if version != landmarks.VERSION:
+        trained = "before landmark versions were recorded" if version is None else f"on landmarks version {version}"
+        raise CheckpointError(f"{ckpt.path}: trained {trained}, this code computes version {landmarks.VERSION}: "
+                              "retrain it, or play it with the code it was trained with")
 
 
 def load_student(path: Path, device: str | torch.device = "cpu", averaged: bool = True) -> tuple[Student, Checkpoint]:

@@ -48,8 +48,8 @@ UNKNOWN = 0  # class 0: never seen well enough; class i + 1 is TEXTURES[i]
 PLAYER = len(TEXTURES) + 1  # the player's own cell, ground it stands on
 CLASS = {name: i + 1 for i, name in enumerate(TEXTURES)}
 # The teacher's shelter walls: what no zombie crosses and the player does not dig through
-# by mistake; water is one too unless a skeleton's ground (path) is within SKELETON_REACH,
-# as arrows fly over it.
+# by mistake; water is one too unless a skeleton's ground (path) is within SKELETON_REACH
+# steps (up, down, left, right: as the teacher counts them), as arrows fly over it.
 WALLS = frozenset(CLASS[n] for n in ("stone", "tree", "coal", "iron", "diamond", "table", "furnace"))
 SKELETON_REACH = 6
 EVENING = 100  # the step of each day from which the pocket is looked for
@@ -59,9 +59,11 @@ LANDMARKS = ("water", "tree", "stone", "coal", "iron", "diamond", "lava", "table
 # What the landmark tokens mean, saved with each checkpoint trained on them: a student
 # reads its tokens as they were computed in training, so one whose number differs from
 # this is refused (distill.checkpoint). Change it whenever a landmark's rule changes.
-# 1: the pocket by the teacher's rule. Checkpoints saved before the number was recorded
-# carry none; between 9fecb8a and 3470e1e their pocket was a cell walled on three sides.
-VERSION = 1
+# 1: the pocket by the teacher's rule, but a skeleton's reach over water counted in a
+# 13 x 13 square where the teacher counts 6 steps. 2: counted as the teacher does.
+# Checkpoints saved before the number was recorded carry none; between 9fecb8a and 3470e1e
+# their pocket was a cell walled on three sides.
+VERSION = 2
 NONE = -128  # the offset of a landmark not known
 COW_MEMORY = 30  # cows wander: one seen longer ago than this many steps is forgotten
 # A cell is written when its best texture fits within the noise expected there and the
@@ -270,10 +272,8 @@ def _pocket(classes: np.ndarray) -> tuple[int, int] | None:
     failed to enter."""
     is_ = {name: lut[classes] for name, lut in _CODES.items()}
     s = classes.shape[0]
-    wall = is_["wall"] | (is_["water"] & ~(_window_sum(is_["path"], SKELETON_REACH) > 0))
-    free, lava = is_["free"], is_["lava"]
-    near = _around(lava)  # what lies (dx, dy) from each cell: near(dx, dy)[y, x] = lava[y + dy, x + dx]
-    unsafe = lava | near(1, 0) | near(-1, 0) | near(0, 1) | near(0, -1)
+    wall = is_["wall"] | (is_["water"] & ~_within_steps(is_["path"], SKELETON_REACH))
+    free, unsafe = is_["free"], _within_steps(is_["lava"], 1)
     free_at, opened_at = _around(free), _around((free | is_["dig"]) & ~unsafe)
     wall_at, closable_at, water_at = _around(wall), _around(wall | free), _around(is_["water"])
     c = s // 2
@@ -305,6 +305,15 @@ def _around(mask: np.ndarray, reach: int = 3):
     padded = np.zeros((s + 2 * reach, s + 2 * reach), bool)
     padded[reach:reach + s, reach:reach + s] = mask
     return lambda dx, dy: padded[reach + dy:reach + dy + s, reach + dx:reach + dx + s]
+
+
+def _within_steps(mask: np.ndarray, r: int) -> np.ndarray:
+    """bool [S, S]: the cells at most ``r`` moves (up, down, left, right) from a ``mask`` cell."""
+    out = mask.copy()
+    for _ in range(r):
+        near = _around(out, 1)
+        out = out | near(1, 0) | near(-1, 0) | near(0, 1) | near(0, -1)
+    return out
 
 
 def _window_sum(mask: np.ndarray, r: int) -> np.ndarray:

@@ -143,7 +143,7 @@ def _sides(k: int) -> list[tuple[int, int]]:
 
 
 def _spread(mask: np.ndarray, r: int) -> np.ndarray:
-    """Cells within ``r`` (Chebyshev) of a ``mask`` cell."""
+    """Cells within ``r`` moves (up, down, left, right: a diamond, not a square) of a ``mask`` cell."""
     out = mask.copy()
     for _ in range(r):
         grown = out.copy()
