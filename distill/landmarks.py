@@ -269,7 +269,9 @@ def _pocket(classes: np.ndarray) -> tuple[int, int] | None:
     build win (6 steps each), then the nearest, water beside P counting 12 steps in its
     favour (the player drinks inside), grass around (where zombies spawn) a step against it
     per 6 cells. Unlike the teacher it counts neither the stone carried nor the pockets it
-    failed to enter."""
+    failed to enter, and the player's own cell is ground to it (to the teacher, an object
+    in its view: counted so, the token pointed the teacher's moves less well, session 30).
+    Otherwise both pick the same cell (a test draws maps and runs both)."""
     is_ = {name: lut[classes] for name, lut in _CODES.items()}
     s = classes.shape[0]
     wall = is_["wall"] | (is_["water"] & ~_within_steps(is_["path"], SKELETON_REACH))
