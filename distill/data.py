@@ -1,7 +1,8 @@
 """Samples for STEVE-2 distillation, from the step table of :mod:`distill.steps`.
 
-``split`` holds out whole episodes, ``build_tokenizer`` makes the word vocabulary of
-tasks and subgoals, and :class:`DistillDataset` turns a step into one training sample.
+``split`` holds out whole episodes, ``weighted_indices`` says how often each training
+step is drawn, ``build_tokenizer`` makes the word vocabulary of tasks and subgoals, and
+:class:`DistillDataset` turns a step into one training sample.
 
 One sample trains both levels of the hierarchy at once, as one token sequence (the
 order :mod:`distill.model` lays it out)::
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from distill.config import ModelConfig
+from distill.config import DataConfig, ModelConfig
 from distill.steps import StepTable
 from distill.tokenizer import PAD, SPECIALS, Tokenizer, words
 from envs.episodes import ACTORS
@@ -70,6 +71,46 @@ def split(table: StepTable, val_fraction: float, seed: int) -> tuple[np.ndarray,
     is_val = np.array([ep.episode_id in val for ep in table.episodes], bool)
     rows = is_val[table.episode]
     return np.flatnonzero(~rows).astype(np.int64), np.flatnonzero(rows).astype(np.int64)
+
+
+def weighted_indices(table: StepTable, indices: np.ndarray, data: DataConfig) -> np.ndarray:
+    """``indices`` with each step repeated by its weight: ``data.relabelled_weight`` for an
+    expert-relabelled step (DAgger's few new states would otherwise be a sliver of every
+    batch), times ``data.rare_action_weight`` for a step whose action is under
+    ``data.rare_action_below`` of ``indices`` (placing a table or making a pickaxe is one
+    step in a thousand, and each opens the next tier), times ``data.change_weight`` for a step
+    whose action is not the one before it in its episode (the moments the teacher decided
+    something new, which a student that reads its own last actions otherwise learns to
+    skip: behavioural cloning's copycat problem), times ``data.subgoal_weights[name]`` for a
+    step under a subgoal named there."""
+    weight = np.ones(len(indices), np.int64)
+    if data.relabelled_weight > 1:
+        weight[table.actor[indices] == ACTORS.index("expert-relabelled")] *= data.relabelled_weight
+    if data.rare_action_weight > 1 and len(indices):
+        actions = table.action[indices].astype(np.int64)
+        share = np.bincount(actions, minlength=table.n_actions) / len(indices)
+        weight[share[actions] < data.rare_action_below] *= data.rare_action_weight
+    if data.change_weight > 1 and len(indices):
+        weight[table.action[indices] != table.histories(indices, 1)[:, 0]] *= data.change_weight
+    if data.subgoal_weights and len(indices):
+        weight *= _subgoal_weights(table, data.subgoal_weights)[table.subgoal[indices]]
+    return indices if (weight == 1).all() else np.repeat(indices, weight)
+
+
+def _subgoal_weights(table: StepTable, weights: dict[str, int]) -> np.ndarray:
+    """Each of ``table.subgoals``' weight (1 where ``weights`` does not name it); a name
+    no step of the data has is an error, not a weight that silently does nothing."""
+    code = {name: i for i, name in enumerate(table.subgoals)}
+    unknown = [name for name in weights if name not in code]
+    if unknown:
+        common = [table.subgoals[i] for i in np.argsort(-np.bincount(table.subgoal), kind="stable")
+                  if table.subgoals[i]][:6]
+        raise ValueError(f"data.subgoal_weights: no step of the data has subgoal {unknown[0]!r} "
+                         f"(the most common: {', '.join(map(repr, common))})")
+    out = np.ones(len(table.subgoals), np.int64)
+    for name, w in weights.items():
+        out[code[name]] = w
+    return out
 
 
 def build_tokenizer(table: StepTable, min_count: int = 1, indices: np.ndarray | None = None) -> Tokenizer:

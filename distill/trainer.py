@@ -31,13 +31,12 @@ from torch.utils.data import DataLoader, Sampler
 from distill import checkpoint as ck
 from distill import landmarks
 from distill.augment import hide_history, mirror_batch, mirror_for
-from distill.config import DataConfig, DistillConfig
-from distill.data import DistillDataset, build_tokenizer, describe, split
+from distill.config import DistillConfig
+from distill.data import DistillDataset, build_tokenizer, describe, split, weighted_indices
 from distill.evaluation import autocast, compute_losses, evaluate, to_device
 from distill.losses import TAID
 from distill.model import Student
 from distill.steps import StepTable, load_steps_for
-from envs.episodes import ACTORS
 
 Progress = Callable[[int, int, dict[str, float]], None]  # (step, total, latest metrics)
 
@@ -119,46 +118,6 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos" not in n]
     other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos" not in n)]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
-
-
-def weighted_indices(table: Any, indices: np.ndarray, data: DataConfig) -> np.ndarray:
-    """``indices`` with each step repeated by its weight: ``data.relabelled_weight`` for an
-    expert-relabelled step (DAgger's few new states would otherwise be a sliver of every
-    batch), times ``data.rare_action_weight`` for a step whose action is under
-    ``data.rare_action_below`` of ``indices`` (placing a table or making a pickaxe is one
-    step in a thousand, and each opens the next tier), times ``data.change_weight`` for a step
-    whose action is not the one before it in its episode (the moments the teacher decided
-    something new, which a student that reads its own last actions otherwise learns to
-    skip: behavioural cloning's copycat problem), times ``data.subgoal_weights[name]`` for a
-    step under a subgoal named there."""
-    weight = np.ones(len(indices), np.int64)
-    if data.relabelled_weight > 1:
-        weight[table.actor[indices] == ACTORS.index("expert-relabelled")] *= data.relabelled_weight
-    if data.rare_action_weight > 1 and len(indices):
-        actions = table.action[indices].astype(np.int64)
-        share = np.bincount(actions, minlength=table.n_actions) / len(indices)
-        weight[share[actions] < data.rare_action_below] *= data.rare_action_weight
-    if data.change_weight > 1 and len(indices):
-        weight[table.action[indices] != table.histories(indices, 1)[:, 0]] *= data.change_weight
-    if data.subgoal_weights and len(indices):
-        weight *= _subgoal_weights(table, data.subgoal_weights)[table.subgoal[indices]]
-    return indices if (weight == 1).all() else np.repeat(indices, weight)
-
-
-def _subgoal_weights(table: Any, weights: dict[str, int]) -> np.ndarray:
-    """Each of ``table.subgoals``' weight (1 where ``weights`` does not name it); a name
-    no step of the data has is an error, not a weight that silently does nothing."""
-    code = {name: i for i, name in enumerate(table.subgoals)}
-    unknown = [name for name in weights if name not in code]
-    if unknown:
-        common = [table.subgoals[i] for i in np.argsort(-np.bincount(table.subgoal), kind="stable")
-                  if table.subgoals[i]][:6]
-        raise ValueError(f"data.subgoal_weights: no step of the data has subgoal {unknown[0]!r} "
-                         f"(the most common: {', '.join(map(repr, common))})")
-    out = np.ones(len(table.subgoals), np.int64)
-    for name, w in weights.items():
-        out[code[name]] = w
-    return out
 
 
 def _trim_metrics(path: Path, step: int) -> None:

@@ -600,7 +600,7 @@ def test_killed_training_resumes(run_dir, tmp_path):
 
 
 def test_relabelled_and_rare_steps_are_drawn_more_often(run_dir):
-    from distill.trainer import weighted_indices
+    from distill.data import weighted_indices
     from envs.episodes import ACTORS
 
     data = load("tiny").data
@@ -625,7 +625,7 @@ def test_relabelled_and_rare_steps_are_drawn_more_often(run_dir):
 
 
 def test_steps_that_change_the_action_are_drawn_more_often(run_dir):
-    from distill.trainer import weighted_indices
+    from distill.data import weighted_indices
 
     data = load("tiny").data
     table = load_steps([run_dir], data)
@@ -644,7 +644,7 @@ def test_steps_that_change_the_action_are_drawn_more_often(run_dir):
 
 
 def test_steps_of_named_subgoals_are_drawn_more_often(run_dir):
-    from distill.trainer import weighted_indices
+    from distill.data import weighted_indices
 
     data = load("tiny").data
     table = load_steps([run_dir], data)
