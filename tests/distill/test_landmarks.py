@@ -25,6 +25,7 @@ from envs.crafter_env import daylight
 from tests.distill.conftest import play_student
 
 SIZE = 15
+_POCKET = lm._pocket
 
 
 def _world_name(cls: int) -> str:
@@ -218,6 +219,27 @@ def test_the_pocket_is_where_the_teachers_own_code_goes_on_drawn_maps():
         assert lm._pocket(classes) == want
         picked.add(want)
     assert len(picked) > 20  # the maps differ where it matters
+
+
+def test_the_pocket_is_looked_for_again_only_when_the_map_changes(monkeypatch):
+    """From step EVENING the pocket is looked for at each step, but read back where the map
+    is the last step's (standing still, nothing new in view): the same tokens as looking
+    every time, with fewer looks."""
+    seen, actions, moves = _walk(5, lm.EVENING + 120, hold=0.9)
+    looks = []
+    monkeypatch.setattr(lm, "_pocket", lambda classes: looks.append(1) or _POCKET(classes))
+    every, rereading = lm.LandmarkMemory(33), lm.LandmarkMemory(33)
+    every._pocket = lm._pocket  # the module's function: no reading back
+    evening = 0
+    for i, obs in enumerate(seen):
+        move = moves[actions[i - 1]] if i else (0, 0)
+        before = len(looks)
+        want = every.update(obs.frame, move, i)
+        evening += len(looks) > before
+        np.testing.assert_array_equal(rereading.update(obs.frame, move, i), want)
+    assert evening == len(seen) - lm.EVENING  # every evening step looked once for `every`
+    assert evening < len(looks) < 2 * evening - 10  # and `rereading` skipped some
+    assert (want[-1] != lm.NONE).all()  # a pocket was found
 
 
 def test_landmark_maps_must_be_odd_and_hold_the_view():
