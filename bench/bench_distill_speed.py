@@ -7,7 +7,11 @@
    collate, on the same index lists (best of 3 rounds);
 2. one decision at batch 1, one thread: ``Student.decide`` as it is (a changed subgoal
    re-runs only the subgoal's positions) against a full forward pass per corrected
-   word, alternating on the same frames of recorded episodes, in episode order.
+   word, alternating on the same frames of recorded episodes, in episode order;
+3. one decision as the student plays it (``StudentAgent.act``: maps and landmarks, the
+   model, the sampling), one thread: as it is (the model's pass traced, the pocket not
+   looked for again on an unchanged map) against both undone, alternating on the same
+   frames; the two must choose the same actions.
 
 Prints JSON, and writes it to ``bench/results/distill_speed.json``.
 """
@@ -23,12 +27,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from distill import landmarks
+from distill.agent import StudentAgent
 from distill.checkpoint import load_student
 from distill.data import DistillDataset, split
 from distill.landmarks import LandmarkMemory
 from distill.steps import find_runs, load_steps_for
 from distill.tokenizer import PAD
 from distill.visual_memory import VisualMemory, cell_colours, move_vectors
+from envs import Observation
 from envs.episodes import decode_frames, iter_episodes
 
 OUT = Path("bench/results/distill_speed.json")
@@ -109,6 +116,41 @@ def decisions(checkpoint: Path, runs: list[Path], n: int) -> dict[str, dict[str,
     return report
 
 
+def playing(checkpoint: Path, runs: list[Path], n: int) -> dict[str, object]:
+    agents = {"now": StudentAgent(None, checkpoint), "before": StudentAgent(None, checkpoint, trace=False)}
+    if agents["before"].landmarks is not None:  # the pocket looked for at every evening step
+        agents["before"].landmarks._pocket = landmarks._pocket
+    times: dict[str, list[float]] = {name: [] for name in agents}
+    differ = 0
+    for meta, steps in iter_episodes(runs, columns=["frame", "t"]):
+        frames = decode_frames(steps.column("frame").to_pylist(), meta.frame_shape)
+        obs = Observation(frame=frames[0], inventory={}, vitals={}, local_view=np.empty((0, 0), object),
+                          position=(0, 0), facing=(0, 1), achievements=frozenset(), step=0)
+        for agent in agents.values():
+            agent.reset(obs, meta.seed or 0)
+        for frame, t in zip(frames, steps.column("t").to_pylist()):
+            obs.frame, obs.step = frame, t
+            chosen = {}
+            for name in (("now", "before") if len(times["now"]) % 2 else ("before", "now")):
+                start = time.perf_counter()
+                chosen[name] = agents[name].act(obs)
+                times[name].append(time.perf_counter() - start)
+            differ += chosen["now"] != chosen["before"]
+            if len(times["now"]) >= n:
+                break
+        if len(times["now"]) >= n:
+            break
+    report: dict[str, object] = {}
+    for name, ts in times.items():
+        ms = np.array(ts[50:] or ts) * 1000
+        report[name] = {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+                        "mean_ms": float(ms.mean())}
+    report["traced"] = agents["now"].model._traced is not None
+    report["actions_differ"] = differ
+    report["speedup_p50"] = report["before"]["p50_ms"] / report["now"]["p50_ms"]
+    return report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="run directories (or a folder of them)")
@@ -123,7 +165,8 @@ def main() -> None:
     train_idx, _ = split(table, ckpt.config.data.val_fraction, ckpt.config.data.split_seed)
     dataset = DistillDataset(table, train_idx, ckpt.tokenizer, ckpt.config.model)
     report = {"batch_reading": batch_reading(dataset, args.batches, ckpt.config.train.batch_size),
-              "decision_1_thread": decisions(args.checkpoint, runs, args.decisions)}
+              "decision_1_thread": decisions(args.checkpoint, runs, args.decisions),
+              "playing_1_thread": playing(args.checkpoint, runs, args.decisions)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))

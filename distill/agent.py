@@ -17,6 +17,8 @@ last made, whether or not it reads its history; one trained with ``model.landmar
 keeps its class map the same way (:class:`distill.landmarks.LandmarkMemory`). A student
 trained with ``model.clock`` reads the time of day from the observation's step counter
 (the steps played since the reset), the counter the recorded episodes hold as ``t``.
+With ``trace`` (the default) the model's pass is traced at the first decision and run by
+the trace (:meth:`distill.model.Student.trace_for_play`): the same numbers, less time.
 
 Asleep, Crafter carries out ``sleep`` whatever the action until the player is rested, so
 the history (and the map's move) records ``sleep`` for those steps: what the teacher's
@@ -48,7 +50,7 @@ class StudentAgent:
 
     def __init__(self, env: Env | None = None, checkpoint: str | Path | None = None, task: str = "open",
                  sample: bool = True, temperature: float = 1.0, min_p: float = 0.0, device: str = "cpu",
-                 threads: int | None = 1, history: bool = True):
+                 threads: int | None = 1, history: bool = True, trace: bool = True):
         if checkpoint is None:
             raise ValueError("the student needs a checkpoint: --checkpoint CKPT_DIR")
         if threads:
@@ -72,6 +74,7 @@ class StudentAgent:
         self.subgoal = ""
         self.rng = torch.Generator().manual_seed(0)
         self.passes = 0
+        self.trace = trace  # at the first decision (Student.trace_for_play); then done
         self.visual = VisualMemory(cfg.memory) if cfg.memory else None
         self.landmarks = LandmarkMemory(cfg.landmarks) if cfg.landmarks else None
         self.moves = move_vectors(self.ckpt.action_names, self.ckpt.n_actions)
@@ -106,6 +109,9 @@ class StudentAgent:
             marks = torch.from_numpy(self.landmarks.update(obs.frame, self.move, obs.step))[None].to(self.device)
         self.move = (0, 0)
         clock = torch.tensor([obs.step], device=self.device) if self.ckpt.config.model.clock else None
+        if self.trace:
+            self.trace = False
+            self.model.trace_for_play(frame, self.task, history, memory=memory, clock=clock, landmarks=marks)
         sub, logits, passes = self.model.decide(frame, self.task, history, self.draft, memory=memory, clock=clock,
                                                 landmarks=marks)
         self.passes += passes

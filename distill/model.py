@@ -27,7 +27,9 @@ beside the action, an aid to learning which way to walk; play does not read it.
 
 from __future__ import annotations
 
+import logging
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,8 @@ from distill.landmarks import LANDMARKS
 from distill.landmarks import NONE as LANDMARK_NONE
 from distill.tokenizer import BOS, EOS, PAD
 from distill.visual_memory import WALK_CLASSES
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,6 +81,28 @@ class _Block(nn.Module):
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
         x = x + F.dropout(self.proj(a.transpose(1, 2).reshape(b, x.shape[1], d)), drop, self.training)
         return x + F.dropout(self.mlp(self.norm2(x)), drop, self.training)
+
+
+class _FullPass(nn.Module):
+    """:meth:`Student.forward` as a function of tensors alone, the keys and values it
+    collects returned after the heads' logits: what ``torch.jit.trace`` can record.
+    ``present`` says which of memory, clock and landmarks follow the four inputs."""
+
+    def __init__(self, student: Student, present: tuple[bool, bool, bool]):
+        super().__init__()
+        self.student, self.present = student, present
+
+    def forward(self, frame: Tensor, task: Tensor, history: Tensor, subgoal_in: Tensor,
+                *seen: Tensor) -> tuple[Tensor, ...]:
+        given = iter(seen)
+        memory, clock, landmarks = (next(given) if p else None for p in self.present)
+        kv: list[tuple[Tensor, Tensor]] = []
+        out = self.student(frame, task, history, subgoal_in, kv=kv, memory=memory, clock=clock, landmarks=landmarks)
+        return (out.action_logits, out.subgoal_logits, *(t for pair in kv for t in pair))
+
+
+def _shapes(tensors: tuple[Tensor | None, ...]) -> tuple[tuple[int, ...] | None, ...]:
+    return tuple(None if t is None else tuple(t.shape) for t in tensors)
 
 
 class _ConvEncoder(nn.Module):
@@ -225,6 +251,9 @@ class Student(nn.Module):
         nn.init.normal_(self.act_query, std=0.02)
         nn.init.normal_(self.words.weight, std=0.02)
         self.register_buffer("causal", torch.ones(self.length, self.length, dtype=torch.bool).tril(), persistent=False)
+        # decide's full pass traced for one set of input shapes (see trace_for_play); a tuple,
+        # so that the trace is neither a submodule nor in the state dict
+        self._traced: tuple[tuple[tuple[int, ...] | None, ...], torch.jit.ScriptModule] | None = None
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -312,7 +341,7 @@ class Student(nn.Module):
         kv: list[tuple[Tensor, Tensor]] = []
         for passes in range(1, n + 2):
             if passes == 1:
-                out = self(frame, task, history, sub, kv=kv, memory=memory, clock=clock, landmarks=landmarks)
+                out = self._full_pass(frame, task, history, sub, kv, memory, clock, landmarks)
             else:
                 out = self._new_subgoal(kv, task, sub)
             # pred[:, j]: the greedy word after sub[:, :j+1]; PAD and BOS are never words
@@ -328,6 +357,40 @@ class Student(nn.Module):
                 if int(pred[row, j]) != EOS:
                     sub[row, j + 1] = pred[row, j]
         return sub, out.action_logits, passes
+
+    def _full_pass(self, *inputs: Tensor | None) -> StudentOutput:
+        """``self(frame, task, history, subgoal_in, kv, memory, clock, landmarks)``, by the
+        trace where these inputs have the traced shapes."""
+        frame, task, history, sub, kv, *seen = inputs
+        tensors = (frame, task, history, sub, *seen)
+        if self._traced is None or self._traced[0] != _shapes(tensors):
+            return self(frame, task, history, sub, kv=kv, memory=seen[0], clock=seen[1], landmarks=seen[2])
+        action, subgoal, *keys_values = self._traced[1](*(t for t in tensors if t is not None))
+        kv.extend(zip(keys_values[::2], keys_values[1::2]))
+        return StudentOutput(action, subgoal)
+
+    @torch.inference_mode()
+    def trace_for_play(self, frame: Tensor, task: Tensor, history: Tensor, memory: Tensor | None = None,
+                       clock: Tensor | None = None, landmarks: Tensor | None = None) -> bool:
+        """Trace (``torch.jit.trace``) :meth:`decide`'s full pass for inputs shaped as these
+        (one decision's, in play) and run it by the trace from then on: the same operations
+        in the same order, so the same numbers to the bit, without Python's cost per module
+        and call (about a third of a decision at batch 1 on one CPU thread, see
+        ``bench/bench_distill.py``). Inputs of other shapes take the plain pass. False, and
+        nothing changes, where this torch cannot trace it."""
+        sub = torch.full((frame.shape[0], self.cfg.max_subgoal_len), PAD, dtype=torch.long, device=frame.device)
+        sub[:, 0] = BOS
+        tensors = (frame, task, history, sub, memory, clock, landmarks)
+        try:
+            with warnings.catch_warnings():  # the tracer's notes on Python ints read from shapes
+                warnings.simplefilter("ignore")
+                traced = torch.jit.trace(_FullPass(self, tuple(t is not None for t in tensors[4:])),
+                                         tuple(t for t in tensors if t is not None), check_trace=False)
+        except Exception as e:  # noqa: BLE001 -- any failure leaves the plain pass, which is correct
+            log.info("the student plays without a traced pass: %s", e)
+            return False
+        self._traced = (_shapes(tensors), traced)
+        return True
 
     @torch.inference_mode()
     def plan(self, frame: Tensor, task: Tensor, history: Tensor, memory: Tensor | None = None,

@@ -78,6 +78,32 @@ def test_student_plays_crafter_reproducibly(student_ckpt):
     assert _play_student(agent, seed=3) == first  # and back: reset re-seeds the sampling
 
 
+def test_the_traced_pass_decides_as_the_plain_one(student_ckpt):
+    """The student traces its model's pass at its first decision (Student.trace_for_play)
+    and plays by the trace: the same actions and the same numbers, to the bit, as the
+    plain pass, a subgoal written word by word from the kept keys and values included;
+    inputs of other shapes (two at once) take the plain pass."""
+    traced, plain = StudentAgent(None, student_ckpt, sample=True), StudentAgent(None, student_ckpt, trace=False)
+    assert _play_student(traced, seed=5) == _play_student(plain, seed=5)
+    assert traced.model._traced is not None and plain.model._traced is None
+    env = envs.make("crafter", max_steps=50)
+    obs, _ = env.reset(5)
+    history = torch.tensor([list(traced.history)])
+    rewritten = 0
+    for a in [0, 1, 2, 3, 4] * 6:
+        frame = torch.from_numpy(obs.frame.copy()).permute(2, 0, 1)[None]
+        for draft in (None, traced.draft):  # from nothing: a pass per word; a kept subgoal: one
+            got = traced.model.decide(frame, traced.task, history, draft)
+            want = plain.model.decide(frame, plain.task, history, draft)
+            assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]) and got[2] == want[2]
+            rewritten += got[2] > 1
+        obs, *_ = env.step(a)
+    assert rewritten > 0
+    two = (torch.cat([frame, frame]), traced.task.expand(2, -1), history.expand(2, -1))
+    assert torch.equal(traced.model.decide(*two)[1], plain.model.decide(*two)[1])
+    env.close()
+
+
 def test_greedy_student_picks_the_most_likely_action(student_ckpt):
     agent = StudentAgent(None, student_ckpt, sample=False)
     env = envs.make("crafter", max_steps=60)
