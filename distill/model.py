@@ -358,13 +358,12 @@ class Student(nn.Module):
                     sub[row, j + 1] = pred[row, j]
         return sub, out.action_logits, passes
 
-    def _full_pass(self, *inputs: Tensor | None) -> StudentOutput:
-        """``self(frame, task, history, subgoal_in, kv, memory, clock, landmarks)``, by the
-        trace where these inputs have the traced shapes."""
-        frame, task, history, sub, kv, *seen = inputs
-        tensors = (frame, task, history, sub, *seen)
+    def _full_pass(self, frame: Tensor, task: Tensor, history: Tensor, sub: Tensor, kv: list[tuple[Tensor, Tensor]],
+                   memory: Tensor | None, clock: Tensor | None, landmarks: Tensor | None) -> StudentOutput:
+        """:meth:`forward`, by the trace where the inputs have the traced shapes."""
+        tensors = (frame, task, history, sub, memory, clock, landmarks)
         if self._traced is None or self._traced[0] != _shapes(tensors):
-            return self(frame, task, history, sub, kv=kv, memory=seen[0], clock=seen[1], landmarks=seen[2])
+            return self(frame, task, history, sub, kv=kv, memory=memory, clock=clock, landmarks=landmarks)
         action, subgoal, *keys_values = self._traced[1](*(t for t in tensors if t is not None))
         kv.extend(zip(keys_values[::2], keys_values[1::2]))
         return StudentOutput(action, subgoal)
@@ -376,7 +375,7 @@ class Student(nn.Module):
         (one decision's, in play) and run it by the trace from then on: the same operations
         in the same order, so the same numbers to the bit, without Python's cost per module
         and call (about a third of a decision at batch 1 on one CPU thread, see
-        ``bench/bench_distill.py``). Inputs of other shapes take the plain pass. False, and
+        ``bench/bench_distill_speed.py``). Inputs of other shapes take the plain pass. False, and
         nothing changes, where this torch cannot trace it."""
         sub = torch.full((frame.shape[0], self.cfg.max_subgoal_len), PAD, dtype=torch.long, device=frame.device)
         sub[:, 0] = BOS
