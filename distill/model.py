@@ -374,8 +374,8 @@ class Student(nn.Module):
         """Trace (``torch.jit.trace``) :meth:`decide`'s full pass for inputs shaped as these
         (one decision's, in play) and run it by the trace from then on: the same operations
         in the same order, so the same numbers to the bit, without Python's cost per module
-        and call (about a third of a decision at batch 1 on one CPU thread, see
-        ``bench/bench_distill_speed.py``). Inputs of other shapes take the plain pass. False, and
+        and call (about a third of the pass's time at batch 1 on one CPU thread, a fifth of
+        a decision: ``bench/bench_distill_speed.py``). Inputs of other shapes take the plain pass. False, and
         nothing changes, where this torch cannot trace it."""
         sub = torch.full((frame.shape[0], self.cfg.max_subgoal_len), PAD, dtype=torch.long, device=frame.device)
         sub[:, 0] = BOS
