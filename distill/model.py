@@ -255,6 +255,11 @@ class Student(nn.Module):
         # so that the trace is neither a submodule nor in the state dict
         self._traced: tuple[tuple[tuple[int, ...] | None, ...], torch.jit.ScriptModule] | None = None
 
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_traced"] = None  # a trace does not pickle; the next play traces again
+        return state
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,7 @@ def test_the_traced_pass_decides_as_the_plain_one(student_ckpt):
     traced, plain = StudentAgent(None, student_ckpt, sample=True), StudentAgent(None, student_ckpt, trace=False)
     assert _play_student(traced, seed=5) == _play_student(plain, seed=5)
     assert traced.model._traced is not None and plain.model._traced is None
+    assert pickle.loads(pickle.dumps(traced.model))._traced is None  # a traced student still pickles
     env = envs.make("crafter", max_steps=50)
     obs, _ = env.reset(5)
     history = torch.tensor([list(traced.history)])
