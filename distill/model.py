@@ -101,6 +101,19 @@ class _FullPass(nn.Module):
         return (out.action_logits, out.subgoal_logits, *(t for pair in kv for t in pair))
 
 
+class _SubgoalPass(nn.Module):
+    """:meth:`Student._new_subgoal` with the keys and values as tensors: ``torch.jit.trace``
+    records it, as :class:`_FullPass` the full pass."""
+
+    def __init__(self, student: Student):
+        super().__init__()
+        self.student = student
+
+    def forward(self, task: Tensor, subgoal_in: Tensor, *keys_values: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.student._new_subgoal(list(zip(keys_values[::2], keys_values[1::2])), task, subgoal_in)
+        return out.action_logits, out.subgoal_logits
+
+
 def _shapes(tensors: tuple[Tensor | None, ...]) -> tuple[tuple[int, ...] | None, ...]:
     return tuple(None if t is None else tuple(t.shape) for t in tensors)
 
@@ -253,7 +266,8 @@ class Student(nn.Module):
         self.register_buffer("causal", torch.ones(self.length, self.length, dtype=torch.bool).tril(), persistent=False)
         # decide's full pass traced for one set of input shapes (see trace_for_play); a tuple,
         # so that the trace is neither a submodule nor in the state dict
-        self._traced: tuple[tuple[tuple[int, ...] | None, ...], torch.jit.ScriptModule] | None = None
+        self._traced: tuple[tuple[tuple[int, ...] | None, ...], torch.jit.ScriptModule, torch.jit.ScriptModule] | None \
+            = None
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
@@ -346,7 +360,9 @@ class Student(nn.Module):
         kv: list[tuple[Tensor, Tensor]] = []
         for passes in range(1, n + 2):
             if passes == 1:
-                out = self._full_pass(frame, task, history, sub, kv, memory, clock, landmarks)
+                out, by_trace = self._full_pass(frame, task, history, sub, kv, memory, clock, landmarks)
+            elif by_trace:
+                out = StudentOutput(*self._traced[2](task, sub, *(t for pair in kv for t in pair)))
             else:
                 out = self._new_subgoal(kv, task, sub)
             # pred[:, j]: the greedy word after sub[:, :j+1]; PAD and BOS are never words
@@ -364,20 +380,22 @@ class Student(nn.Module):
         return sub, out.action_logits, passes
 
     def _full_pass(self, frame: Tensor, task: Tensor, history: Tensor, sub: Tensor, kv: list[tuple[Tensor, Tensor]],
-                   memory: Tensor | None, clock: Tensor | None, landmarks: Tensor | None) -> StudentOutput:
-        """:meth:`forward`, by the trace where the inputs have the traced shapes."""
+                   memory: Tensor | None, clock: Tensor | None, landmarks: Tensor | None) -> tuple[StudentOutput, bool]:
+        """:meth:`forward`, by the trace where the inputs have the traced shapes; and whether
+        it went by the trace (then so can :meth:`_new_subgoal`'s passes)."""
         tensors = (frame, task, history, sub, memory, clock, landmarks)
         if self._traced is None or self._traced[0] != _shapes(tensors):
-            return self(frame, task, history, sub, kv=kv, memory=memory, clock=clock, landmarks=landmarks)
+            return self(frame, task, history, sub, kv=kv, memory=memory, clock=clock, landmarks=landmarks), False
         action, subgoal, *keys_values = self._traced[1](*(t for t in tensors if t is not None))
         kv.extend(zip(keys_values[::2], keys_values[1::2]))
-        return StudentOutput(action, subgoal)
+        return StudentOutput(action, subgoal), True
 
     @torch.inference_mode()
     def trace_for_play(self, frame: Tensor, task: Tensor, history: Tensor, memory: Tensor | None = None,
                        clock: Tensor | None = None, landmarks: Tensor | None = None) -> bool:
         """Trace (``torch.jit.trace``) :meth:`decide`'s full pass for inputs shaped as these
-        (one decision's, in play) and run it by the trace from then on: the same operations
+        (one decision's, in play), and :meth:`_new_subgoal` after it, and run them by the
+        traces from then on: the same operations
         in the same order, so the same numbers to the bit, without Python's cost per module
         and call (about a third of the pass's time at batch 1 on one CPU thread, a fifth of
         a decision: ``bench/bench_distill_speed.py``). Inputs of other shapes take the plain pass. False, and
@@ -388,12 +406,15 @@ class Student(nn.Module):
         try:
             with warnings.catch_warnings():  # the tracer's notes on Python ints read from shapes
                 warnings.simplefilter("ignore")
-                traced = torch.jit.trace(_FullPass(self, tuple(t is not None for t in tensors[4:])),
-                                         tuple(t for t in tensors if t is not None), check_trace=False)
+                given = tuple(t for t in tensors if t is not None)
+                traced = torch.jit.trace(_FullPass(self, tuple(t is not None for t in tensors[4:])), given,
+                                         check_trace=False)
+                keys_values = traced(*given)[2:]
+                subgoal = torch.jit.trace(_SubgoalPass(self), (task, sub, *keys_values), check_trace=False)
         except Exception as e:  # noqa: BLE001 -- any failure leaves the plain pass, which is correct
             log.info("the student plays without a traced pass: %s", e)
             return False
-        self._traced = (_shapes(tensors), traced)
+        self._traced = (_shapes(tensors), traced, subgoal)
         return True
 
     @torch.inference_mode()
