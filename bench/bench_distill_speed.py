@@ -9,7 +9,7 @@
    re-runs only the subgoal's positions) against a full forward pass per corrected
    word, alternating on the same frames of recorded episodes, in episode order;
 3. one decision as the student plays it (``StudentAgent.act``: maps and landmarks, the
-   model, the sampling), one thread: as it is (the model's pass traced, the pocket not
+   model, the sampling), one thread: as it is (the model's passes traced, the pocket not
    looked for again on an unchanged map) against both undone, alternating on the same
    frames; the two must choose the same actions.
 

@@ -17,8 +17,8 @@ last made, whether or not it reads its history; one trained with ``model.landmar
 keeps its class map the same way (:class:`distill.landmarks.LandmarkMemory`). A student
 trained with ``model.clock`` reads the time of day from the observation's step counter
 (the steps played since the reset), the counter the recorded episodes hold as ``t``.
-With ``trace`` (the default) the model's pass is traced at the first decision and run by
-the trace (:meth:`distill.model.Student.trace_for_play`): the same numbers, less time.
+With ``trace`` (the default) the model's passes are traced at the first decision and run
+by the traces (:meth:`distill.model.Student.trace_for_play`): the same numbers, less time.
 
 Asleep, Crafter carries out ``sleep`` whatever the action until the player is rested, so
 the history (and the map's move) records ``sleep`` for those steps: what the teacher's

@@ -32,6 +32,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -98,7 +99,7 @@ class _FullPass(nn.Module):
         memory, clock, landmarks = (next(given) if p else None for p in self.present)
         kv: list[tuple[Tensor, Tensor]] = []
         out = self.student(frame, task, history, subgoal_in, kv=kv, memory=memory, clock=clock, landmarks=landmarks)
-        return (out.action_logits, out.subgoal_logits, *(t for pair in kv for t in pair))
+        return (out.action_logits, out.subgoal_logits, *_flat(kv))
 
 
 class _SubgoalPass(nn.Module):
@@ -110,8 +111,25 @@ class _SubgoalPass(nn.Module):
         self.student = student
 
     def forward(self, task: Tensor, subgoal_in: Tensor, *keys_values: Tensor) -> tuple[Tensor, Tensor]:
-        out = self.student._new_subgoal(list(zip(keys_values[::2], keys_values[1::2])), task, subgoal_in)
+        out = self.student._new_subgoal(_pairs(keys_values), task, subgoal_in)
         return out.action_logits, out.subgoal_logits
+
+
+class _Traces(NamedTuple):
+    """What :meth:`Student.trace_for_play` made: the input shapes it holds for, and the two
+    traced passes. A tuple, so that the traces are neither submodules nor in the state dict."""
+
+    shapes: tuple[tuple[int, ...] | None, ...]
+    full: torch.jit.ScriptModule
+    subgoal: torch.jit.ScriptModule
+
+
+def _flat(kv: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, ...]:
+    return tuple(t for pair in kv for t in pair)
+
+
+def _pairs(flat: tuple[Tensor, ...] | list[Tensor]) -> list[tuple[Tensor, Tensor]]:
+    return list(zip(flat[::2], flat[1::2]))
 
 
 def _shapes(tensors: tuple[Tensor | None, ...]) -> tuple[tuple[int, ...] | None, ...]:
@@ -264,10 +282,7 @@ class Student(nn.Module):
         nn.init.normal_(self.act_query, std=0.02)
         nn.init.normal_(self.words.weight, std=0.02)
         self.register_buffer("causal", torch.ones(self.length, self.length, dtype=torch.bool).tril(), persistent=False)
-        # decide's full pass traced for one set of input shapes (see trace_for_play); a tuple,
-        # so that the trace is neither a submodule nor in the state dict
-        self._traced: tuple[tuple[tuple[int, ...] | None, ...], torch.jit.ScriptModule, torch.jit.ScriptModule] | None \
-            = None
+        self._traced: _Traces | None = None  # see trace_for_play
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
@@ -362,7 +377,7 @@ class Student(nn.Module):
             if passes == 1:
                 out, by_trace = self._full_pass(frame, task, history, sub, kv, memory, clock, landmarks)
             elif by_trace:
-                out = StudentOutput(*self._traced[2](task, sub, *(t for pair in kv for t in pair)))
+                out = StudentOutput(*self._traced.subgoal(task, sub, *_flat(kv)))
             else:
                 out = self._new_subgoal(kv, task, sub)
             # pred[:, j]: the greedy word after sub[:, :j+1]; PAD and BOS are never words
@@ -384,10 +399,10 @@ class Student(nn.Module):
         """:meth:`forward`, by the trace where the inputs have the traced shapes; and whether
         it went by the trace (then so can :meth:`_new_subgoal`'s passes)."""
         tensors = (frame, task, history, sub, memory, clock, landmarks)
-        if self._traced is None or self._traced[0] != _shapes(tensors):
+        if self._traced is None or self._traced.shapes != _shapes(tensors):
             return self(frame, task, history, sub, kv=kv, memory=memory, clock=clock, landmarks=landmarks), False
-        action, subgoal, *keys_values = self._traced[1](*(t for t in tensors if t is not None))
-        kv.extend(zip(keys_values[::2], keys_values[1::2]))
+        action, subgoal, *keys_values = self._traced.full(*(t for t in tensors if t is not None))
+        kv.extend(_pairs(keys_values))
         return StudentOutput(action, subgoal), True
 
     @torch.inference_mode()
@@ -395,11 +410,11 @@ class Student(nn.Module):
                        clock: Tensor | None = None, landmarks: Tensor | None = None) -> bool:
         """Trace (``torch.jit.trace``) :meth:`decide`'s full pass for inputs shaped as these
         (one decision's, in play), and :meth:`_new_subgoal` after it, and run them by the
-        traces from then on: the same operations
-        in the same order, so the same numbers to the bit, without Python's cost per module
-        and call (about a third of the pass's time at batch 1 on one CPU thread, a fifth of
-        a decision: ``bench/bench_distill_speed.py``). Inputs of other shapes take the plain pass. False, and
-        nothing changes, where this torch cannot trace it."""
+        traces from then on: the same operations in the same order, so the same numbers to
+        the bit, without Python's cost per module and call (about a third of the pass's time
+        at batch 1 on one CPU thread, a fifth of a decision: ``bench/bench_distill_speed.py``).
+        Inputs of other shapes take the plain passes. False, and nothing changes, where this
+        torch cannot trace them."""
         sub = torch.full((frame.shape[0], self.cfg.max_subgoal_len), PAD, dtype=torch.long, device=frame.device)
         sub[:, 0] = BOS
         tensors = (frame, task, history, sub, memory, clock, landmarks)
@@ -414,7 +429,7 @@ class Student(nn.Module):
         except Exception as e:  # noqa: BLE001 -- any failure leaves the plain pass, which is correct
             log.info("the student plays without a traced pass: %s", e)
             return False
-        self._traced = (_shapes(tensors), traced, subgoal)
+        self._traced = _Traces(_shapes(tensors), traced, subgoal)
         return True
 
     @torch.inference_mode()
