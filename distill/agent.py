@@ -50,7 +50,7 @@ class StudentAgent:
 
     def __init__(self, env: Env | None = None, checkpoint: str | Path | None = None, task: str = "open",
                  sample: bool = True, temperature: float = 1.0, min_p: float = 0.0, device: str = "cpu",
-                 threads: int | None = 1, history: bool = True, trace: bool = True):
+                 threads: int | None = 1, history: bool = True, trace: bool = True, keep_subgoal: float = 0.0):
         if checkpoint is None:
             raise ValueError("the student needs a checkpoint: --checkpoint CKPT_DIR")
         if threads:
@@ -60,6 +60,9 @@ class StudentAgent:
         if not 0.0 <= min_p < 1.0:
             raise ValueError(f"min_p must be in [0, 1), got {min_p}")
         self.sample, self.temperature, self.min_p = sample, temperature, min_p
+        if keep_subgoal and keep_subgoal <= 1.0:
+            raise ValueError(f"keep_subgoal must be 0 (off) or above 1, got {keep_subgoal}")
+        self.keep_subgoal = keep_subgoal
         self.read_history = history
         known = [(i, n) for i, n in enumerate(self.ckpt.action_names) if n]  # "": not in the training data
         if env is not None and (len(env.action_names) != self.ckpt.n_actions
@@ -113,7 +116,7 @@ class StudentAgent:
             self.trace = False
             self.model.trace_for_play(frame, self.task, history, memory=memory, clock=clock, landmarks=marks)
         sub, logits, passes = self.model.decide(frame, self.task, history, self.draft, memory=memory, clock=clock,
-                                                landmarks=marks)
+                                                landmarks=marks, keep=self.keep_subgoal)
         self.passes += passes
         if self.draft is None or not torch.equal(sub, self.draft):
             self.subgoal = self.ckpt.tokenizer.decode(sub[0].tolist())

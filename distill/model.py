@@ -132,6 +132,22 @@ def _pairs(flat: tuple[Tensor, ...] | list[Tensor]) -> list[tuple[Tensor, Tensor
     return list(zip(flat[::2], flat[1::2]))
 
 
+def _targets(sub: Tensor) -> Tensor:
+    """[B, Ls - 1]: the word each subgoal position of ``sub`` should predict: its next word,
+    then EOS, then -1 (past the end)."""
+    pos = torch.arange(sub.shape[1] - 1, device=sub.device)
+    k = (sub != PAD).sum(1, keepdim=True) - 1  # words in each row
+    return torch.where(pos < k, sub[:, 1:], torch.where(pos == k, EOS, -1))
+
+
+def _log_prob(logits: Tensor, sub: Tensor, never: Tensor) -> Tensor:
+    """[B]: the log-probability of each row's subgoal (its words and its end) under the
+    subgoal logits of a pass on it; PAD and BOS are never words."""
+    want = _targets(sub)
+    lp = logits.index_fill(-1, never, float("-inf"))[:, : sub.shape[1] - 1].log_softmax(-1)
+    return lp.gather(-1, want.clamp(min=0)[..., None])[..., 0].masked_fill(want < 0, 0.0).sum(1)
+
+
 def _shapes(tensors: tuple[Tensor | None, ...]) -> tuple[tuple[int, ...] | None, ...]:
     return tuple(None if t is None else tuple(t.shape) for t in tensors)
 
@@ -353,7 +369,7 @@ class Student(nn.Module):
     @torch.inference_mode()
     def decide(self, frame: Tensor, task: Tensor, history: Tensor, draft: Tensor | None = None,
                memory: Tensor | None = None, clock: Tensor | None = None,
-               landmarks: Tensor | None = None) -> tuple[Tensor, Tensor, int]:
+               landmarks: Tensor | None = None, keep: float = 0.0) -> tuple[Tensor, Tensor, int]:
         """Write the subgoal greedily, then act on it: ``(subgoal_in ids [B,Ls], action
         logits [B,A], forward passes used)``.
 
@@ -364,6 +380,12 @@ class Student(nn.Module):
         always equals plain greedy decoding, at one pass per decision while the subgoal
         holds (most steps) and a few when it changes; those few compute only the
         subgoal's positions (:meth:`_new_subgoal`).
+
+        With ``keep`` (> 1) a draft of one or more words is kept, and acted on, unless the
+        greedy subgoal is at least ``keep`` times as likely as it (each the product of its
+        words' and its end's probabilities): a student that holds to its errand as the
+        teacher does, rather than trading it for another that is a little more likely at one
+        step. Both probabilities come from passes the check makes anyway. 0: plain greedy.
         """
         b, n = frame.shape[0], self.cfg.max_subgoal_len
         if draft is None:
@@ -371,21 +393,22 @@ class Student(nn.Module):
             draft[:, 0] = BOS
         sub = draft.clone()
         never = torch.tensor([PAD, BOS], device=frame.device)
-        pos = torch.arange(n - 1, device=frame.device)
         kv: list[tuple[Tensor, Tensor]] = []
         for passes in range(1, n + 2):
             if passes == 1:
                 out, by_trace = self._full_pass(frame, task, history, sub, kv, memory, clock, landmarks)
+                first = out
             elif by_trace:
                 out = StudentOutput(*self._traced.subgoal(task, sub, *_flat(kv)))
             else:
                 out = self._new_subgoal(kv, task, sub)
             # pred[:, j]: the greedy word after sub[:, :j+1]; PAD and BOS are never words
-            pred = out.subgoal_logits.index_fill(-1, never, float("-inf")).argmax(-1)[:, : n - 1]
-            k = (sub != PAD).sum(1, keepdim=True) - 1  # words in each row's subgoal
-            want = torch.where(pos < k, sub[:, 1:], torch.where(pos == k, EOS, -1))  # -1: past the end
+            words = out.subgoal_logits.index_fill(-1, never, float("-inf"))[:, : n - 1]
+            pred, want = words.argmax(-1), _targets(sub)
             wrong = (pred != want) & (want >= 0)
             if not bool(wrong.any()):
+                if keep and passes > 1:
+                    return (*self._kept(draft, first, sub, out, keep, never), passes)
                 return sub, out.action_logits, passes
             for row in wrong.any(1).nonzero().flatten().tolist():
                 j = int(wrong[row].nonzero()[0])
@@ -393,6 +416,16 @@ class Student(nn.Module):
                 if int(pred[row, j]) != EOS:
                     sub[row, j + 1] = pred[row, j]
         return sub, out.action_logits, passes
+
+    @staticmethod
+    def _kept(draft: Tensor, first: StudentOutput, sub: Tensor, out: StudentOutput, keep: float,
+              never: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`decide`'s subgoal and action logits where ``keep`` holds to the draft:
+        ``first`` is the pass on the draft, ``out`` the last one, on greedy ``sub``."""
+        held = (draft[:, 1] != PAD) & (_log_prob(out.subgoal_logits, sub, never)
+                                       < _log_prob(first.subgoal_logits, draft, never) + math.log(keep))
+        return torch.where(held[:, None], draft, sub), torch.where(held[:, None], first.action_logits,
+                                                                   out.action_logits)
 
     def _full_pass(self, frame: Tensor, task: Tensor, history: Tensor, sub: Tensor, kv: list[tuple[Tensor, Tensor]],
                    memory: Tensor | None, clock: Tensor | None, landmarks: Tensor | None) -> tuple[StudentOutput, bool]:

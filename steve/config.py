@@ -41,6 +41,8 @@ class AgentConfig(BaseModel):
     temperature: float = Field(1.0, gt=0, description="student: temperature of that sampling")
     min_p: float = Field(0.0, ge=0, lt=1, description="student: never sample an action less than min_p "
                          "times as likely as the most likely one")
+    keep_subgoal: float = Field(0.0, ge=0, description="student: keep its subgoal unless the greedy one is at least "
+                                "this many times as likely (above 1; 0: plain greedy)")
     history: bool = Field(True, description="student: read its last actions (false: frame, task and subgoal "
                           "alone; for a student trained with train.history_dropout)")
 

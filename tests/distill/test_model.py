@@ -248,6 +248,49 @@ def test_decide_equals_naive_greedy(cfg, learned):
     assert 0 in lengths and n - 1 in lengths and any(0 < k < n - 1 for k in lengths), lengths
 
 
+def _subgoal_prob(model: Student, frame, task, history, words: list[int]) -> float:
+    """The probability of one row's subgoal: its words and then its end (none at the
+    length limit), read from a plain pass on it; PAD and BOS are never words."""
+    n = model.cfg.max_subgoal_len
+    with torch.no_grad():
+        logits = model(frame, task, history, _as_draft(words, n)).subgoal_logits[0].clone()
+    logits[:, [PAD, BOS]] = float("-inf")
+    lp = logits.log_softmax(-1)
+    targets = words if len(words) == n - 1 else [*words, EOS]
+    return float(sum(lp[j, w] for j, w in enumerate(targets)).exp())
+
+
+def test_keep_holds_to_the_draft_until_greedy_is_that_much_likelier(cfg, learned):
+    """With ``keep`` a draft of one or more words is kept (and its action logits given)
+    while the greedy subgoal is under ``keep`` times as likely; just over, greedy wins;
+    an empty draft is never kept."""
+    n = cfg.model.max_subgoal_len
+    cases = [(_model(cfg, seed, scramble=0.5), *_inputs(cfg, 4, 100 + seed, task_words=3)[:3]) for seed in range(4)]
+    model, batch = learned[:2]
+    cases.append((model, batch["frame"][:6], batch["task"][:6], batch["history"][:6]))
+    switched = 0
+    for model, frame, task, history in cases:
+        for r in range(len(frame)):
+            args = (frame[r:r + 1], task[r:r + 1], history[r:r + 1])
+            greedy, greedy_logits = _naive_greedy(model, *args)
+            g = _words(greedy[0])
+            d = _drafts(g, n, model.vocab_size)["wrong first"]
+            draft = _as_draft(d, n)
+            ratio = _subgoal_prob(model, *args, g) / _subgoal_prob(model, *args, d)
+            sub, logits, _ = model.decide(*args, draft=draft, keep=max(1.01, ratio * 1.01))
+            assert torch.equal(sub, draft), (r, ratio)
+            with torch.no_grad():
+                torch.testing.assert_close(logits, model(*args, draft).action_logits, rtol=0, atol=1e-5)
+            if ratio > 1.02:
+                sub, logits, _ = model.decide(*args, draft=draft, keep=ratio / 1.01)
+                assert torch.equal(sub, greedy), (r, ratio)
+                torch.testing.assert_close(logits, greedy_logits, rtol=0, atol=1e-5)
+                switched += 1
+            sub, _, _ = model.decide(*args, draft=_as_draft([], n), keep=1e9)
+            assert torch.equal(sub, greedy)
+    assert switched >= 5, switched  # the margin was crossed often enough to tell
+
+
 @pytest.mark.parametrize("runner_up", [EOS, 5])
 def test_decide_never_writes_pad_or_bos(cfg, runner_up):
     """A model whose top word is always PAD, then BOS: greedy decoding skips both (they
