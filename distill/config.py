@@ -58,6 +58,9 @@ class ModelConfig(_Section):
     landmarks: int = Field(0, ge=0, description="cells per side of the map of what the student saw, read as the "
                            "nearest water, tree, stone, table, cow, pocket... (Crafter; distill/landmarks.py): one "
                            "token each; odd, at least 9; 0: none")
+    landmark_view: bool = Field(False, description="with landmarks: each cell of the view as the class map has it "
+                                "(its texture, and whether only remembered: in the dark the map still holds the "
+                                "ground), added to the image token of that cell (patch encoder, 64-pixel frames)")
 
     @model_validator(mode="after")
     def _memory_shape(self) -> ModelConfig:
@@ -66,6 +69,10 @@ class ModelConfig(_Section):
                              f"memory_patch {self.memory_patch}")
         if self.landmarks and (self.landmarks < 9 or self.landmarks % 2 == 0 or self.landmarks > 255):
             raise ValueError(f"landmarks {self.landmarks} must be 0, or odd, from 9 to 255")
+        if self.landmark_view and not (self.landmarks and self.image_encoder == "patch" and not self.vlm_path
+                                       and self.frame_size // self.patch_size == 9):
+            raise ValueError("landmark_view needs model.landmarks, and the patch encoder with one token a cell "
+                             "(frame_size 64, patch_size 7, no vlm_path)")
         return self
 
 
@@ -165,6 +172,12 @@ class DistillConfig(_Section):
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     dagger: DaggerConfig = DaggerConfig()
+
+    @model_validator(mode="after")
+    def _mirrored_view(self) -> DistillConfig:
+        if self.train.mirror and self.model.landmark_view:
+            raise ValueError("train.mirror does not mirror model.landmark_view's cells: use one or the other")
+        return self
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]

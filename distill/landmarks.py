@@ -66,6 +66,7 @@ LANDMARKS = ("water", "tree", "stone", "coal", "iron", "diamond", "lava", "table
 # their pocket was a cell walled on three sides.
 VERSION = 2
 NONE = -128  # the offset of a landmark not known
+VIEW_CELLS = WORLD_ROWS * WORLD_COLS  # with the view's cells (LandmarkMemory(view=True)), one row each
 COW_MEMORY = 30  # cows wander: one seen longer ago than this many steps is forgotten
 # A cell is written when its best texture fits within the noise expected there and the
 # second best fits at least MARGIN worse (both as sums of squared, noise-scaled errors
@@ -185,10 +186,12 @@ def classify(frame: np.ndarray, step: int) -> np.ndarray:
 
 class LandmarkMemory:
     """A ``size`` x ``size`` class map centred on the player, from its frames; :meth:`update`
-    returns the offsets of the nearest cell of each of :data:`LANDMARKS`: int8 [K, 2]."""
+    returns the offsets of the nearest cell of each of :data:`LANDMARKS`: int8 [K, 2]; with
+    ``view``, [K + VIEW_CELLS, 2]: then the view's cells as the map has them, row by row
+    (:meth:`view_cells`)."""
 
-    def __init__(self, size: int):
-        self.size = size
+    def __init__(self, size: int, view: bool = False):
+        self.size, self.view = size, view
         self.rows, self.cols = view_in_map(size, "model.landmarks")
         c = size // 2
         ys, xs = np.mgrid[-c:c + 1, -c:c + 1]
@@ -228,7 +231,18 @@ class LandmarkMemory:
         known = seen != UNKNOWN
         view[known] = seen[known]
         self.age[self.rows, self.cols][known] = 0
+        if self.view:
+            return np.concatenate([self.nearest(step), self.view_cells()])
         return self.nearest(step)
+
+    def view_cells(self) -> np.ndarray:
+        """int8 [VIEW_CELLS, 2]: each cell of the view, row by row as the image's tokens, as
+        (its class on the map, 1 when remembered rather than read in this frame). In the
+        dark the frame shows little beyond the player's neighbours; the map still holds the
+        ground it saw by day (creatures there may since have moved)."""
+        classes = self.classes[self.rows, self.cols].ravel()
+        stale = (self.age[self.rows, self.cols] > 0).ravel()
+        return np.stack([classes, stale & (classes != UNKNOWN)], 1).astype(np.int8)
 
     def nearest(self, step: int) -> np.ndarray:
         """The offsets [K, 2] at step count ``step``; the pocket's only from step
@@ -339,13 +353,14 @@ def _window_sum(mask: np.ndarray, r: int) -> np.ndarray:
 
 
 def episode_landmarks(frames: np.ndarray, actions: np.ndarray, moves: np.ndarray, size: int,
-                      steps: np.ndarray | None = None) -> np.ndarray:
-    """int8 [N, K, 2]: the landmarks before each step of one episode, from its frames
+                      steps: np.ndarray | None = None, view: bool = False) -> np.ndarray:
+    """int8 [N, K, 2] ([N, K + VIEW_CELLS, 2] with ``view``, see :class:`LandmarkMemory`):
+    the landmarks before each step of one episode, from its frames
     [N, H, W, 3] and actions [N] (step i's frame follows action i - 1); ``moves`` from
     :func:`distill.visual_memory.move_vectors`; ``steps`` the step counts (default 0..N-1)."""
-    memory = LandmarkMemory(size)
+    memory = LandmarkMemory(size, view)
     steps = np.arange(len(frames)) if steps is None else steps
-    out = np.empty((len(frames), len(LANDMARKS), 2), np.int8)
+    out = np.empty((len(frames), len(LANDMARKS) + VIEW_CELLS * view, 2), np.int8)
     for i in range(len(frames)):
         out[i] = memory.update(frames[i], moves[actions[i - 1]] if i else (0, 0), int(steps[i]))
     return out

@@ -16,7 +16,9 @@ pretrained vision model in a local folder instead (see :func:`_local_vision`). W
 ``memory`` the student also reads its map of what it saw (:mod:`distill.visual_memory`),
 one token per ``memory_patch`` x ``memory_patch`` cells (:class:`_MapEncoder`). With
 ``landmarks`` it reads where the nearest water, tree, stone, table, cow, pocket... it saw
-are (:mod:`distill.landmarks`), one token each (:class:`_LandmarkEncoder`). With
+are (:mod:`distill.landmarks`), one token each (:class:`_LandmarkEncoder`); with
+``landmark_view`` also each cell of the view as that class map has it, added to the cell's
+image token (:class:`_ViewEncoder`: in the dark, the ground it remembers). With
 ``clock`` it reads the time of day: the steps it has played, mod the day's length, in
 readings of ``clock_bin`` steps, one learned embedding each (one token). Crafter's frame
 is as bright at step 0 as at step 120 (the teacher walls itself in from 125), so without
@@ -39,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distill.config import ModelConfig
-from distill.landmarks import LANDMARKS
+from distill.landmarks import LANDMARKS, TEXTURES, VIEW_CELLS
 from distill.landmarks import NONE as LANDMARK_NONE
 from distill.tokenizer import BOS, EOS, PAD
 from distill.visual_memory import WALK_CLASSES
@@ -225,6 +227,23 @@ class _LandmarkEncoder(nn.Module):
         return self.kind.weight + self.dx(idx[..., 0]) + self.dy(idx[..., 1])
 
 
+class _ViewEncoder(nn.Module):
+    """The view's cells as the class map has them, int8 [B, VIEW_CELLS, 2] (class, 1 when
+    only remembered), -> one vector per image token: an embedding per class and staleness
+    for each world cell, nothing for the inventory's tokens below the view."""
+
+    def __init__(self, n_image: int, d: int):
+        super().__init__()
+        self.classes = len(TEXTURES) + 2  # unknown, each texture, the player
+        self.embed = nn.Embedding(2 * self.classes, d)
+        self.rest = n_image - VIEW_CELLS
+
+    def forward(self, cells: Tensor) -> Tensor:
+        c = cells.long()
+        x = self.embed(c[..., 0] + self.classes * c[..., 1])
+        return F.pad(x, (0, 0, 0, self.rest))
+
+
 class _LocalVision(nn.Module):
     """A pretrained vision tower from a local folder (``transformers``, never downloaded)."""
 
@@ -282,6 +301,7 @@ class Student(nn.Module):
         self.n_map = (cfg.memory // cfg.memory_patch) ** 2 if cfg.memory else 0
         self.clock = nn.Embedding(-(-cfg.clock // cfg.clock_bin), d) if cfg.clock else None
         self.marks = _LandmarkEncoder(cfg.landmarks, d) if cfg.landmarks else None
+        self.view = _ViewEncoder(self.n_image, d) if cfg.landmark_view else None
         self.n_marks = len(LANDMARKS) if cfg.landmarks else 0
         # tokens between history and subgoal
         self.n_seen = int(bool(cfg.clock)) + self.n_map + self.n_marks + self.n_image
@@ -323,7 +343,9 @@ class Student(nn.Module):
         if self.marks is not None:
             if landmarks is None:
                 raise ValueError("this student reads landmarks (model.landmarks): pass landmarks=")
-            seen.insert(0, self.marks(landmarks))
+            if self.view is not None:  # the view's cells follow the landmarks (distill.landmarks)
+                seen[0] = seen[0] + self.view(landmarks[:, len(LANDMARKS):])
+            seen.insert(0, self.marks(landmarks[:, :len(LANDMARKS)]))
         if self.map is not None:
             if memory is None:
                 raise ValueError("this student reads a map (model.memory): pass memory=")

@@ -242,6 +242,34 @@ def test_the_pocket_is_looked_for_again_only_when_the_map_changes(monkeypatch):
     assert (want[-1] != lm.NONE).all()  # a pocket was found
 
 
+def test_the_view_cells_are_the_maps_and_say_what_was_only_remembered():
+    """With ``view`` the memory gives its landmarks unchanged and then each view cell as
+    the map has it: what the frame shows where it reads, marked fresh; elsewhere (the
+    dark's edges) what it remembers there, marked stale, and that is mostly still the
+    world's ground."""
+    observations, actions, moves = _walk(seed=2, steps=280)
+    plain, viewed = lm.LandmarkMemory(SIZE), lm.LandmarkMemory(SIZE, view=True)
+    k = len(lm.LANDMARKS)
+    stale, stale_right = 0, 0
+    for i, obs in enumerate(observations):
+        move = moves[actions[i - 1]] if i else (0, 0)
+        want = plain.update(obs.frame, move, obs.step)
+        got = viewed.update(obs.frame, move, obs.step)
+        assert got.shape == (k + lm.VIEW_CELLS, 2) and got.dtype == np.int8
+        np.testing.assert_array_equal(got[:k], want)
+        cells, old = got[k:, 0].reshape(7, 9), got[k:, 1].reshape(7, 9).astype(bool)
+        read = lm.classify(obs.frame, obs.step)
+        np.testing.assert_array_equal(cells[read != lm.UNKNOWN], read[read != lm.UNKNOWN])
+        assert not old[read != lm.UNKNOWN].any() and not old[cells == lm.UNKNOWN].any()
+        for (r, c) in zip(*np.nonzero(old & (cells != lm.PLAYER))):  # PLAYER: where it stood, not read since
+            name = lm.TEXTURES[int(cells[r, c]) - 1]
+            if name in lm.MATERIALS and name not in ("table", "furnace"):
+                stale += 1
+                stale_right += _world_name(int(cells[r, c])) == obs.local_view[r, c]
+    assert stale > 500, stale  # the walk met the dark, where the map fills in the view
+    assert stale_right / stale >= 0.9, stale_right / stale
+
+
 def test_landmark_maps_must_be_odd_and_hold_the_view():
     for size in (8, 10, 7):
         with pytest.raises(ValueError, match="odd number of cells of at least 9"):
@@ -278,6 +306,53 @@ def test_the_step_table_holds_the_landmarks_of_every_kept_step(recorded_run):
     known = was[..., 0] != lm.NONE
     assert torch.equal(now[..., 0][known], -was[..., 0][known]) and torch.equal(now[..., 1], was[..., 1])
     assert (now[..., 0][~known] == lm.NONE).all()
+
+
+def test_the_step_table_holds_the_view_cells_when_asked(recorded_run):
+    cfg = DataConfig(actors=["student"], skip_asleep=False)
+    table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, landmark_view=True)
+    k = len(lm.LANDMARKS)
+    assert table.landmarks.shape == (len(table), k + lm.VIEW_CELLS, 2)
+    moves = move_vectors(recorded_run.action_names, len(recorded_run.action_names))
+    for e, info in enumerate(table.episodes):
+        (rec,) = [r for r in recorded_run.episodes if r.episode_id == info.episode_id]
+        want = lm.episode_landmarks(rec.frames, np.array(rec.actions), moves, SIZE, view=True)
+        rows = np.flatnonzero(table.episode == e)
+        np.testing.assert_array_equal(table.landmarks[rows], want[table.pos[rows]])
+    assert (table.landmarks[:, k:, 0] == lm.PLAYER).sum() == len(table)  # the player's own cell, every step
+    plain = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE)
+    for table_, view in ((plain, True), (table, False)):
+        model_cfg = load("tiny", [f"model.landmarks={SIZE}", f"model.landmark_view={view}"]).model
+        with pytest.raises(ValueError, match=f"landmark_view={view}"):
+            DistillDataset(table_, np.arange(len(table_)), build_tokenizer(table_), model_cfg)
+    with pytest.raises(DistillConfigError, match="landmark_view needs model.landmarks"):
+        load("tiny", ["model.landmark_view=true"])
+    with pytest.raises(DistillConfigError, match="train.mirror does not mirror"):
+        load("tiny", [f"model.landmarks={SIZE}", "model.landmark_view=true", "train.mirror=0.5"])
+
+
+@pytest.fixture(scope="module")
+def view_ckpt(run_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("view_student") / "ckpt"
+    train(load("tiny", ["train.steps=4", f"model.landmarks={SIZE}", "model.landmark_view=true"]), [run_dir], out)
+    return out
+
+
+def test_a_student_with_the_view_cells_plays_with_those_training_gave_it(view_ckpt):
+    """Playing, the student reads the view cells load_steps gives for the same frames
+    (after its landmarks), and they reach its decision."""
+    agent, frames, actions, moves = play_student(view_ckpt, 4, 60)
+    want = lm.episode_landmarks(frames, actions, moves, SIZE, view=True)[-1]
+    k = len(lm.LANDMARKS)
+    np.testing.assert_array_equal(agent.landmarks.view_cells(), want[k:])
+    frame = torch.from_numpy(frames[-1]).permute(2, 0, 1)[None]
+    history = torch.tensor([list(agent.history)])
+    marks = torch.from_numpy(want)[None]
+    _, logits, _ = agent.model.decide(frame, agent.task, history, landmarks=marks)
+    unknown = marks.clone()
+    unknown[:, k:] = 0
+    _, other, _ = agent.model.decide(frame, agent.task, history, landmarks=unknown)
+    assert not torch.allclose(logits, other)
 
 
 @pytest.fixture(scope="module")
