@@ -331,11 +331,16 @@ def test_the_step_table_holds_the_view_cells_when_asked(recorded_run):
         load("tiny", [f"model.landmarks={SIZE}", "model.landmark_view=true", "train.mirror=0.5"])
 
 
+def _tiny_student(run_dir: Path, tmp_path_factory, name: str, *overrides: str) -> Path:
+    """A tiny student with landmarks, trained 4 steps on the recorded run."""
+    out = tmp_path_factory.mktemp(name) / "ckpt"
+    train(load("tiny", ["train.steps=4", f"model.landmarks={SIZE}", *overrides]), [run_dir], out)
+    return out
+
+
 @pytest.fixture(scope="module")
 def view_ckpt(run_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("view_student") / "ckpt"
-    train(load("tiny", ["train.steps=4", f"model.landmarks={SIZE}", "model.landmark_view=true"]), [run_dir], out)
-    return out
+    return _tiny_student(run_dir, tmp_path_factory, "view_student", "model.landmark_view=true")
 
 
 def test_a_student_with_the_view_cells_plays_with_those_training_gave_it(view_ckpt):
@@ -357,9 +362,7 @@ def test_a_student_with_the_view_cells_plays_with_those_training_gave_it(view_ck
 
 @pytest.fixture(scope="module")
 def marks_ckpt(run_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("landmark_student") / "ckpt"
-    train(load("tiny", ["train.steps=4", f"model.landmarks={SIZE}", "model.clock=300"]), [run_dir], out)
-    return out
+    return _tiny_student(run_dir, tmp_path_factory, "landmark_student", "model.clock=300")
 
 
 def test_a_student_with_landmarks_plays_with_those_training_gave_it(marks_ckpt):
