@@ -166,7 +166,8 @@ class DistillDataset(Dataset):
     [S, S, 4], the student's map (the table must be loaded with ``memory=S``); with
     ``model_cfg.clock`` also ``clock`` long [], the env's step counter (the steps played);
     with ``model_cfg.landmarks`` also ``landmarks`` int8 [K, 2], the nearest landmarks'
-    offsets (``distill.landmarks``; [K + VIEW_CELLS, 2] with ``model_cfg.landmark_view``); with ``model_cfg.walk_target`` also ``walk_end`` long [], where the teacher's walk ends
+    offsets (``distill.landmarks``; [K + VIEW_CELLS, 2] with ``model_cfg.landmark_view``);
+    with ``model_cfg.walk_target`` also ``walk_end`` long [], where the teacher's walk ends
     (``distill.visual_memory.NO_WALK`` where the step is not one of its moves).
     """
 

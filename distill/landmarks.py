@@ -239,7 +239,8 @@ class LandmarkMemory:
         """int8 [VIEW_CELLS, 2]: each cell of the view, row by row as the image's tokens, as
         (its class on the map, 1 when remembered rather than read in this frame). In the
         dark the frame shows little beyond the player's neighbours; the map still holds the
-        ground it saw by day (creatures there may since have moved)."""
+        ground it saw by day (creatures there may since have moved; a cell the player
+        stood on and has not read since is the player's class, ground it can walk)."""
         classes = self.classes[self.rows, self.cols].ravel()
         stale = (self.age[self.rows, self.cols] > 0).ravel()
         return np.stack([classes, stale & (classes != UNKNOWN)], 1).astype(np.int8)

@@ -265,7 +265,8 @@ def test_keep_holds_to_the_draft_until_greedy_is_that_much_likelier(cfg, learned
     while the greedy subgoal is under ``keep`` times as likely; just over, greedy wins;
     an empty draft is never kept."""
     n = cfg.model.max_subgoal_len
-    cases = [(_model(cfg, seed, scramble=0.5), *_inputs(cfg, 4, 100 + seed, task_words=3)[:3]) for seed in range(4)]
+    cases = [(_model(cfg, seed, scramble=0.5), *_inputs(cfg, 4, 100 + seed, task_words=3)[:3])
+             for seed in range(4)]
     model, batch = learned[:2]
     cases.append((model, batch["frame"][:6], batch["task"][:6], batch["history"][:6]))
     switched = 0
