@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distill.config import ModelConfig
-from distill.landmarks import LANDMARKS, TEXTURES, VIEW_CELLS
+from distill.landmarks import LANDMARKS, PLAYER, VIEW_CELLS
 from distill.landmarks import NONE as LANDMARK_NONE
 from distill.tokenizer import BOS, EOS, PAD
 from distill.visual_memory import WALK_CLASSES
@@ -234,7 +234,7 @@ class _ViewEncoder(nn.Module):
 
     def __init__(self, n_image: int, d: int):
         super().__init__()
-        self.classes = len(TEXTURES) + 2  # unknown, each texture, the player
+        self.classes = PLAYER + 1  # unknown, each texture, the player
         self.embed = nn.Embedding(2 * self.classes, d)
         self.rest = n_image - VIEW_CELLS
 
