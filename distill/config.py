@@ -237,12 +237,35 @@ def validate(data: dict[str, Any]) -> DistillConfig:
         raise DistillConfigError(f"distill config: {loc}: {first['msg']}{got_txt}") from None
 
 
-def load(config: str | Path = "small", overrides: list[str] | None = None) -> DistillConfig:
-    """A size name (``tiny``, ``small``, ``base``) or a YAML path, then ``--set`` overrides."""
+def _config_path(config: str | Path, folder: Path | None = None) -> Path:
+    """A shipped config's name (``fast``: ``configs/distill/fast.yaml``) or a YAML path, read
+    from ``folder`` when relative (the folder of the file that names it)."""
     path = Path(config)
-    if not path.suffix and not path.exists():
-        path = CONFIG_DIR / f"{config}.yaml"
+    if not path.suffix and not (folder or Path()).joinpath(path).exists():
+        return CONFIG_DIR / f"{config}.yaml"
+    return path if folder is None or path.is_absolute() else folder / path
+
+
+def _read_layers(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's mapping laid on the one it ``extends`` (a shipped name or a path), recursively."""
     data = read_yaml(path)
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base.strip():
+        raise DistillConfigError(f"{path}: extends: expected a config name or a YAML path (got {base!r})")
+    base_path = _config_path(base, path.parent)
+    if base_path.resolve() in {*seen, path.resolve()}:
+        raise DistillConfigError(f"{path}: extends {base!r}, which extends it back")
+    return merge(_read_layers(base_path, (*seen, path.resolve())), data)
+
+
+def load(config: str | Path = "small", overrides: list[str] | None = None) -> DistillConfig:
+    """A shipped config's name (``tiny``, ``fast``, ``small``, ``base``, ``crafter``) or a YAML
+    path, then ``--set`` overrides. A file may start from another: ``extends: fast`` (a name,
+    or a path relative to the file), its own keys laid over that one's."""
+    path = _config_path(config)
+    data = _read_layers(path)
     data.setdefault("size", path.stem)
     for text in overrides or []:
         data = merge(data, parse_override(text))

@@ -673,6 +673,35 @@ def test_subgoal_weights_come_from_set_and_must_be_whole_and_positive():
         load("tiny", ["data.subgoal_weights.sleep=0"])
 
 
+def test_a_config_file_extends_another_and_overrides_its_keys(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "mine.yaml").write_text("extends: tiny\nmodel: {n_layers: 3}\ntrain: {lr: 0.0005}\n")
+    (tmp_path / "top.yaml").write_text("extends: sub/mine.yaml\ntrain: {steps: 7}\n")
+    tiny, top = load("tiny", ["train.steps=9"]), load(tmp_path / "top.yaml", ["train.steps=9"])
+    assert (top.model.n_layers, top.train.lr, top.train.steps, top.size) == (3, 0.0005, 9, "top")
+    assert tiny.model.n_layers != 3 and tiny.train.lr != 0.0005
+    assert top.model.model_dump(exclude={"n_layers"}) == tiny.model.model_dump(exclude={"n_layers"})
+    assert top.data == tiny.data and top.dagger == tiny.dagger
+    # the shipped recipe is the fast student with the README's four options
+    recipe = ["model.clock=300", "data.change_weight=3", "model.landmarks=33", "model.landmark_view=true"]
+    assert load("crafter").model_dump(exclude={"size"}) == load("fast", recipe).model_dump(exclude={"size"})
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"a.yaml": "extends: a.yaml\n"}, "a.yaml: extends 'a.yaml', which extends it back"),
+    ({"a.yaml": "extends: b.yaml\n", "b.yaml": "extends: a.yaml\n"}, "b.yaml: extends 'a.yaml', which extends it back"),
+    ({"a.yaml": "extends: [tiny]\n"}, "a.yaml: extends: expected a config name or a YAML path"),
+    ({"a.yaml": "extends: nowhere.yaml\n"}, "config file not found: .*nowhere.yaml"),
+    ({"a.yaml": "extends: tiny\nmodel: {n_layer: 3}\n"}, "unknown key 'model.n_layer'"),
+])
+def test_a_bad_extends_is_a_named_error(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(DistillConfigError, match=message) as err:
+        load(tmp_path / "a.yaml")
+    assert "\n" not in str(err.value)
+
+
 def test_gradient_accumulation_equals_one_big_batch(run_dir, tmp_path):
     """Two micro-batches of 8 give the step one batch of the same 16 samples gives (the
     action loss is a mean per sample; the subgoal loss, a mean per word, is left out)."""
