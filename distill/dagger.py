@@ -98,6 +98,7 @@ class RolloutJob:
     temperature: float = 1.0  # of the student's action sampling
     min_p: float = 0.0  # and its cut (see distill.agent)
     keep_subgoal: float = 0.0  # the student holds to its subgoal (see distill.model.Student.decide)
+    avoid_lava: bool = False  # the student never moves onto lava (see distill.agent)
     history: bool = True  # the student reads its last actions (see distill.agent)
     window: tuple[int, int] = (0, DAY_LENGTH)  # the steps of each day in which the student may take control
     teacher: bool = True  # False: the student plays alone, nobody labels (evaluation)
@@ -123,7 +124,8 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
         from distill.agent import StudentAgent
 
         student = StudentAgent(None, job.checkpoint, task=job.task, sample=job.sample, temperature=job.temperature,
-                               min_p=job.min_p, history=job.history, keep_subgoal=job.keep_subgoal)
+                               min_p=job.min_p, history=job.history, keep_subgoal=job.keep_subgoal,
+                               avoid_lava=job.avoid_lava)
     base = envs.make("crafter", max_steps=job.max_steps)
     mirror = MirrorEnv(base, student, job.beta, job.seed, tuple(job.window))
     window = "" if tuple(job.window) == (0, DAY_LENGTH) else "w{}-{}".format(*job.window)
@@ -152,7 +154,7 @@ def _student_alone(job: RolloutJob) -> dict[str, Any]:
                                config_hash="student", task=job.task)
     student = StudentAgent(recorder, job.checkpoint, task=job.task, sample=job.sample,
                            temperature=job.temperature, min_p=job.min_p, history=job.history,
-                           keep_subgoal=job.keep_subgoal)
+                           keep_subgoal=job.keep_subgoal, avoid_lava=job.avoid_lava)
     try:
         obs, _ = recorder.reset(job.seed)
         student.reset(obs, job.seed)

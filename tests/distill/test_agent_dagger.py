@@ -204,6 +204,45 @@ def test_min_p_sampling_never_draws_the_unlikely_actions(student_ckpt):
         StudentAgent(None, student_ckpt, min_p=1.0)
 
 
+@pytest.fixture(scope="module")
+def landmark_ckpt(run_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("landmark_student") / "ckpt"
+    train(load("tiny", ["train.steps=4", "model.landmarks=15"]), [run_dir], out)
+    return out
+
+
+@pytest.mark.parametrize("which", ["student_ckpt", "landmark_ckpt"])  # reads the frame / its class map
+def test_a_student_that_avoids_lava_never_moves_onto_it(which, request):
+    ckpt = request.getfixturevalue(which)
+    env = envs.make("crafter", max_steps=100)
+    env.reset(1)
+    world, (x, y) = env._env._world, env._env._player.pos
+    world[(x - 1, y)] = world[(x, y + 1)] = "lava"  # on its left and below it
+    names = list(env.action_names)
+    obs, *_ = env.step(names.index("noop"))
+    assert obs.vitals["health"] > 0
+    fatal = {names.index("move_left"), names.index("move_down")}
+    drawn = {}
+    for avoid in (False, True):
+        agent = StudentAgent(None, ckpt, sample=True, temperature=5.0, avoid_lava=avoid)
+        agent.reset(obs, 0)
+        drawn[avoid] = {agent.choose(obs) for _ in range(300)}
+    assert set(agent._into_lava(obs).nonzero().ravel().tolist()) == fatal
+    assert fatal <= drawn[False] and not fatal & drawn[True] and len(drawn[True]) > 5
+    # greedy, with the lava moves the most likely: the best of the others
+    agent.sample, decide = False, agent.model.decide
+    order = [*fatal, names.index("move_up")]
+
+    def keen(*args, **kwargs):
+        sub, logits, passes = decide(*args, **kwargs)
+        logits = logits.clone()
+        logits[0, order] = torch.tensor([30.0, 29.0, 28.0])
+        return sub, logits, passes
+
+    agent.model.decide = keen
+    assert agent.choose(obs) == names.index("move_up")
+
+
 def test_student_task_is_cut_like_the_training_data(student_ckpt):
     n = ck.read(student_ckpt).config.model.max_task_len
     a = StudentAgent(None, student_ckpt, task=" ".join(["collect"] * n + ["diamond"]))
