@@ -382,6 +382,7 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
     marks: list[np.ndarray] = []
     action_names: dict[int, str] = {}
     stats = Counter()
+    actors_seen: set[str] = set()  # to name in the error when no step is left
 
     for run in runs:
         for meta in read_run(run):
@@ -410,6 +411,7 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
             done = carried_out(steps)  # what the player did: its history, its moves
             sub = _codes(steps.column("subgoal"), subgoals)
             actor = _actor_codes(steps.column("actor"))
+            actors_seen.update(str(x) for x in pc.unique(steps.column("actor")).to_pylist())
             keep = _kept(steps, sub, actor, cfg, stats)
             if not keep.any():
                 continue
@@ -448,9 +450,11 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
             blobs.append(b"".join(frames))
 
     if not episodes:
-        raise ValueError(f"no steps left after the filters in {', '.join(map(str, runs))} "
+        named = ", ".join(map(str, runs[:3])) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+        raise ValueError(f"no steps left after the filters in {named} "
                          f"(actors {sorted(cfg.actors)}, min_return {cfg.min_return}, "
-                         f"min_achievements {cfg.min_achievements}, success_only {cfg.success_only})")
+                         f"min_achievements {cfg.min_achievements}, success_only {cfg.success_only}"
+                         + (f"; the steps' actors: {sorted(actors_seen)})" if actors_seen else ")"))
 
     teacher, n_actions = _teacher_matrix(probs, has_probs, max(int(a.max()) for a in all_actions))
     frame_data, offsets = _join_frames(blobs, frame_sizes)

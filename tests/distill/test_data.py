@@ -169,8 +169,12 @@ def test_episode_filters(tmp_path):
     both = load_steps([tmp_path], DataConfig(min_return=1.0, min_achievements=2))
     assert ids(both) == ["rich"] and len(both) == 4
     assert describe(both)["dropped"]["episodes_below_min_return"] == 1
-    with pytest.raises(ValueError, match="no steps left"):
+    with pytest.raises(ValueError, match=r"no steps left .*success_only False\)$"):
         load_steps([tmp_path], DataConfig(min_return=10.0))
+    # another actor's steps: the error names the actors there are, and only a few of many runs
+    with pytest.raises(ValueError, match=rf"in {tmp_path}, {tmp_path}, {tmp_path} and 2 more .*"
+                                         r"the steps' actors: \['teacher'\]\)$"):
+        load_steps([tmp_path] * 5, DataConfig(actors=["student"]))
 
 
 def test_success_only_keeps_the_segments_that_reached_their_subgoal(tmp_path):
