@@ -18,6 +18,10 @@ not its labels) and reads the player's view at every step:
   died enclosed.
 - over all days: the share of the dark steps (``DARK`` of each day) spent enclosed, and
   asleep.
+- for an episode that ended in death, what the view and the vitals show of why
+  (:func:`death_cause`): a move onto lava, a zombie beside the player, a skeleton in
+  bow range (or its arrow beside the player), a vital (food, drink, energy) at 0, or
+  none of these.
 - what the player said it was doing from ``DUSK`` to the end of day 0: the share of
   those steps under each recorded subgoal (the teacher's errands, ``build shelter``,
   ``sleep``...; a student's own predictions; a DAgger rollout's labels).
@@ -39,8 +43,10 @@ import numpy as np
 
 import envs
 from distill.steps import read_run
+from distill.visual_memory import MOVES
 from envs.crafter_env import DAY_LENGTH
 from envs.episodes import EpisodeMeta, carried_out, episode_dir, read_steps
+from envs.observation import Observation
 
 OPEN_GROUND = frozenset(("grass", "sand", "path"))
 # what stands on open ground and moves off it, or is trampled (zombies destroy saplings)
@@ -50,6 +56,8 @@ DUSK_CHECK = 150  # the stone carried then: two walls at least are needed in the
 DARK = (180, 285)  # the steps of each day when Crafter is dark enough for zombies to crowd
 ENDINGS = ("by step 150", "never enclosed, under 2 stone at step 150", "never enclosed, 2+ stone at step 150",
            "left its pocket", "in its pocket")
+DEATHS = ("lava", "zombie", "skeleton", "a vital at 0", "other")
+ZOMBIE_REACH, BOW_REACH = 1, 5  # Crafter's zombies strike from one step (four-neighbour), skeletons shoot from five
 
 
 def enclosed(view: np.ndarray, limit: int = 3) -> bool:
@@ -84,6 +92,29 @@ class EpisodeNights:
     dark_steps: int  # live steps in DARK over all days
     dark_enclosed: int
     dark_asleep: int
+    death: str | None = None  # one of DEATHS when the episode ended in death
+
+
+def death_cause(before: Observation, action: str, after: Observation) -> str:
+    """Why the player died taking ``action`` from ``before`` to ``after``, as far as the
+    view and the vitals tell: the first of :data:`DEATHS` that holds. A zombie counts
+    within one step more than it strikes from (it may have moved since), an arrow beside
+    the player (it is gone once it hits) stands for its skeleton."""
+    view = before.local_view
+    r, c = view.shape[0] // 2, view.shape[1] // 2
+    dx, dy = MOVES.get(action, (0, 0))
+    if (dx or dy) and view[r + dy, c + dx] == "lava":
+        return "lava"
+    view = after.local_view
+    rows, cols = np.indices(view.shape)
+    dist = np.abs(rows - r) + np.abs(cols - c)
+    if (view[dist <= ZOMBIE_REACH + 1] == "zombie").any():
+        return "zombie"
+    if (view[dist <= BOW_REACH] == "skeleton").any() or (view[dist <= 2] == "arrow").any():
+        return "skeleton"
+    if any(after.vitals.get(k, 1) <= 0 for k in ("food", "drink", "energy")):
+        return "a vital at 0"
+    return "other"
 
 
 def replay_nights(meta: EpisodeMeta, actions: Sequence[int], limit: int = 3) -> EpisodeNights:
@@ -96,6 +127,7 @@ def replay_nights(meta: EpisodeMeta, actions: Sequence[int], limit: int = 3) -> 
     first = stone = None
     dark = dark_in = dark_asleep = 0
     terminated = truncated = False
+    before = obs
     for t, action in enumerate(actions):
         if terminated or truncated:
             raise ValueError(f"episode {meta.episode_id} ended at step {t} of {len(actions)} when replayed "
@@ -109,6 +141,7 @@ def replay_nights(meta: EpisodeMeta, actions: Sequence[int], limit: int = 3) -> 
             dark += 1
             dark_in += now
             dark_asleep += bool(obs.extras.get("sleeping"))
+        before = obs
         obs, _, terminated, truncated, _ = env.step(int(action))
     if set(meta.achievements) != set(obs.achievements):
         raise ValueError(f"episode {meta.episode_id} does not replay from seed {meta.seed}: achievements "
@@ -121,7 +154,9 @@ def replay_nights(meta: EpisodeMeta, actions: Sequence[int], limit: int = 3) -> 
             ending = ENDINGS[1] if (stone or 0) < 2 else ENDINGS[2]
         else:
             ending = ENDINGS[4] if enclosed(obs.local_view, limit) else ENDINGS[3]
-    return EpisodeNights(meta.episode_id, meta.seed, len(actions), first, stone, ending, dark, dark_in, dark_asleep)
+    death = death_cause(before, env.action_names[int(actions[-1])], obs) if terminated else None
+    return EpisodeNights(meta.episode_id, meta.seed, len(actions), first, stone, ending, dark, dark_in, dark_asleep,
+                         death)
 
 
 def dusk_subgoals(subgoals: Sequence[str | None]) -> Counter[str]:
@@ -142,6 +177,7 @@ def night_report(run_dirs: Sequence[Path], limit: int = 3) -> dict[str, Any]:
     firsts = [r.first_enclosed for r in rows if r.first_enclosed is not None]
     dark = sum(r.dark_steps for r in rows)
     endings = Counter(r.ending for r in rows if r.ending is not None)
+    deaths = Counter(r.death for r in rows if r.death is not None)
     return {
         "episodes": n,
         "died_on_day_0": sum(r.ending is not None for r in rows),
@@ -151,6 +187,7 @@ def night_report(run_dirs: Sequence[Path], limit: int = 3) -> dict[str, Any]:
         "dark_enclosed": sum(r.dark_enclosed for r in rows) / dark if dark else None,
         "dark_asleep": sum(r.dark_asleep for r in rows) / dark if dark else None,
         "day_0_endings": {e: endings[e] for e in ENDINGS},
+        "deaths": {d: deaths[d] for d in DEATHS},
         "dusk_subgoals": {k: round(v / dusk.total(), 3) for k, v in dusk.most_common()},
         "per_episode": [asdict(r) for r in rows],
     }

@@ -218,8 +218,9 @@ def nights(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON, one row per episode too")] = False,
 ) -> None:
     """How the player spends Crafter's nights (replayed from the episodes' seeds): walled in at
-    dusk, enclosed and asleep in the dark, why the episodes that died on day 0 died, and the
-    subgoals it played under from dusk to the end of day 0."""
+    dusk, enclosed and asleep in the dark, why the episodes that died on day 0 died, what
+    killed it (lava, a zombie, a skeleton, a vital at 0) and the subgoals it played under
+    from dusk to the end of day 0."""
     from distill.nights import night_report
     from distill.steps import find_runs
 
@@ -233,6 +234,8 @@ def nights(
     report.pop("per_episode")
     endings = report.pop("day_0_endings")
     dusk = report.pop("dusk_subgoals")
+    deaths = report.pop("deaths")
     _table("nights", {k: "-" if v is None else v for k, v in report.items()})
     _table("died on day 0", endings)
+    _table("deaths, on any day (what the view and the vitals show)", deaths)
     _table("subgoals from dusk to the end of day 0 (share of steps)", dusk)

@@ -10,7 +10,7 @@ import pytest
 
 import envs
 from distill.dagger import InlinePool, record_teacher
-from distill.nights import DUSK, ENDINGS, enclosed, night_report
+from distill.nights import DEATHS, DUSK, ENDINGS, death_cause, enclosed, night_report
 from envs.crafter_env import DAY_LENGTH
 from envs.episodes import read_index, write_index
 from envs.recorder import EpisodeRecorder
@@ -21,7 +21,8 @@ IDLER_SEED = 7  # a player who never moves lives into the dark here (to step 210
 
 
 def _view(rows: list[str]) -> np.ndarray:
-    names = {"g": "grass", "s": "stone", "t": "tree", "w": "water", "p": "player", "z": "zombie", "a": "path"}
+    names = {"g": "grass", "s": "stone", "t": "tree", "w": "water", "p": "player", "z": "zombie", "a": "path",
+             "l": "lava", "k": "skeleton", "r": "arrow"}
     return np.array([[names[c] for c in row] for row in rows], dtype=object)
 
 
@@ -36,6 +37,30 @@ def test_enclosed_is_a_pocket_nothing_can_walk_into():
     assert enclosed(_view(["wwwwwwwww"] * 3 + ["wwwwpwwww"] + ["wwwwwwwww"] * 3))
     assert not enclosed(_view(["sssssssss"] * 3 + ["zzzzpssss"] + ["sssssssss"] * 3))
     assert not enclosed(_view(["sssssssss"] * 3 + ["aaaapssss"] + ["sssssssss"] * 3))
+
+
+def test_a_death_is_read_from_the_last_view_and_vitals():
+    def obs(rows: list[str], food: float = 5.0) -> envs.Observation:
+        return envs.Observation(frame=np.zeros((64, 64, 3), np.uint8), inventory={}, local_view=_view(rows),
+                                vitals={"health": 0.0, "food": food, "drink": 5.0, "energy": 5.0},
+                                position=(0, 0), facing=(0, 1), achievements=frozenset(), step=0)
+
+    field = ["ggggggggg"] * 3
+    lava_left = obs(field + ["ggglpgggg"] + field)  # lava on the player's left
+    assert lava_left.local_view[3, 3] == "lava"
+    assert death_cause(lava_left, "move_left", obs(field + ["ggggpgggg"] + field)) == "lava"
+    assert death_cause(lava_left, "move_right", obs(field + ["ggggpgggg"] + field)) == "other"  # stepped away
+    quiet = obs(field + ["ggggpgggg"] + field)
+    assert death_cause(quiet, "noop", obs(field + ["gggzpgggg"] + field)) == "zombie"
+    assert death_cause(quiet, "noop", obs(["ggggggggg", "ggggggggg", "gggzggggg", "ggggpgggg"] + field)) \
+        == "zombie"  # two steps off: it may have moved
+    assert death_cause(quiet, "noop", obs(field + ["gzggpgggg"] + field)) == "other"  # three off
+    assert death_cause(quiet, "noop", obs(["ggggggggg"] * 2 + ["kgggggggg"] + ["ggggpgggg"] + field)) == "skeleton"
+    assert death_cause(quiet, "noop", obs(field + ["ggrgpgggg"] + field)) == "skeleton"  # its arrow
+    assert death_cause(quiet, "noop", obs(field + ["ggggpgggg"] + field, food=0)) == "a vital at 0"
+    # a zombie beside it outranks hunger; lava outranks both
+    assert death_cause(quiet, "noop", obs(field + ["ggggpzggg"] + field, food=0)) == "zombie"
+    assert death_cause(lava_left, "move_left", obs(field + ["ggggpzggg"] + field, food=0)) == "lava"
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +99,9 @@ def test_the_teacher_walls_itself_in_at_dusk_and_an_idler_does_not(teacher_and_i
     # dead in the open at night, with no stone
     assert row["length"] < DAY_LENGTH and row["stone_at_dusk"] == 0 and row["ending"] == ENDINGS[1]
     assert i["died_on_day_0"] == 1 and i["day_0_endings"][ENDINGS[1]] == 1 and sum(i["day_0_endings"].values()) == 1
+    # killed by a zombie; the teacher lived to the end of its day
+    assert row["death"] == "zombie" and i["deaths"] == {d: int(d == "zombie") for d in DEATHS}
+    assert t["per_episode"][0]["death"] is None and sum(t["deaths"].values()) == 0
 
 
 def test_an_episode_that_does_not_replay_is_an_error(teacher_and_idler, tmp_path):
