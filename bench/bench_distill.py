@@ -56,10 +56,12 @@ OUT = Path("bench/results/distill")
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "L4": 121e12}
 
 
-def latency(checkpoint: Path, run_dirs: list[Path], threads: int, decisions: int = 2000) -> dict[str, float]:
+def latency(checkpoint: Path, run_dirs: list[Path], threads: int, decisions: int = 2000,
+            **options: Any) -> dict[str, float]:
     """Seconds per decision (frame -> subgoal -> action) at batch 1 on CPU, as the student
-    plays: frames in episode order, so the subgoal draft holds as it does in play."""
-    agent = StudentAgent(None, checkpoint, sample=True, threads=threads)
+    plays: frames in episode order, so the subgoal draft holds as it does in play;
+    ``options`` are the StudentAgent's (avoid_lava, keep_subgoal)."""
+    agent = StudentAgent(None, checkpoint, sample=True, threads=threads, **options)
     times: list[float] = []
     for meta, steps in iter_episodes(run_dirs, columns=["frame", "t"]):
         frames = decode_frames(steps.column("frame").to_pylist(), meta.frame_shape)
@@ -153,6 +155,11 @@ def main() -> None:
     ap.add_argument("--min-p", type=float, default=0.0, help="never sample an action less than this times as "
                     "likely as the most likely one")
     ap.add_argument("--greedy", action="store_true", help="the student takes its most likely action")
+    ap.add_argument("--avoid-lava", action="store_true",
+                    help="the student never moves onto a cell it reads as lava (agent.avoid_lava)")
+    ap.add_argument("--keep-subgoal", type=float, default=0.0,
+                    help="the student holds its subgoal unless the greedy one is this many times as likely "
+                    "(agent.keep_subgoal; 0: off)")
     ap.add_argument("--no-history", dest="history", action="store_false",
                     help="the student plays without reading its last actions (agent.history=false)")
     ap.add_argument("--student-window", type=int, nargs=2, metavar=("START", "END"),
@@ -167,7 +174,8 @@ def main() -> None:
     report: dict[str, Any] = {"config": args.config, "sets": args.sets, "teacher_memory": args.teacher_memory,
                               "teacher_near_pocket": args.teacher_near_pocket,
                               "temperature": args.temperature,
-                              "min_p": args.min_p, "greedy": args.greedy, "history": args.history}
+                              "min_p": args.min_p, "greedy": args.greedy, "history": args.history,
+                              "avoid_lava": args.avoid_lava, "keep_subgoal": args.keep_subgoal}
 
     teacher_dir = args.teacher or args.out / "teacher"
     if args.teacher is None:
@@ -208,16 +216,18 @@ def main() -> None:
         shutil.rmtree(args.out / old, ignore_errors=True)
     teacher = record_teacher(args.out / "eval-teacher", seeds, args.max_steps, "full", pool, args.farm_at_dusk,
                              args.teacher_memory, args.teacher_near_pocket)
+    options = {"avoid_lava": args.avoid_lava, "keep_subgoal": args.keep_subgoal}
     student = play([RolloutJob(seed=s, out=str(args.out / "eval-student" / f"seed-{s}"), checkpoint=str(checkpoint),
                                max_steps=args.max_steps, teacher=False, label="student", sample=not args.greedy,
-                               temperature=args.temperature, min_p=args.min_p, history=args.history)
+                               temperature=args.temperature, min_p=args.min_p, history=args.history,
+                               **options)
                   for s in seeds], pool)
     if args.student_window:
         window = tuple(args.student_window)
         mixed = play([RolloutJob(seed=s, out=str(args.out / "eval-window" / f"seed-{s}"), beta=0.0,
                                  checkpoint=str(checkpoint), max_steps=args.max_steps, window=window,
                                  farm_at_dusk=args.farm_at_dusk, teacher_memory=args.teacher_memory,
-                                 teacher_near_pocket=args.teacher_near_pocket)
+                                 teacher_near_pocket=args.teacher_near_pocket, **options)
                       for s in seeds], pool)
         report["student_in_window"] = {"window": list(window), **_summary(mixed, args.max_steps),
                                        "ratio": mixed["crafter_score"] / teacher["crafter_score"]
@@ -235,8 +245,8 @@ def main() -> None:
         "student": _summary(student, args.max_steps, args.out / "eval-student"),
         "ratio": student["crafter_score"] / teacher["crafter_score"] if teacher["crafter_score"] else None,
         "offline_on_eval_seeds": offline,
-        "latency_1_thread": latency(checkpoint, eval_runs, threads=1),
-        "latency_all_cores": latency(checkpoint, eval_runs, threads=os.cpu_count() or 2),
+        "latency_1_thread": latency(checkpoint, eval_runs, threads=1, **options),
+        "latency_all_cores": latency(checkpoint, eval_runs, threads=os.cpu_count() or 2, **options),
         "gpu": gpu_throughput(args.config, runs),
     })
     (args.out.parent / "distill.json").write_text(json.dumps(report, indent=2))
