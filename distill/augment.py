@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from distill.landmarks import LANDMARKS
 from distill.landmarks import NONE as LANDMARK_NONE
 from distill.steps import StepTable
 from distill.visual_memory import BEYOND, WORLD_COLS
@@ -59,9 +60,10 @@ def mirror_batch(batch: dict[str, torch.Tensor], p: float, swap: torch.Tensor, r
     batch["frame"][flip] = frame
     if "memory" in batch:  # the map [B, S, S, 4], centred on the player like the view
         batch["memory"][flip] = batch["memory"][flip].flip(2)
-    if "landmarks" in batch:  # offsets (dx, dy): the column offset changes sign
+    if "landmarks" in batch:  # offsets (dx, dy): the column offset changes sign (walled in or not stays)
         marks = batch["landmarks"][flip]
-        marks[..., 0] = torch.where(marks[..., 0] == LANDMARK_NONE, marks[..., 0], -marks[..., 0])
+        dx = marks[:, :len(LANDMARKS), 0]
+        marks[:, :len(LANDMARKS), 0] = torch.where(dx == LANDMARK_NONE, dx, -dx)
         batch["landmarks"][flip] = marks
     batch["action"][flip] = swap[batch["action"][flip]]
     batch["history"][flip] = swap[batch["history"][flip]]

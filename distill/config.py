@@ -61,6 +61,9 @@ class ModelConfig(_Section):
     landmark_view: bool = Field(False, description="with landmarks: each cell of the view as the class map has it "
                                 "(its texture, and whether only remembered: in the dark the map still holds the "
                                 "ground), added to the image token of that cell (patch encoder, 64-pixel frames)")
+    walled: bool = Field(False, description="with landmarks: whether the player is walled in on the class map (the "
+                         "open ground it can reach is at most 3 cells; distill/landmarks.py walled), added to the "
+                         "pocket's token: the teacher sleeps only walled in")
 
     @model_validator(mode="after")
     def _memory_shape(self) -> ModelConfig:
@@ -73,6 +76,8 @@ class ModelConfig(_Section):
                                        and self.frame_size // self.patch_size == 9):
             raise ValueError("landmark_view needs model.landmarks, and the patch encoder with one token a cell "
                              "(frame_size 64, patch_size 7, no vlm_path)")
+        if self.walled and not self.landmarks:
+            raise ValueError("walled is read on the landmarks' class map: it needs model.landmarks")
         return self
 
 

@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import Dataset
 
 from distill.config import DataConfig, ModelConfig
-from distill.landmarks import LANDMARKS, VIEW_CELLS
+from distill.landmarks import rows as landmark_rows
 from distill.steps import StepTable
 from distill.tokenizer import PAD, SPECIALS, Tokenizer, words
 from envs.episodes import ACTORS
@@ -166,7 +166,8 @@ class DistillDataset(Dataset):
     [S, S, 4], the student's map (the table must be loaded with ``memory=S``); with
     ``model_cfg.clock`` also ``clock`` long [], the env's step counter (the steps played);
     with ``model_cfg.landmarks`` also ``landmarks`` int8 [K, 2], the nearest landmarks'
-    offsets (``distill.landmarks``; [K + VIEW_CELLS, 2] with ``model_cfg.landmark_view``);
+    offsets (``distill.landmarks``; [K + VIEW_CELLS, 2] with ``model_cfg.landmark_view``,
+    a row more with ``model_cfg.walled``);
     with ``model_cfg.walk_target`` also ``walk_end`` long [], where the teacher's walk ends
     (``distill.visual_memory.NO_WALK`` where the step is not one of its moves).
     """
@@ -186,11 +187,11 @@ class DistillDataset(Dataset):
         if self.landmarks and table.landmarks is None:
             raise ValueError(f"model.landmarks is {self.landmarks}, the step table has none "
                              f"(load_steps(..., landmarks={self.landmarks}))")
-        rows = len(LANDMARKS) + VIEW_CELLS * model_cfg.landmark_view
-        if self.landmarks and table.landmarks.shape[1] != rows:
-            raise ValueError(f"model.landmark_view is {model_cfg.landmark_view}, the step table's landmarks "
-                             f"{'do not carry' if model_cfg.landmark_view else 'carry'} the view's cells "
-                             f"(load_steps(..., landmark_view={model_cfg.landmark_view}))")
+        if self.landmarks and table.landmarks.shape[1] != landmark_rows(model_cfg.landmark_view, model_cfg.walled):
+            raise ValueError(f"model.landmark_view is {model_cfg.landmark_view} and model.walled "
+                             f"{model_cfg.walled}, the step table's landmarks have {table.landmarks.shape[1]} rows "
+                             f"(load_steps(..., landmark_view={model_cfg.landmark_view}, "
+                             f"walled={model_cfg.walled}))")
         if self.walks and table.walk_end is None:
             raise ValueError("model.walk_target is on, the step table has no walk ends (load_steps(..., walks=True))")
         if self.memory and (table.memory is None or table.memory.shape[1] != self.memory):

@@ -59,7 +59,8 @@ LANDMARKS = ("water", "tree", "stone", "coal", "iron", "diamond", "lava", "table
              "plant-ripe", "pocket")
 # What the landmark tokens mean, saved with each checkpoint trained on them: a student
 # reads its tokens as they were computed in training, so one whose number differs from
-# this is refused (distill.checkpoint). Change it whenever a landmark's rule changes.
+# this is refused (distill.checkpoint). Change it whenever a landmark's rule changes (the
+# pocket's, the view cells' or walled's).
 # 1: the pocket by the teacher's rule, but a skeleton's reach over water counted in a
 # 13 x 13 square where the teacher counts 6 steps. 2: counted as the teacher does.
 # Checkpoints saved before the number was recorded carry none; between 9fecb8a and 3470e1e
@@ -188,10 +189,11 @@ class LandmarkMemory:
     """A ``size`` x ``size`` class map centred on the player, from its frames; :meth:`update`
     returns the offsets of the nearest cell of each of :data:`LANDMARKS`: int8 [K, 2]; with
     ``view``, [K + VIEW_CELLS, 2]: then the view's cells as the map has them, row by row
-    (:meth:`view_cells`)."""
+    (:meth:`view_cells`); with ``walled`` one row more, last: (1 when the player is walled
+    in on the map (:func:`walled`), else 0; 0)."""
 
-    def __init__(self, size: int, view: bool = False):
-        self.size, self.view = size, view
+    def __init__(self, size: int, view: bool = False, walled: bool = False):
+        self.size, self.view, self.walled = size, view, walled
         self.rows, self.cols = view_in_map(size, "model.landmarks")
         c = size // 2
         ys, xs = np.mgrid[-c:c + 1, -c:c + 1]
@@ -231,9 +233,12 @@ class LandmarkMemory:
         known = seen != UNKNOWN
         view[known] = seen[known]
         self.age[self.rows, self.cols][known] = 0
+        out = [self.nearest(step)]
         if self.view:
-            return np.concatenate([self.nearest(step), self.view_cells()])
-        return self.nearest(step)
+            out.append(self.view_cells())
+        if self.walled:
+            out.append(np.array([[walled(self.classes), 0]], np.int8))
+        return np.concatenate(out) if len(out) > 1 else out[0]
 
     def view_cells(self) -> np.ndarray:
         """int8 [VIEW_CELLS, 2]: each cell of the view, row by row as the image's tokens, as
@@ -271,6 +276,32 @@ class LandmarkMemory:
         if key != self.pocket_of[0]:
             self.pocket_of = (key, _pocket(classes))
         return self.pocket_of[1]
+
+
+_OPEN = np.zeros(256, bool)  # what a zombie may walk over to the player, and cells never read
+_OPEN[[UNKNOWN, PLAYER] + [CLASS[n] for n in ("grass", "sand", "path", "cow", "zombie", "skeleton", "plant",
+                                              "plant-ripe", "arrow-left", "arrow-right", "arrow-up", "arrow-down")]] = True
+
+
+def walled(classes: np.ndarray, limit: int = 3) -> bool:
+    """Whether the player is walled in on the class map [S, S]: the open ground it can
+    reach (four-neighbour steps over ground, the creatures and saplings on it, and cells
+    never read) is at most ``limit`` cells, its own included, and stays inside the view.
+    ``distill.nights.enclosed`` reads the same from the env's own view; on the map the
+    student reads it in the dark too (a test checks the two agree)."""
+    c = classes.shape[0] // 2
+    rows, cols = WORLD_ROWS // 2, WORLD_COLS // 2
+    seen, todo = {(c, c)}, [(c, c)]
+    while todo:
+        y, x = todo.pop()
+        for n in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+            if n in seen or not _OPEN[classes[n]]:
+                continue
+            if abs(n[0] - c) > rows or abs(n[1] - c) > cols or len(seen) >= limit:
+                return False
+            seen.add(n)
+            todo.append(n)
+    return True
 
 
 _CODES = {name: np.zeros(256, bool) for name in ("wall", "free", "dig", "lava", "water", "path", "grass")}
@@ -353,15 +384,20 @@ def _window_sum(mask: np.ndarray, r: int) -> np.ndarray:
     return cum[hi][:, hi] - cum[lo][:, hi] - cum[hi][:, lo] + cum[lo][:, lo]
 
 
+def rows(view: bool, walled: bool) -> int:
+    """The rows of :meth:`LandmarkMemory.update`'s array: the landmarks, the view's cells, the wall."""
+    return len(LANDMARKS) + VIEW_CELLS * view + walled
+
+
 def episode_landmarks(frames: np.ndarray, actions: np.ndarray, moves: np.ndarray, size: int,
-                      steps: np.ndarray | None = None, view: bool = False) -> np.ndarray:
-    """int8 [N, K, 2] ([N, K + VIEW_CELLS, 2] with ``view``, see :class:`LandmarkMemory`):
+                      steps: np.ndarray | None = None, view: bool = False, walled: bool = False) -> np.ndarray:
+    """int8 [N, :func:`rows`, 2] (see :class:`LandmarkMemory`, with ``view`` and ``walled``):
     the landmarks before each step of one episode, from its frames
     [N, H, W, 3] and actions [N] (step i's frame follows action i - 1); ``moves`` from
     :func:`distill.visual_memory.move_vectors`; ``steps`` the step counts (default 0..N-1)."""
-    memory = LandmarkMemory(size, view)
+    memory = LandmarkMemory(size, view, walled)
     steps = np.arange(len(frames)) if steps is None else steps
-    out = np.empty((len(frames), len(LANDMARKS) + VIEW_CELLS * view, 2), np.int8)
+    out = np.empty((len(frames), rows(view, walled), 2), np.int8)
     for i in range(len(frames)):
         out[i] = memory.update(frames[i], moves[actions[i - 1]] if i else (0, 0), int(steps[i]))
     return out

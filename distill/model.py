@@ -18,7 +18,9 @@ one token per ``memory_patch`` x ``memory_patch`` cells (:class:`_MapEncoder`). 
 ``landmarks`` it reads where the nearest water, tree, stone, table, cow, pocket... it saw
 are (:mod:`distill.landmarks`), one token each (:class:`_LandmarkEncoder`); with
 ``landmark_view`` also each cell of the view as that class map has it, added to the cell's
-image token (:class:`_ViewEncoder`: in the dark, the ground it remembers). With
+image token (:class:`_ViewEncoder`: in the dark, the ground it remembers); with
+``walled`` whether it is walled in on that map, one learned vector added to the pocket's
+token (the teacher sleeps only walled in). With
 ``clock`` it reads the time of day: the steps it has played, mod the day's length, in
 readings of ``clock_bin`` steps, one learned embedding each (one token). Crafter's frame
 is as bright at step 0 as at step 120 (the teacher walls itself in from 125), so without
@@ -302,6 +304,7 @@ class Student(nn.Module):
         self.clock = nn.Embedding(-(-cfg.clock // cfg.clock_bin), d) if cfg.clock else None
         self.marks = _LandmarkEncoder(cfg.landmarks, d) if cfg.landmarks else None
         self.view = _ViewEncoder(self.n_image, d) if cfg.landmark_view else None
+        self.walled = nn.Embedding(2, d) if cfg.walled else None  # added to the pocket's token
         self.n_marks = len(LANDMARKS) if cfg.landmarks else 0
         # tokens between history and subgoal
         self.n_seen = int(bool(cfg.clock)) + self.n_map + self.n_marks + self.n_image
@@ -334,7 +337,8 @@ class Student(nn.Module):
         """``frame`` uint8 [B,3,H,W]; ``task`` [B,Lt], ``history`` [B,H], ``subgoal_in`` [B,Ls]
         ids; ``memory`` uint8 [B,S,S,4], the map (a student with ``model.memory`` needs it);
         ``clock`` long [B], the steps played so far (a student with ``model.clock`` needs it);
-        ``landmarks`` int8 [B,K,2] (a student with ``model.landmarks`` needs them).
+        ``landmarks`` int8 [B,K,2] (a student with ``model.landmarks`` needs them; with
+        ``landmark_view`` and ``walled`` the rows of :func:`distill.landmarks.rows`).
         ``kv`` collects each block's keys and values (for :meth:`_new_subgoal`)."""
         b = frame.shape[0]
         bos = torch.full((b, 1), BOS, dtype=torch.long, device=frame.device)
@@ -343,9 +347,13 @@ class Student(nn.Module):
         if self.marks is not None:
             if landmarks is None:
                 raise ValueError("this student reads landmarks (model.landmarks): pass landmarks=")
+            k = len(LANDMARKS)
             if self.view is not None:  # the view's cells follow the landmarks (distill.landmarks)
-                seen[0] = seen[0] + self.view(landmarks[:, len(LANDMARKS):])
-            seen.insert(0, self.marks(landmarks[:, :len(LANDMARKS)]))
+                seen[0] = seen[0] + self.view(landmarks[:, k:k + VIEW_CELLS])
+            marks = self.marks(landmarks[:, :k])
+            if self.walled is not None:  # the last row: walled in or not, read with the pocket
+                marks = marks + F.pad(self.walled(landmarks[:, -1:, 0].long().clamp(0, 1)), (0, 0, k - 1, 0))
+            seen.insert(0, marks)
         if self.map is not None:
             if memory is None:
                 raise ValueError("this student reads a map (model.memory): pass memory=")

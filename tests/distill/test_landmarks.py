@@ -18,6 +18,7 @@ from distill.augment import mirror_batch, mirror_for
 from distill.config import DataConfig, DistillConfigError, load
 from distill.data import DistillDataset, build_tokenizer
 from distill.errors import CheckpointError
+from distill.nights import enclosed
 from distill.steps import concat_tables, load_steps
 from distill.trainer import train
 from distill.visual_memory import move_vectors
@@ -399,3 +400,103 @@ def test_a_student_trained_on_other_landmarks_is_refused(marks_ckpt, tmp_path):
     (copy / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="trained before landmark versions were recorded, this code computes"):
         ck.read(copy)
+
+
+def _pocket_world(seed: int):
+    """Crafter with the player walled into a two-cell pocket (itself and a cell of path to
+    its right), then noop: the env and its first observation after."""
+    env = envs.make("crafter", max_steps=400)
+    env.reset(seed)
+    world, (x, y) = env._env._world, env._env._player.pos
+    world[(x + 1, y)] = "path"
+    for cell in ((x - 1, y), (x, y - 1), (x, y + 1), (x + 1, y - 1), (x + 1, y + 1), (x + 2, y)):
+        world[cell] = "stone"
+    obs, *_ = env.step(list(env.action_names).index("noop"))
+    return env, obs, (x, y)
+
+
+def test_walled_in_on_the_map_as_the_env_shows_it_through_the_night():
+    """Walled into a pocket at morning and left there, the player reads itself walled in on
+    its class map at every step into the dark (where the frame shows little but its
+    neighbours), as nights.enclosed reads the env's own view; one wall taken away, not."""
+    env, obs, (x, y) = _pocket_world(seed=3)
+    memory = lm.LandmarkMemory(SIZE, walled=True)
+    noop = list(env.action_names).index("noop")
+    k = len(lm.LANDMARKS)
+    while obs.step < 220:
+        got = memory.update(obs.frame, (0, 0), obs.step)
+        assert got.shape == (k + 1, 2) and tuple(got[-1]) == (1, 0), obs.step
+        assert enclosed(obs.local_view)
+        obs, *_ = env.step(noop)
+    assert daylight(obs.step) < 0.5  # into the dark
+    env._env._world[(x + 2, y)] = "grass"  # the pocket opened at its end
+    obs, *_ = env.step(noop)
+    got = memory.update(obs.frame, (0, 0), obs.step)
+    assert tuple(got[-1]) == (0, 0) and not enclosed(obs.local_view)
+
+
+def test_walled_counts_cells_never_read_as_open_and_reachable_ground_up_to_the_limit():
+    stone, grass = lm.CLASS["stone"], lm.CLASS["grass"]
+    classes = np.full((SIZE, SIZE), stone, np.uint8)
+    c = SIZE // 2
+    classes[c, c] = lm.PLAYER
+    assert lm.walled(classes)
+    classes[c, c + 1:c + 3] = grass  # three cells of ground, the player's included
+    assert lm.walled(classes) and not lm.walled(classes, limit=2)
+    classes[c, c + 3] = grass  # four
+    assert not lm.walled(classes)
+    classes[c, c + 1:c + 4] = stone
+    classes[c - 1, c] = lm.UNKNOWN  # never read: what walks may come from there
+    classes[c - 2, c] = lm.UNKNOWN
+    classes[c - 3, c] = lm.UNKNOWN
+    assert not lm.walled(classes)
+    classes[c - 3, c] = lm.CLASS["water"]  # water stops a zombie as stone does
+    assert lm.walled(classes)
+
+
+def test_walled_agrees_with_the_view_on_a_walk_into_the_night():
+    observations, actions, moves = _walk(seed=2, steps=280)
+    memory = lm.LandmarkMemory(SIZE, walled=True)
+    agree = [memory.update(obs.frame, moves[actions[i - 1]] if i else (0, 0), obs.step)[-1, 0]
+             == enclosed(obs.local_view) for i, obs in enumerate(observations)]
+    assert np.mean(agree) >= 0.99
+
+
+def test_a_student_reads_whether_it_is_walled_in(run_dir, recorded_run, tmp_path_factory):
+    """model.walled: the step table carries the row, the student plays with the one load_steps
+    gives for the same frames, and it reaches the decision; a table without it is refused."""
+    ckpt = _tiny_student(run_dir, tmp_path_factory, "walled_student", "model.walled=true")
+    agent, frames, actions, moves = play_student(ckpt, 4, 60)
+    want = lm.episode_landmarks(frames, actions, moves, SIZE, walled=True)
+    assert want.shape[1:] == (len(lm.LANDMARKS) + 1, 2)
+    assert lm.walled(agent.landmarks.classes) == bool(want[-1, -1, 0])
+    frame = torch.from_numpy(frames[-1]).permute(2, 0, 1)[None]
+    history = torch.tensor([list(agent.history)])
+    marks = torch.from_numpy(want[-1])[None]
+    _, logits, _ = agent.model.decide(frame, agent.task, history, landmarks=marks)
+    inside = marks.clone()
+    inside[0, -1, 0] = 1 - inside[0, -1, 0]
+    _, other, _ = agent.model.decide(frame, agent.task, history, landmarks=inside)
+    assert not torch.allclose(logits, other)
+    cfg = DataConfig(actors=["student"], skip_asleep=False)
+    table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True)
+    assert table.landmarks.shape == (len(table), len(lm.LANDMARKS) + 1, 2)
+    for e, info in enumerate(table.episodes):
+        (rec,) = [r for r in recorded_run.episodes if r.episode_id == info.episode_id]
+        mine = lm.episode_landmarks(rec.frames, np.array(rec.actions), moves, SIZE, walled=True)
+        rows = np.flatnonzero(table.episode == e)
+        np.testing.assert_array_equal(table.landmarks[rows], mine[table.pos[rows]])
+    plain = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE)
+    model_cfg = load("tiny", [f"model.landmarks={SIZE}", "model.walled=true"]).model
+    with pytest.raises(ValueError, match="walled=True"):
+        DistillDataset(plain, np.arange(len(plain)), build_tokenizer(plain), model_cfg)
+    batch = DistillDataset(table, np.arange(len(table)), build_tokenizer(table), model_cfg)[list(range(len(table)))]
+    batch["landmarks"][::2, -1, 0] = 1  # some walled in; mirrored, that stays as it is
+    flipped = {k: v.clone() for k, v in batch.items()}
+    swap, rows, cols = mirror_for(table, list(recorded_run.action_names), "cpu")
+    mirror_batch(flipped, 1.0, swap, rows, cols, np.random.default_rng(0))
+    assert torch.equal(flipped["landmarks"][:, -1], batch["landmarks"][:, -1])
+    known = batch["landmarks"][:, :-1, 0] != lm.NONE
+    assert torch.equal(flipped["landmarks"][:, :-1, 0][known], -batch["landmarks"][:, :-1, 0][known])
+    with pytest.raises(DistillConfigError, match="walled is read on the landmarks' class map"):
+        load("tiny", ["model.walled=true"])
