@@ -682,8 +682,9 @@ def test_a_config_file_extends_another_and_overrides_its_keys(tmp_path):
     assert tiny.model.n_layers != 3 and tiny.train.lr != 0.0005
     assert top.model.model_dump(exclude={"n_layers"}) == tiny.model.model_dump(exclude={"n_layers"})
     assert top.data == tiny.data and top.dagger == tiny.dagger
-    # the shipped recipe is the fast student with the README's four options
-    recipe = ["model.clock=300", "data.change_weight=3", "model.landmarks=33", "model.landmark_view=true"]
+    # the shipped recipe is the fast student with the README's five options
+    recipe = ["model.clock=300", "data.change_weight=3", "model.landmarks=33", "model.landmark_view=true",
+              "model.walled=true"]
     assert load("crafter").model_dump(exclude={"size"}) == load("fast", recipe).model_dump(exclude={"size"})
 
 
