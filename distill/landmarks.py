@@ -283,25 +283,35 @@ _OPEN[[UNKNOWN, PLAYER] + [CLASS[n] for n in ("grass", "sand", "path", "cow", "z
                                               "plant-ripe", "arrow-left", "arrow-right", "arrow-up", "arrow-down")]] = True
 
 
-def walled(classes: np.ndarray, limit: int = 3) -> bool:
-    """Whether the player is walled in on the class map [S, S]: the open ground it can
-    reach (four-neighbour steps over ground, the creatures and saplings on it, and cells
-    never read) is at most ``limit`` cells, its own included, and stays inside the view.
-    ``distill.nights.enclosed`` reads the same from the env's own view; on the map the
-    student reads it in the dark too (a test checks the two agree)."""
-    c = classes.shape[0] // 2
-    rows, cols = WORLD_ROWS // 2, WORLD_COLS // 2
-    seen, todo = {(c, c)}, [(c, c)]
+def shut_in(open_: np.ndarray, limit: int = 3) -> bool:
+    """Whether the ``open_`` cells (bool [rows, cols]) reachable from the centre by
+    four-neighbour steps are at most ``limit``, the centre included, and do not reach the
+    edge: nothing that walks can come in from outside."""
+    rows, cols = open_.shape
+    start = (rows // 2, cols // 2)
+    seen, todo = {start}, [start]
     while todo:
-        y, x = todo.pop()
-        for n in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
-            if n in seen or not _OPEN[classes[n]]:
+        r, c = todo.pop()
+        for n in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
+            if n in seen:
                 continue
-            if abs(n[0] - c) > rows or abs(n[1] - c) > cols or len(seen) >= limit:
+            if not (0 <= n[0] < rows and 0 <= n[1] < cols):
                 return False
-            seen.add(n)
-            todo.append(n)
+            if open_[n]:
+                seen.add(n)
+                todo.append(n)
+                if len(seen) > limit:
+                    return False
     return True
+
+
+def walled(classes: np.ndarray, limit: int = 3) -> bool:
+    """Whether the player is walled in on the class map [S, S]: :func:`shut_in` over the
+    view's cells, open where the map has ground, the creatures and saplings on it, or
+    nothing read. ``distill.nights.enclosed`` asks the same of the env's own view; on the
+    map the student reads it in the dark too (a test checks the two agree)."""
+    c, rows, cols = classes.shape[0] // 2, WORLD_ROWS // 2, WORLD_COLS // 2
+    return shut_in(_OPEN[classes[c - rows:c + rows + 1, c - cols:c + cols + 1]], limit)
 
 
 _CODES = {name: np.zeros(256, bool) for name in ("wall", "free", "dig", "lava", "water", "path", "grass")}

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 import envs
+from distill.landmarks import shut_in
 from distill.steps import read_run
 from distill.visual_memory import MOVES
 from envs.crafter_env import DAY_LENGTH
@@ -51,6 +52,7 @@ from envs.observation import Observation
 OPEN_GROUND = frozenset(("grass", "sand", "path"))
 # what stands on open ground and moves off it, or is trampled (zombies destroy saplings)
 ON_OPEN_GROUND = frozenset(("player", "zombie", "skeleton", "cow", "arrow", "plant", "ripe_plant"))
+_OPEN_NAMES = sorted(OPEN_GROUND | ON_OPEN_GROUND)
 DUSK = 120  # the teacher turns to its shelter from step 125 of each day
 DUSK_CHECK = 150  # the stone carried then: two walls at least are needed in the open
 DARK = (180, 285)  # the steps of each day when Crafter is dark enough for zombies to crowd
@@ -63,22 +65,7 @@ ZOMBIE_REACH, BOW_REACH = 1, 5  # Crafter's zombies strike from one step (four-n
 def enclosed(view: np.ndarray, limit: int = 3) -> bool:
     """Whether the open ground reachable from the player (the view's centre) is at most
     ``limit`` cells, its own included, and stays inside the view."""
-    rows, cols = view.shape
-    start = (rows // 2, cols // 2)
-    seen, todo = {start}, [start]
-    while todo:
-        r, c = todo.pop()
-        for n in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
-            if n in seen:
-                continue
-            if not (0 <= n[0] < rows and 0 <= n[1] < cols):
-                return False
-            if view[n] in OPEN_GROUND or view[n] in ON_OPEN_GROUND:
-                seen.add(n)
-                todo.append(n)
-                if len(seen) > limit:
-                    return False
-    return True
+    return shut_in(np.isin(view, _OPEN_NAMES), limit)
 
 
 @dataclass
