@@ -171,11 +171,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     pool = pool_for(args.workers)
+    options = {"avoid_lava": args.avoid_lava, "keep_subgoal": args.keep_subgoal}  # the StudentAgent's
     report: dict[str, Any] = {"config": args.config, "sets": args.sets, "teacher_memory": args.teacher_memory,
                               "teacher_near_pocket": args.teacher_near_pocket,
                               "temperature": args.temperature,
-                              "min_p": args.min_p, "greedy": args.greedy, "history": args.history,
-                              "avoid_lava": args.avoid_lava, "keep_subgoal": args.keep_subgoal}
+                              "min_p": args.min_p, "greedy": args.greedy, "history": args.history, **options}
 
     teacher_dir = args.teacher or args.out / "teacher"
     if args.teacher is None:
@@ -216,7 +216,6 @@ def main() -> None:
         shutil.rmtree(args.out / old, ignore_errors=True)
     teacher = record_teacher(args.out / "eval-teacher", seeds, args.max_steps, "full", pool, args.farm_at_dusk,
                              args.teacher_memory, args.teacher_near_pocket)
-    options = {"avoid_lava": args.avoid_lava, "keep_subgoal": args.keep_subgoal}
     student = play([RolloutJob(seed=s, out=str(args.out / "eval-student" / f"seed-{s}"), checkpoint=str(checkpoint),
                                max_steps=args.max_steps, teacher=False, label="student", sample=not args.greedy,
                                temperature=args.temperature, min_p=args.min_p, history=args.history,
