@@ -64,6 +64,9 @@ class ModelConfig(_Section):
     walled: bool = Field(False, description="with landmarks: whether the player is walled in on the class map (the "
                          "open ground it can reach is at most 3 cells; distill/landmarks.py walled), added to the "
                          "pocket's token: the teacher sleeps only walled in")
+    walls_needed: bool = Field(False, description="with landmarks: the fewest cells the player must wall up to be "
+                               "walled in where it stands (0-4, or more; distill/landmarks.py walls_needed), added "
+                               "to the pocket's token: how far the walling is from done")
 
     @model_validator(mode="after")
     def _memory_shape(self) -> ModelConfig:
@@ -78,6 +81,8 @@ class ModelConfig(_Section):
                              "(frame_size 64, patch_size 7, no vlm_path)")
         if self.walled and not self.landmarks:
             raise ValueError("walled is read on the landmarks' class map: it needs model.landmarks")
+        if self.walls_needed and not self.landmarks:
+            raise ValueError("walls_needed is read on the landmarks' class map: it needs model.landmarks")
         return self
 
 

@@ -60,7 +60,7 @@ LANDMARKS = ("water", "tree", "stone", "coal", "iron", "diamond", "lava", "table
 # What the landmark tokens mean, saved with each checkpoint trained on them: a student
 # reads its tokens as they were computed in training, so one whose number differs from
 # this is refused (distill.checkpoint). Change it whenever a landmark's rule changes (the
-# pocket's, the view cells' or walled's).
+# pocket's, the view cells', walled's or walls_needed's).
 # 1: the pocket by the teacher's rule, but a skeleton's reach over water counted in a
 # 13 x 13 square where the teacher counts 6 steps. 2: counted as the teacher does.
 # Checkpoints saved before the number was recorded carry none; between 9fecb8a and 3470e1e
@@ -189,11 +189,12 @@ class LandmarkMemory:
     """A ``size`` x ``size`` class map centred on the player, from its frames; :meth:`update`
     returns the offsets of the nearest cell of each of :data:`LANDMARKS`: int8 [K, 2]; with
     ``view``, [K + VIEW_CELLS, 2]: then the view's cells as the map has them, row by row
-    (:meth:`view_cells`); with ``walled`` one row more, last: (1 when the player is walled
-    in on the map (:func:`walled`), else 0; 0)."""
+    (:meth:`view_cells`); with ``walled`` one row more: (1 when the player is walled
+    in on the map (:func:`walled`), else 0; 0); with ``walls`` one more, last: (the cells
+    left to wall up, :func:`walls_needed`; 0)."""
 
-    def __init__(self, size: int, view: bool = False, walled: bool = False):
-        self.size, self.view, self.walled = size, view, walled
+    def __init__(self, size: int, view: bool = False, walled: bool = False, walls: bool = False):
+        self.size, self.view, self.walled, self.walls = size, view, walled, walls
         self.rows, self.cols = view_in_map(size, "model.landmarks")
         c = size // 2
         ys, xs = np.mgrid[-c:c + 1, -c:c + 1]
@@ -238,6 +239,8 @@ class LandmarkMemory:
             out.append(self.view_cells())
         if self.walled:
             out.append(np.array([[walled(self.classes), 0]], np.int8))
+        if self.walls:
+            out.append(np.array([[walls_needed(self.classes), 0]], np.int8))
         return np.concatenate(out) if len(out) > 1 else out[0]
 
     def view_cells(self) -> np.ndarray:
@@ -310,8 +313,49 @@ def walled(classes: np.ndarray, limit: int = 3) -> bool:
     view's cells, open where the map has ground, the creatures and saplings on it, or
     nothing read. ``distill.nights.enclosed`` asks the same of the env's own view; on the
     map the student reads it in the dark too (a test checks the two agree)."""
+    return shut_in(_open_view(classes), limit)
+
+
+def _open_view(classes: np.ndarray) -> np.ndarray:
+    """The view's cells of the class map [S, S] where something that walks may be (:data:`_OPEN`)."""
     c, rows, cols = classes.shape[0] // 2, WORLD_ROWS // 2, WORLD_COLS // 2
-    return shut_in(_OPEN[classes[c - rows:c + rows + 1, c - cols:c + cols + 1]], limit)
+    return _OPEN[classes[c - rows:c + rows + 1, c - cols:c + cols + 1]]
+
+
+WALLS_MOST = 4  # walls_needed says "more" (WALLS_MOST + 1) beyond this many
+
+
+def walls_needed(classes: np.ndarray, limit: int = 3) -> int:
+    """The fewest cells the player must wall up to be walled in (:func:`walled`) where it
+    stands, on the class map [S, S]: over each pocket of at most ``limit`` open cells
+    around it, the open cells beside the pocket (a cell beside it beyond the view counts
+    as one: nothing is known there); 0 when walled in, ``WALLS_MOST + 1`` for more than
+    :data:`WALLS_MOST`. Walling itself in, the teacher closes such a pocket stone by stone;
+    the count says how far the player is from done, which the view shows cell by cell but
+    a small network does not read off it easily."""
+    return fewest_walls(_open_view(classes), limit)
+
+
+def fewest_walls(open_: np.ndarray, limit: int = 3) -> int:
+    """:func:`walls_needed` over the ``open_`` cells (bool [rows, cols]) around the centre."""
+    rows, cols = open_.shape
+    start = frozenset([(rows // 2, cols // 2)])
+    pockets, grown = {start}, {start}
+    for _ in range(limit - 1):  # the connected sets of open cells with the centre, one cell larger each round
+        grown = {pocket | {n} for pocket in grown for cell in pocket for n in _beside(cell)
+                 if n not in pocket and 0 <= n[0] < rows and 0 <= n[1] < cols and open_[n]}
+        pockets |= grown
+    best = WALLS_MOST + 1
+    for pocket in pockets:
+        gaps = {n for cell in pocket for n in _beside(cell)
+                if n not in pocket and not (0 <= n[0] < rows and 0 <= n[1] < cols and not open_[n])}
+        best = min(best, len(gaps))
+    return best
+
+
+def _beside(cell: tuple[int, int]) -> tuple[tuple[int, int], ...]:
+    r, c = cell
+    return (r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)
 
 
 _CODES = {name: np.zeros(256, bool) for name in ("wall", "free", "dig", "lava", "water", "path", "grass")}
@@ -394,20 +438,22 @@ def _window_sum(mask: np.ndarray, r: int) -> np.ndarray:
     return cum[hi][:, hi] - cum[lo][:, hi] - cum[hi][:, lo] + cum[lo][:, lo]
 
 
-def rows(view: bool, walled: bool) -> int:
-    """The rows of :meth:`LandmarkMemory.update`'s array: the landmarks, the view's cells, the wall."""
-    return len(LANDMARKS) + VIEW_CELLS * view + walled
+def rows(view: bool, walled: bool, walls: bool = False) -> int:
+    """The rows of :meth:`LandmarkMemory.update`'s array: the landmarks, the view's cells,
+    walled in or not, the walls needed."""
+    return len(LANDMARKS) + VIEW_CELLS * view + walled + walls
 
 
 def episode_landmarks(frames: np.ndarray, actions: np.ndarray, moves: np.ndarray, size: int,
-                      steps: np.ndarray | None = None, view: bool = False, walled: bool = False) -> np.ndarray:
-    """int8 [N, :func:`rows`, 2] (see :class:`LandmarkMemory`, with ``view`` and ``walled``):
+                      steps: np.ndarray | None = None, view: bool = False, walled: bool = False,
+                      walls: bool = False) -> np.ndarray:
+    """int8 [N, :func:`rows`, 2] (see :class:`LandmarkMemory`, with ``view``, ``walled`` and ``walls``):
     the landmarks before each step of one episode, from its frames
     [N, H, W, 3] and actions [N] (step i's frame follows action i - 1); ``moves`` from
     :func:`distill.visual_memory.move_vectors`; ``steps`` the step counts (default 0..N-1)."""
-    memory = LandmarkMemory(size, view, walled)
+    memory = LandmarkMemory(size, view, walled, walls)
     steps = np.arange(len(frames)) if steps is None else steps
-    out = np.empty((len(frames), rows(view, walled), 2), np.int8)
+    out = np.empty((len(frames), rows(view, walled, walls), 2), np.int8)
     for i in range(len(frames)):
         out[i] = memory.update(frames[i], moves[actions[i - 1]] if i else (0, 0), int(steps[i]))
     return out

@@ -20,7 +20,8 @@ are (:mod:`distill.landmarks`), one token each (:class:`_LandmarkEncoder`); with
 ``landmark_view`` also each cell of the view as that class map has it, added to the cell's
 image token (:class:`_ViewEncoder`: in the dark, the ground it remembers); with
 ``walled`` whether it is walled in on that map, one learned vector added to the pocket's
-token (the teacher sleeps only walled in). With
+token (the teacher sleeps only walled in), and with ``walls_needed`` another, for the fewest
+cells it must wall up to be walled in. With
 ``clock`` it reads the time of day: the steps it has played, mod the day's length, in
 readings of ``clock_bin`` steps, one learned embedding each (one token). Crafter's frame
 is as bright at step 0 as at step 120 (the teacher walls itself in from 125), so without
@@ -43,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distill.config import ModelConfig
-from distill.landmarks import LANDMARKS, PLAYER, VIEW_CELLS
+from distill.landmarks import LANDMARKS, PLAYER, VIEW_CELLS, WALLS_MOST
 from distill.landmarks import NONE as LANDMARK_NONE
 from distill.tokenizer import BOS, EOS, PAD
 from distill.visual_memory import WALK_CLASSES
@@ -305,6 +306,7 @@ class Student(nn.Module):
         self.marks = _LandmarkEncoder(cfg.landmarks, d) if cfg.landmarks else None
         self.view = _ViewEncoder(self.n_image, d) if cfg.landmark_view else None
         self.walled = nn.Embedding(2, d) if cfg.walled else None  # added to the pocket's token
+        self.walls = nn.Embedding(WALLS_MOST + 2, d) if cfg.walls_needed else None  # and so is this
         self.n_marks = len(LANDMARKS) if cfg.landmarks else 0
         # tokens between history and subgoal
         self.n_seen = int(bool(cfg.clock)) + self.n_map + self.n_marks + self.n_image
@@ -338,7 +340,7 @@ class Student(nn.Module):
         ids; ``memory`` uint8 [B,S,S,4], the map (a student with ``model.memory`` needs it);
         ``clock`` long [B], the steps played so far (a student with ``model.clock`` needs it);
         ``landmarks`` int8 [B,K,2] (a student with ``model.landmarks`` needs them; with
-        ``landmark_view`` and ``walled`` the rows of :func:`distill.landmarks.rows`).
+        ``landmark_view``, ``walled`` and ``walls_needed`` the rows of :func:`distill.landmarks.rows`).
         ``kv`` collects each block's keys and values (for :meth:`_new_subgoal`)."""
         b = frame.shape[0]
         bos = torch.full((b, 1), BOS, dtype=torch.long, device=frame.device)
@@ -351,8 +353,12 @@ class Student(nn.Module):
             if self.view is not None:  # the view's cells follow the landmarks (distill.landmarks)
                 seen[0] = seen[0] + self.view(landmarks[:, k:k + VIEW_CELLS])
             marks = self.marks(landmarks[:, :k])
-            if self.walled is not None:  # the last row: walled in or not, read with the pocket
-                marks = marks + F.pad(self.walled(landmarks[:, -1:, 0].long().clamp(0, 1)), (0, 0, k - 1, 0))
+            last = landmarks.shape[1]  # the rows after the view's: walled in or not, the walls needed
+            for embed in (self.walls, self.walled):  # each read with the pocket
+                if embed is not None:
+                    last -= 1
+                    value = landmarks[:, last:last + 1, 0].long().clamp(0, embed.num_embeddings - 1)
+                    marks = marks + F.pad(embed(value), (0, 0, k - 1, 0))
             seen.insert(0, marks)
         if self.map is not None:
             if memory is None:

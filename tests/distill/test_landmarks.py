@@ -462,6 +462,84 @@ def test_walled_agrees_with_the_view_on_a_walk_into_the_night():
     assert np.mean(agree) >= 0.99
 
 
+def test_the_walls_needed_are_those_of_the_smallest_pocket_to_close():
+    stone, grass = lm.CLASS["stone"], lm.CLASS["grass"]
+    classes = np.full((SIZE, SIZE), grass, np.uint8)
+    c = SIZE // 2
+    classes[c, c] = lm.PLAYER
+    assert lm.walls_needed(classes) == 4  # in the open: a wall on each side
+    classes[c - 1, c - 1:c + 2] = stone  # a pocket walled above, left and below, open to the right
+    classes[c + 1, c - 1:c + 2] = stone
+    classes[c, c - 1] = stone
+    assert lm.walls_needed(classes) == 1
+    classes[c, c + 1] = stone
+    assert lm.walls_needed(classes) == 0 and lm.walled(classes)
+    classes[c, c + 1] = grass  # a corridor of two cells: close its end, or the player's own cell
+    classes[c - 1, c + 1:c + 3] = stone
+    classes[c + 1, c + 1:c + 3] = stone
+    assert lm.walls_needed(classes) == 1
+    classes[c - 1, c] = lm.CLASS["water"]  # water holds a zombie as stone does
+    assert lm.walls_needed(classes) == 1
+    classes[c - 1, c] = lm.UNKNOWN  # never read: it may be open
+    assert lm.walls_needed(classes) == 2
+    edge = np.full((5, 5), False)  # a pocket at the edge of what is known: beyond it counts as open
+    edge[2, 2] = edge[2, 3] = edge[2, 4] = True
+    assert lm.fewest_walls(edge) == 1 and lm.fewest_walls(edge, limit=2) == 1
+    edge[2, 3] = False
+    assert lm.fewest_walls(edge) == 0
+    assert lm.walls_needed(np.full((SIZE, SIZE), grass, np.uint8)) == lm.WALLS_MOST
+
+
+def test_no_walls_needed_exactly_when_walled_in():
+    """On a walk into the night the count is 0 where walled is 1 and nowhere else; in a
+    pocket it is 0 through the night, and 1 once its end is opened."""
+    observations, actions, moves = _walk(seed=5, steps=300)
+    memory = lm.LandmarkMemory(SIZE, walled=True, walls=True)
+    rows = np.array([memory.update(obs.frame, moves[actions[i - 1]] if i else (0, 0), obs.step)[-2:, 0]
+                     for i, obs in enumerate(observations)])
+    assert not rows[:, 0].any() and rows[:, 1].min() >= 1 and len(np.unique(rows[:, 1])) >= 3
+    env, obs, (x, y) = _pocket_world(seed=3)
+    memory = lm.LandmarkMemory(SIZE, walled=True, walls=True)
+    noop = list(env.action_names).index("noop")
+    while obs.step < 220:
+        assert tuple(memory.update(obs.frame, (0, 0), obs.step)[-2:, 0]) == (1, 0), obs.step
+        obs, *_ = env.step(noop)
+    env._env._world[(x + 2, y)] = "grass"
+    obs, *_ = env.step(noop)
+    assert tuple(memory.update(obs.frame, (0, 0), obs.step)[-2:, 0]) == (0, 1)
+
+
+def test_a_student_reads_the_walls_it_needs(run_dir, recorded_run, tmp_path_factory):
+    """model.walls_needed: one row after walled's, in the step table as in play, and it
+    reaches the decision; a table without it is refused."""
+    ckpt = _tiny_student(run_dir, tmp_path_factory, "walls_student", "model.walled=true", "model.walls_needed=true")
+    agent, frames, actions, moves = play_student(ckpt, 4, 60)
+    want = lm.episode_landmarks(frames, actions, moves, SIZE, walled=True, walls=True)
+    assert want.shape[1:] == (len(lm.LANDMARKS) + 2, 2)
+    assert (lm.walled(agent.landmarks.classes), lm.walls_needed(agent.landmarks.classes)) == tuple(want[-1, -2:, 0])
+    frame = torch.from_numpy(frames[-1]).permute(2, 0, 1)[None]
+    history = torch.tensor([list(agent.history)])
+    marks = torch.from_numpy(want[-1])[None]
+    _, logits, _ = agent.model.decide(frame, agent.task, history, landmarks=marks)
+    other = marks.clone()
+    other[0, -1, 0] = (other[0, -1, 0] + 2) % (lm.WALLS_MOST + 2)
+    _, changed, _ = agent.model.decide(frame, agent.task, history, landmarks=other)
+    assert not torch.allclose(logits, changed)
+    cfg = DataConfig(actors=["student"], skip_asleep=False)
+    table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True, walls_needed=True)
+    for e, info in enumerate(table.episodes):
+        (rec,) = [r for r in recorded_run.episodes if r.episode_id == info.episode_id]
+        mine = lm.episode_landmarks(rec.frames, np.array(rec.actions), moves, SIZE, walled=True, walls=True)
+        rows = np.flatnonzero(table.episode == e)
+        np.testing.assert_array_equal(table.landmarks[rows], mine[table.pos[rows]])
+    walled_only = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True)
+    model_cfg = load("tiny", [f"model.landmarks={SIZE}", "model.walled=true", "model.walls_needed=true"]).model
+    with pytest.raises(ValueError, match="walls_needed True"):
+        DistillDataset(walled_only, np.arange(len(walled_only)), build_tokenizer(walled_only), model_cfg)
+    with pytest.raises(DistillConfigError, match="walls_needed is read on the landmarks' class map"):
+        load("tiny", ["model.walls_needed=true"])
+
+
 def test_a_student_reads_whether_it_is_walled_in(run_dir, recorded_run, tmp_path_factory):
     """model.walled: the step table carries the row, the student plays with the one load_steps
     gives for the same frames, and it reaches the decision; a table without it is refused."""
