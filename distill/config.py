@@ -65,7 +65,7 @@ class ModelConfig(_Section):
                          "open ground it can reach is at most 3 cells; distill/landmarks.py walled), added to the "
                          "pocket's token: the teacher sleeps only walled in")
     walls_needed: bool = Field(False, description="with landmarks: the fewest cells the player must wall up to be "
-                               "walled in where it stands (0-4, or more; distill/landmarks.py walls_needed), added "
+                               "walled in where it stands (0-4; distill/landmarks.py walls_needed), added "
                                "to the pocket's token: how far the walling is from done")
 
     @model_validator(mode="after")

@@ -322,17 +322,17 @@ def _open_view(classes: np.ndarray) -> np.ndarray:
     return _OPEN[classes[c - rows:c + rows + 1, c - cols:c + cols + 1]]
 
 
-WALLS_MOST = 4  # walls_needed says "more" (WALLS_MOST + 1) beyond this many
+WALLS_MOST = 4  # the most walls_needed says: the player's own cell has four sides
 
 
 def walls_needed(classes: np.ndarray, limit: int = 3) -> int:
     """The fewest cells the player must wall up to be walled in (:func:`walled`) where it
     stands, on the class map [S, S]: over each pocket of at most ``limit`` open cells
     around it, the open cells beside the pocket (a cell beside it beyond the view counts
-    as one: nothing is known there); 0 when walled in, ``WALLS_MOST + 1`` for more than
-    :data:`WALLS_MOST`. Walling itself in, the teacher closes such a pocket stone by stone;
-    the count says how far the player is from done, which the view shows cell by cell but
-    a small network does not read off it easily."""
+    as one: nothing is known there); 0 when walled in, at most :data:`WALLS_MOST`. Walling
+    itself in, the teacher closes such a pocket stone by stone; the count says how far the
+    player is from done, which the view shows cell by cell but a small network does not
+    read off it easily."""
     return fewest_walls(_open_view(classes), limit)
 
 
@@ -345,7 +345,7 @@ def fewest_walls(open_: np.ndarray, limit: int = 3) -> int:
         grown = {pocket | {n} for pocket in grown for cell in pocket for n in _beside(cell)
                  if n not in pocket and 0 <= n[0] < rows and 0 <= n[1] < cols and open_[n]}
         pockets |= grown
-    best = WALLS_MOST + 1
+    best = WALLS_MOST
     for pocket in pockets:
         gaps = {n for cell in pocket for n in _beside(cell)
                 if n not in pocket and not (0 <= n[0] < rows and 0 <= n[1] < cols and not open_[n])}

@@ -306,7 +306,7 @@ class Student(nn.Module):
         self.marks = _LandmarkEncoder(cfg.landmarks, d) if cfg.landmarks else None
         self.view = _ViewEncoder(self.n_image, d) if cfg.landmark_view else None
         self.walled = nn.Embedding(2, d) if cfg.walled else None  # added to the pocket's token
-        self.walls = nn.Embedding(WALLS_MOST + 2, d) if cfg.walls_needed else None  # and so is this
+        self.walls = nn.Embedding(WALLS_MOST + 1, d) if cfg.walls_needed else None  # and so is this
         self.n_marks = len(LANDMARKS) if cfg.landmarks else 0
         # tokens between history and subgoal
         self.n_seen = int(bool(cfg.clock)) + self.n_map + self.n_marks + self.n_image

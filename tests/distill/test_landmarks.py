@@ -522,7 +522,7 @@ def test_a_student_reads_the_walls_it_needs(run_dir, recorded_run, tmp_path_fact
     marks = torch.from_numpy(want[-1])[None]
     _, logits, _ = agent.model.decide(frame, agent.task, history, landmarks=marks)
     other = marks.clone()
-    other[0, -1, 0] = (other[0, -1, 0] + 2) % (lm.WALLS_MOST + 2)
+    other[0, -1, 0] = (other[0, -1, 0] + 2) % (lm.WALLS_MOST + 1)
     _, changed, _ = agent.model.decide(frame, agent.task, history, landmarks=other)
     assert not torch.allclose(logits, changed)
     cfg = DataConfig(actors=["student"], skip_asleep=False)
