@@ -67,6 +67,10 @@ class ModelConfig(_Section):
     walls_needed: bool = Field(False, description="with landmarks: the fewest cells the player must wall up to be "
                                "walled in where it stands (0-4; distill/landmarks.py walls_needed), added "
                                "to the pocket's token: how far the walling is from done")
+    inventory: bool = Field(False, description="the counts Crafter draws below the world (health, food, drink, "
+                            "energy, each item), read exactly off the frame (distill/inventory.py), one learned "
+                            "vector per cell and count added to that cell's image token (patch encoder, 64-pixel "
+                            "frames, 7-pixel patches)")
 
     @model_validator(mode="after")
     def _memory_shape(self) -> ModelConfig:
@@ -78,6 +82,10 @@ class ModelConfig(_Section):
         if self.landmark_view and not (self.landmarks and self.image_encoder == "patch" and not self.vlm_path
                                        and self.frame_size // self.patch_size == 9):
             raise ValueError("landmark_view needs model.landmarks, and the patch encoder with one token a cell "
+                             "(frame_size 64, patch_size 7, no vlm_path)")
+        if self.inventory and not (self.image_encoder == "patch" and not self.vlm_path and self.frame_size == 64
+                                   and self.patch_size == 7):
+            raise ValueError("inventory needs the patch encoder with one token a Crafter cell "
                              "(frame_size 64, patch_size 7, no vlm_path)")
         if self.walled and not self.landmarks:
             raise ValueError("walled is read on the landmarks' class map: it needs model.landmarks")

@@ -21,7 +21,10 @@ are (:mod:`distill.landmarks`), one token each (:class:`_LandmarkEncoder`); with
 image token (:class:`_ViewEncoder`: in the dark, the ground it remembers); with
 ``walled`` whether it is walled in on that map, one learned vector added to the pocket's
 token (the teacher sleeps only walled in), and with ``walls_needed`` another, for the fewest
-cells it must wall up to be walled in. With
+cells it must wall up to be walled in. With ``inventory`` it reads the counts Crafter
+draws below the world (health, food, drink, energy, each item) exactly, as
+:mod:`distill.inventory` matches them, one learned vector per cell and count added to that
+cell's image token (:class:`_InventoryEncoder`). With
 ``clock`` it reads the time of day: the steps it has played, mod the day's length, in
 readings of ``clock_bin`` steps, one learned embedding each (one token). Crafter's frame
 is as bright at step 0 as at step 120 (the teacher walls itself in from 125), so without
@@ -43,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from distill import inventory as inv
 from distill.config import ModelConfig
 from distill.landmarks import LANDMARKS, PLAYER, VIEW_CELLS, WALLS_MOST
 from distill.landmarks import NONE as LANDMARK_NONE
@@ -247,6 +251,28 @@ class _ViewEncoder(nn.Module):
         return F.pad(x, (0, 0, 0, self.rest))
 
 
+class _InventoryEncoder(nn.Module):
+    """The inventory's cells of uint8 frames [B, 3, 64, 64], matched exactly against the
+    images Crafter draws for each count (:func:`distill.inventory.templates`, held as a
+    buffer), -> one vector per inventory cell: a learned embedding per cell and count (or
+    "unread", where a cell matches none), for the image tokens of the last two rows."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        t = torch.from_numpy(inv.templates()).permute(0, 1, 4, 2, 3)  # the patch encoder's order: channel, row, col
+        self.register_buffer("templates", t.reshape(inv.SLOTS, inv.UNREAD, -1).float(), persistent=False)
+        self.embed = nn.Embedding(inv.SLOTS * inv.CLASSES, d)
+        self.register_buffer("first", torch.arange(inv.SLOTS) * inv.CLASSES, persistent=False)
+
+    def forward(self, frames: Tensor) -> Tensor:
+        b, u = frames.shape[0], inv.UNIT
+        x = frames[:, :, inv.TOP:inv.TOP + inv.ROWS * u, :inv.COLS * u].float()
+        x = x.reshape(b, 3, inv.ROWS, u, inv.COLS, u).permute(0, 2, 4, 1, 3, 5).reshape(b, inv.SLOTS, 1, -1)
+        off, count = (x - self.templates).abs().sum(-1).min(-1)  # [B, SLOTS]: the nearest image and how far
+        count = torch.where(off == 0, count, inv.UNREAD)
+        return self.embed(self.first + count)
+
+
 class _LocalVision(nn.Module):
     """A pretrained vision tower from a local folder (``transformers``, never downloaded)."""
 
@@ -307,6 +333,7 @@ class Student(nn.Module):
         self.view = _ViewEncoder(self.n_image, d) if cfg.landmark_view else None
         self.walled = nn.Embedding(2, d) if cfg.walled else None  # added to the pocket's token
         self.walls = nn.Embedding(WALLS_MOST + 1, d) if cfg.walls_needed else None  # and so is this
+        self.inventory = _InventoryEncoder(d) if cfg.inventory else None
         self.n_marks = len(LANDMARKS) if cfg.landmarks else 0
         # tokens between history and subgoal
         self.n_seen = int(bool(cfg.clock)) + self.n_map + self.n_marks + self.n_image
@@ -346,6 +373,8 @@ class Student(nn.Module):
         bos = torch.full((b, 1), BOS, dtype=torch.long, device=frame.device)
         text = torch.cat([bos, task], 1)
         seen = [self.image(frame.float() / 255.0)]
+        if self.inventory is not None:  # the inventory's cells are the last image tokens
+            seen[0] = seen[0] + F.pad(self.inventory(frame), (0, 0, self.n_image - inv.SLOTS, 0))
         if self.marks is not None:
             if landmarks is None:
                 raise ValueError("this student reads landmarks (model.landmarks): pass landmarks=")

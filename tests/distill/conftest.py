@@ -92,13 +92,13 @@ def recorded_run(tmp_path_factory) -> RecordedRun:
     return RecordedRun(run_dir, episodes, names)
 
 
-def play_student(checkpoint: Path, seed: int, max_steps: int):
-    """One Crafter episode of the student alone: (agent, frames it chose from, its
-    actions, the env's move vectors)."""
+def play_student(checkpoint: Path, seed: int, max_steps: int, trace: bool = True):
+    """One Crafter episode of the student alone (sampled, by the traced pass unless
+    ``trace`` is false): (agent, frames it chose from, its actions, the env's move vectors)."""
     from distill.agent import StudentAgent
     from distill.visual_memory import move_vectors
 
-    agent = StudentAgent(None, checkpoint, sample=True)
+    agent = StudentAgent(None, checkpoint, sample=True, trace=trace)
     env = envs.make("crafter", max_steps=max_steps)
     agent.env = env
     obs, _ = env.reset(seed)
