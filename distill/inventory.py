@@ -16,14 +16,15 @@ gives it the count as a learned vector per cell and count instead (:mod:`distill
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 
-UNIT = 7  # pixels per cell in Crafter's 64 x 64 frame
-COLS, ROWS = 9, 2  # the inventory's cells, below the 9 x 7 cells of the world
+from distill.landmarks import UNIT, crafter_textures
+from distill.visual_memory import WORLD_COLS, WORLD_ROWS
+
+COLS, ROWS = WORLD_COLS, 2  # the inventory's cells, below the world's
 SLOTS = COLS * ROWS
-TOP = 7 * UNIT  # the first pixel row of the inventory
+TOP = WORLD_ROWS * UNIT  # the first pixel row of the inventory
 MOST = 9  # Crafter draws counts 1..9 as digits
 UNKNOWN = MOST + 1  # a count drawn as "unknown" (10 or more: Crafter never gets there)
 UNREAD = UNKNOWN + 1  # a cell that is none of its images: not a Crafter frame
@@ -35,12 +36,10 @@ def templates() -> np.ndarray:
     """uint8 [SLOTS, UNREAD, 7, 7, 3]: each cell as Crafter draws it for each count (0:
     black; 1..9; :data:`UNKNOWN`), rows and columns as in the frame. The last two cells,
     past Crafter's 16 items, are black whatever the count."""
-    try:
-        import crafter
-        from crafter import constants, engine
-    except ImportError:
-        raise ImportError("model.inventory reads Crafter's inventory: pip install crafter") from None
-    view = engine.ItemView(engine.Textures(str(Path(crafter.__file__).parent / "assets")), [COLS, ROWS])
+    textures_ = crafter_textures("model.inventory")
+    from crafter import constants, engine  # there: crafter_textures imported it
+
+    view = engine.ItemView(textures_, [COLS, ROWS])
     items = list(constants.items)
     out = np.zeros((SLOTS, UNREAD, UNIT, UNIT, 3), np.uint8)
     for slot, item in enumerate(items):

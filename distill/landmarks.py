@@ -78,16 +78,22 @@ _TINT = np.array([0.0, 16.0, 64.0], np.float32)
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)  # PIL's luminance, which its Color enhancement fades towards
 
 
-@functools.lru_cache(1)
-def textures() -> np.ndarray:
-    """float32 [T, 7, 7, 3]: each of :data:`TEXTURES` as Crafter draws it at 7 pixels
-    (objects alpha-blended over their ground), rows and columns as in the frame."""
+def crafter_textures(reader: str):
+    """Crafter's own texture store (``crafter.engine.Textures``), for ``reader`` (the option
+    that needs it, named in the error when Crafter is missing)."""
     try:
         import crafter
         from crafter import engine
     except ImportError:
-        raise ImportError("model.landmarks reads Crafter's textures: pip install crafter") from None
-    tex = engine.Textures(str(Path(crafter.__file__).parent / "assets"))
+        raise ImportError(f"{reader} reads Crafter's textures: pip install crafter") from None
+    return engine.Textures(str(Path(crafter.__file__).parent / "assets"))
+
+
+@functools.lru_cache(1)
+def textures() -> np.ndarray:
+    """float32 [T, 7, 7, 3]: each of :data:`TEXTURES` as Crafter draws it at 7 pixels
+    (objects alpha-blended over their ground), rows and columns as in the frame."""
+    tex = crafter_textures("model.landmarks")
 
     def get(name: str) -> np.ndarray:
         return tex.get(name, (UNIT, UNIT)).astype(np.float32).transpose(1, 0, 2)  # Crafter keeps (x, y)

@@ -193,12 +193,17 @@ class _PatchEncoder(nn.Module):
     def forward(self, frames: Tensor) -> Tensor:
         # The convolution as one matrix product over cut-out patches: the same numbers,
         # ~40 % less time than Conv2d at batch 1 on CPU.
-        b, c, h, w = frames.shape
-        p = self.patch
-        rows, cols = h // p, w // p
-        x = frames[:, :, : rows * p, : cols * p].reshape(b, c, rows, p, cols, p)
-        x = x.permute(0, 2, 4, 1, 3, 5).reshape(b, rows * cols, c * p * p)
+        x = _patches(frames, self.patch)
         return F.linear(x, self.embed.weight.reshape(self.embed.out_channels, -1), self.embed.bias)
+
+
+def _patches(frames: Tensor, p: int) -> Tensor:
+    """[B, C, H, W] -> [B, (H // p) * (W // p), C * p * p]: the p x p squares, row by row,
+    each flattened channel, row, column (Conv2d's weight order)."""
+    b, c, h, w = frames.shape
+    rows, cols = h // p, w // p
+    x = frames[:, :, : rows * p, : cols * p].reshape(b, c, rows, p, cols, p)
+    return x.permute(0, 2, 4, 1, 3, 5).reshape(b, rows * cols, c * p * p)
 
 
 class _MapEncoder(nn.Module):
@@ -252,22 +257,21 @@ class _ViewEncoder(nn.Module):
 
 
 class _InventoryEncoder(nn.Module):
-    """The inventory's cells of uint8 frames [B, 3, 64, 64], matched exactly against the
-    images Crafter draws for each count (:func:`distill.inventory.templates`, held as a
-    buffer), -> one vector per inventory cell: a learned embedding per cell and count (or
-    "unread", where a cell matches none), for the image tokens of the last two rows."""
+    """The inventory's cells of frames [B, 3, 64, 64] scaled to [0, 1], matched exactly
+    against the images Crafter draws for each count (:func:`distill.inventory.templates`,
+    scaled alike and held as a buffer), -> one vector per inventory cell: a learned
+    embedding per cell and count (or "unread", where a cell matches none), for the image
+    tokens of the last two rows."""
 
     def __init__(self, d: int):
         super().__init__()
-        t = torch.from_numpy(inv.templates()).permute(0, 1, 4, 2, 3)  # the patch encoder's order: channel, row, col
-        self.register_buffer("templates", t.reshape(inv.SLOTS, inv.UNREAD, -1).float(), persistent=False)
+        t = torch.from_numpy(inv.templates()).permute(0, 1, 4, 2, 3)  # as _patches flattens: channel, row, col
+        self.register_buffer("templates", t.reshape(inv.SLOTS, inv.UNREAD, -1).float() / 255.0, persistent=False)
         self.embed = nn.Embedding(inv.SLOTS * inv.CLASSES, d)
         self.register_buffer("first", torch.arange(inv.SLOTS) * inv.CLASSES, persistent=False)
 
-    def forward(self, frames: Tensor) -> Tensor:
-        b, u = frames.shape[0], inv.UNIT
-        x = frames[:, :, inv.TOP:inv.TOP + inv.ROWS * u, :inv.COLS * u].float()
-        x = x.reshape(b, 3, inv.ROWS, u, inv.COLS, u).permute(0, 2, 4, 1, 3, 5).reshape(b, inv.SLOTS, 1, -1)
+    def forward(self, pixels: Tensor) -> Tensor:
+        x = _patches(pixels, inv.UNIT)[:, -inv.SLOTS:, None]  # [B, SLOTS, 1, 3 * 7 * 7]
         off, count = (x - self.templates).abs().sum(-1).min(-1)  # [B, SLOTS]: the nearest image and how far
         count = torch.where(off == 0, count, inv.UNREAD)
         return self.embed(self.first + count)
@@ -372,9 +376,10 @@ class Student(nn.Module):
         b = frame.shape[0]
         bos = torch.full((b, 1), BOS, dtype=torch.long, device=frame.device)
         text = torch.cat([bos, task], 1)
-        seen = [self.image(frame.float() / 255.0)]
+        pixels = frame.float() / 255.0
+        seen = [self.image(pixels)]
         if self.inventory is not None:  # the inventory's cells are the last image tokens
-            seen[0] = seen[0] + F.pad(self.inventory(frame), (0, 0, self.n_image - inv.SLOTS, 0))
+            seen[0] = seen[0] + F.pad(self.inventory(pixels), (0, 0, self.n_image - inv.SLOTS, 0))
         if self.marks is not None:
             if landmarks is None:
                 raise ValueError("this student reads landmarks (model.landmarks): pass landmarks=")

@@ -67,7 +67,7 @@ def test_the_students_encoder_reads_what_read_does(walk):
     frames = np.stack([o.frame for o in walk])
     frames[0, inv.TOP + 1, 1] ^= 255
     enc = _InventoryEncoder(8)
-    out = enc(torch.from_numpy(frames).permute(0, 3, 1, 2))
+    out = enc(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0)  # as Student.forward scales it
     counts = np.stack([inv.read(f) for f in frames])
     assert counts[0, 0] == inv.UNREAD
     want = enc.embed.weight[torch.from_numpy(counts + np.arange(inv.SLOTS) * inv.CLASSES)]
