@@ -83,6 +83,51 @@ class MirrorEnv(Wrapper):
         return self.obs, reward, terminated, truncated, info
 
 
+class NoisyEnv(Wrapper):
+    """Carries out a random move instead of the action given with probability ``noise``
+    (DART: the teacher records its own episodes, pushed off its path now and then, and
+    its next actions, recorded as labels, are the way back). A move is drawn among the
+    four whose cell is not lava (Crafter's player walks into lava; the teacher never
+    does), and none while the player sleeps (the game carries out ``sleep`` whatever it
+    is given). ``info["taken"]`` names the move where it replaced the action."""
+
+    MOVES = {"move_left": (0, -1), "move_right": (0, 1), "move_up": (-1, 0), "move_down": (1, 0)}
+
+    def __init__(self, env: envs.Env, noise: float, seed: int):
+        super().__init__(env)
+        if not 0.0 <= noise < 1.0:
+            raise ValueError(f"noise must be in [0, 1), got {noise}")
+        self.noise = noise
+        self.rng = np.random.default_rng([seed, 11])
+        self.moves = [(env.action_names.index(name), dr, dc) for name, (dr, dc) in self.MOVES.items()]
+        self.obs: envs.Observation | None = None
+        self.pushes = 0
+
+    def reset(self, seed: int | None = None):
+        self.obs, info = self.env.reset(seed)
+        return self.obs, info
+
+    def _push(self) -> int | None:
+        """A random move that is not onto lava, or None (asleep, or lava all round)."""
+        assert self.obs is not None
+        if self.obs.extras.get("sleeping"):
+            return None
+        view = self.obs.local_view
+        r, c = self.obs.player_cell
+        safe = [a for a, dr, dc in self.moves if view[r + dr, c + dc] != "lava"]
+        return int(self.rng.choice(safe)) if safe else None
+
+    def step(self, action: int):
+        taken = int(action)
+        if self.rng.random() < self.noise and (push := self._push()) is not None:
+            taken = push
+            self.pushes += 1
+        self.obs, reward, terminated, truncated, info = self.env.step(taken)
+        if taken != int(action):
+            info = dict(info, taken=taken)
+        return self.obs, reward, terminated, truncated, info
+
+
 @dataclass(frozen=True)
 class RolloutJob:
     seed: int
@@ -104,6 +149,7 @@ class RolloutJob:
     teacher: bool = True  # False: the student plays alone, nobody labels (evaluation)
     teacher_memory: int | None = None  # steps the teacher's map keeps a cell out of view (None: all episode)
     teacher_near_pocket: int | None = None  # the teacher shelters within this many cells first (None: off)
+    noise: float = 0.0  # a random move instead of the teacher's action this often (see NoisyEnv; beta 1 only)
 
 
 def rollout(job: RolloutJob) -> dict[str, Any]:
@@ -117,6 +163,8 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
     torch.set_num_threads(1)
     if not job.teacher:
         return _student_alone(job)
+    if job.noise and job.beta < 1.0:
+        raise ValueError("noise pushes the teacher's own episodes (beta 1); DAgger's student already does")
     student = None
     if job.beta < 1.0:
         if job.checkpoint is None:
@@ -128,9 +176,10 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
                                avoid_lava=job.avoid_lava)
     base = envs.make("crafter", max_steps=job.max_steps)
     mirror = MirrorEnv(base, student, job.beta, job.seed, tuple(job.window))
+    noisy = NoisyEnv(mirror, job.noise, job.seed) if job.noise else None
     window = "" if tuple(job.window) == (0, DAY_LENGTH) else "w{}-{}".format(*job.window)
-    mark = _teacher_mark(job.farm_at_dusk, job.teacher_memory, job.teacher_near_pocket)
-    recorder = EpisodeRecorder(mirror, Path(job.out), agent=job.label, task=job.task,
+    mark = _teacher_mark(job.farm_at_dusk, job.teacher_memory, job.teacher_near_pocket, job.noise)
+    recorder = EpisodeRecorder(noisy or mirror, Path(job.out), agent=job.label, task=job.task,
                                config_hash=f"b{job.beta:g}{window}{mark}")
     recorder.annotate(actor="teacher" if student is None else "expert-relabelled")
     planner = GraphPlanner(prior=job.prior)
@@ -142,7 +191,8 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
         recorder.close()
     meta = recorder.finished[-1]
     return {"seed": job.seed, "length": meta.length, "achievements": meta.achievements, "run": job.out,
-            "student_steps": mirror.student_steps, "agreement": mirror.agreed / max(1, mirror.steps) if student else None}
+            "student_steps": mirror.student_steps, "agreement": mirror.agreed / max(1, mirror.steps) if student else None,
+            "pushes": noisy.pushes if noisy else 0}
 
 
 def _student_alone(job: RolloutJob) -> dict[str, Any]:
@@ -211,18 +261,20 @@ def play(jobs: Sequence[RolloutJob], pool: RolloutExecutor) -> dict[str, Any]:
 
 def record_teacher(out: Path, seeds: Sequence[int], max_steps: int, prior: str, pool: RolloutExecutor,
                    farm_at_dusk: bool = True, memory: int | None = None,
-                   near_pocket: int | None = None) -> dict[str, Any]:
-    """Teacher episodes (beta 1, actor "teacher") on ``seeds``, one run directory each under ``out``."""
+                   near_pocket: int | None = None, noise: float = 0.0) -> dict[str, Any]:
+    """Teacher episodes (beta 1, actor "teacher") on ``seeds``, one run directory each under
+    ``out``; with ``noise``, pushed off their path that often (:class:`NoisyEnv`)."""
     jobs = [RolloutJob(seed=s, out=str(Path(out) / f"seed-{s}"), max_steps=max_steps, prior=prior, label="teacher",
-                       farm_at_dusk=farm_at_dusk, teacher_memory=memory, teacher_near_pocket=near_pocket)
+                       farm_at_dusk=farm_at_dusk, teacher_memory=memory, teacher_near_pocket=near_pocket, noise=noise)
             for s in seeds]
     return play(jobs, pool)
 
 
-def _teacher_mark(farm_at_dusk: bool, memory: int | None, near_pocket: int | None = None) -> str:
-    """What sets the teacher apart from the default, for the episodes' config hash."""
+def _teacher_mark(farm_at_dusk: bool, memory: int | None, near_pocket: int | None = None, noise: float = 0.0) -> str:
+    """What sets the teacher apart from the default, for the episodes' config hash (the
+    noise, ``-eP``, changes what it was pushed into, not who labels)."""
     return (("" if memory is None else f"-m{memory}") + ("" if near_pocket is None else f"-n{near_pocket}")
-            + ("" if farm_at_dusk else PLAIN))
+            + ("" if not noise else f"-e{noise:g}") + ("" if farm_at_dusk else PLAIN))
 
 
 def _check_teacher(table: StepTable, farm_at_dusk: bool, memory: int | None = None,

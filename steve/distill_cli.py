@@ -89,13 +89,17 @@ def teacher(
         min=0, help="shelter for the night in a pocket within N cells first, building its walls if need be, "
                     "rather than the best one on the map: a pocket the student can see (DAgger then needs "
                     "--set dagger.teacher_near_pocket=N)")] = None,
+    noise: Annotated[float, typer.Option(
+        min=0.0, max=0.99, help="with this probability a step carries out a random move (never onto lava) instead "
+                                "of the teacher's action, which stays the label: DART, episodes that show the way "
+                                "back to the teacher's path")] = 0.0,
 ) -> None:
     """Record teacher episodes (graph planner + executor) in parallel, for training."""
     from distill.dagger import pool_for, record_teacher
 
     try:
         played = record_teacher(out, range(seed, seed + episodes), max_steps, prior, pool_for(workers), farm_at_dusk,
-                                memory, near_pocket)
+                                memory, near_pocket, noise)
     except _errors() as err:
         _fail(str(err))
     _table(f"teacher, {episodes} episodes", {"crafter_score": played["crafter_score"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 from pathlib import Path
@@ -20,6 +21,7 @@ from distill.dagger import (
     InlinePool,
     LocalPool,
     MirrorEnv,
+    NoisyEnv,
     RolloutJob,
     play,
     record_teacher,
@@ -354,6 +356,49 @@ def test_mirror_env_feeds_the_real_student_its_history(student_ckpt):
     assert 0 < mirror.student_steps < 40
 
 
+class _Painted(Wrapper):
+    """Crafter with lava painted left of, right of and above the player in every view it
+    reports, and the player reported asleep on steps 50-59."""
+
+    def reset(self, seed=None):
+        obs, info = self.env.reset(seed)
+        return self._paint(obs), info
+
+    def step(self, action):
+        obs, *rest = self.env.step(action)
+        return (self._paint(obs), *rest)
+
+    @staticmethod
+    def _paint(obs):
+        view = obs.local_view.copy()
+        r, c = obs.player_cell
+        view[r, c - 1] = view[r, c + 1] = view[r - 1, c] = "lava"
+        return dataclasses.replace(obs, local_view=view, extras={"sleeping": 50 <= obs.step < 60})
+
+
+def _push(noise: float, steps: int = 200, seed: int = 3):
+    log = _Log(_Painted(envs.make("crafter", max_steps=1000)))
+    noisy = NoisyEnv(log, noise, seed)
+    noisy.reset(seed)
+    infos = [noisy.step(0)[-1] for _ in range(steps)]  # the teacher asks for noop throughout
+    return noisy, log.actions, infos
+
+
+def test_noisy_env_pushes_a_random_move_never_onto_lava_nor_asleep():
+    noisy, executed, infos = _push(0.5)
+    down = envs.make("crafter").action_names.index("move_down")
+    assert set(executed) == {0, down}  # the only move whose cell is not lava
+    pushed = [i for i, a in enumerate(executed) if a == down]
+    assert noisy.pushes == len(pushed) and 0.35 < len(pushed) / 190 < 0.65
+    assert not set(pushed) & set(range(50, 60))  # the game sleeps whatever it is given
+    assert [i for i, info in enumerate(infos) if "taken" in info] == pushed
+    assert all(infos[i]["taken"] == down for i in pushed)
+    assert _push(0.5)[1] == executed  # the coin and the move are seeded
+    assert _push(0.1)[0].pushes < noisy.pushes
+    with pytest.raises(ValueError, match="noise"):
+        NoisyEnv(envs.make("crafter"), 1.0, 0)
+
+
 # -- rollouts -----------------------------------------------------------------------------
 
 def test_rollout_records_the_teacher_labels_of_the_student_states(student_ckpt, tmp_path):
@@ -418,6 +463,33 @@ def test_record_teacher_plays_and_annotates(tmp_path):
     for t, a in enumerate(cols["action"]):
         assert np.array_equal(obs.frame, cols["frame"][t]), t
         obs, *_ = env.step(a)
+
+
+def test_a_noisy_teacher_labels_the_way_back(tmp_path):
+    """``noise``: some steps carry out a random move, kept as ``taken`` beside the teacher's
+    label; what was done replays the episode and is the history training reads, and the
+    episodes say so in their config hash."""
+    record_teacher(tmp_path, [0], max_steps=200, prior="full", pool=InlinePool(), noise=0.2)
+    meta, cols = _episode(tmp_path / "seed-0")
+    assert meta.config_hash == "b1-e0.2" and set(cols["actor"]) == {"teacher"}
+    done = [a if t is None else t for a, t in zip(cols["action"], cols["taken"])]
+    pushed = [i for i, t in enumerate(cols["taken"]) if t is not None]
+    names = envs.make("crafter").action_names
+    assert 20 < len(pushed) < 60 and all(names[done[i]].startswith("move_") for i in pushed)
+    assert all(done[i] != cols["action"][i] for i in pushed)
+    env = envs.make("crafter", max_steps=200)
+    obs, _ = env.reset(0)
+    for t, a in enumerate(done):
+        assert np.array_equal(obs.frame, cols["frame"][t]), t
+        obs, *_ = env.step(a)
+    from distill.config import DataConfig
+    from distill.steps import load_steps
+
+    table = load_steps([tmp_path / "seed-0"], DataConfig(skip_asleep=False))
+    assert table.action.tolist() == cols["action"]
+    assert table.histories(np.arange(meta.length), 1)[1:, 0].tolist() == done[:-1]
+    with pytest.raises(ValueError, match="noise"):
+        rollout(RolloutJob(seed=0, out=str(tmp_path / "x"), beta=0.5, checkpoint="ckpt", noise=0.1, max_steps=10))
 
 
 def test_a_teacher_without_dusk_farming_shelters_without_planting(student_ckpt, tmp_path):

@@ -137,6 +137,12 @@ def test_teacher_records_episodes(tmp_path):
             "--workers", "1", "--memory", "0")
     (meta,) = read_index(tmp_path / "short" / "seed-0")
     assert meta.config_hash == "b1-m0"  # the teacher that played on its view alone
+    run_cli("distill", "teacher", "--out", str(tmp_path / "noisy"), "--episodes", "1", "--max-steps", "80",
+            "--workers", "1", "--noise", "0.1")
+    (meta,) = read_index(tmp_path / "noisy" / "seed-0")
+    assert meta.config_hash == "b1-e0.1"  # pushed off its path one step in ten
+    proc = run_cli("distill", "teacher", "--out", str(tmp_path / "bad"), "--noise", "1", check=False)
+    assert proc.returncode != 0 and "noise" in proc.stderr
 
 
 @pytest.mark.slow
