@@ -33,6 +33,7 @@ import numpy as np
 
 import envs
 from distill.config import DistillConfig
+from distill.visual_memory import MOVES
 from envs.base import Wrapper
 from envs.crafter_env import DAY_LENGTH
 from envs.recorder import EpisodeRecorder
@@ -91,15 +92,13 @@ class NoisyEnv(Wrapper):
     does), and none while the player sleeps (the game carries out ``sleep`` whatever it
     is given). ``info["taken"]`` names the move where it replaced the action."""
 
-    MOVES = {"move_left": (0, -1), "move_right": (0, 1), "move_up": (-1, 0), "move_down": (1, 0)}
-
     def __init__(self, env: envs.Env, noise: float, seed: int):
         super().__init__(env)
         if not 0.0 <= noise < 1.0:
             raise ValueError(f"noise must be in [0, 1), got {noise}")
         self.noise = noise
         self.rng = np.random.default_rng([seed, 11])
-        self.moves = [(env.action_names.index(name), dr, dc) for name, (dr, dc) in self.MOVES.items()]
+        self.moves = [(env.action_names.index(name), dx, dy) for name, (dx, dy) in MOVES.items()]
         self.obs: envs.Observation | None = None
         self.pushes = 0
 
@@ -114,7 +113,7 @@ class NoisyEnv(Wrapper):
             return None
         view = self.obs.local_view
         r, c = self.obs.player_cell
-        safe = [a for a, dr, dc in self.moves if view[r + dr, c + dc] != "lava"]
+        safe = [a for a, dx, dy in self.moves if view[r + dy, c + dx] != "lava"]
         return int(self.rng.choice(safe)) if safe else None
 
     def step(self, action: int):
@@ -191,8 +190,7 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
         recorder.close()
     meta = recorder.finished[-1]
     return {"seed": job.seed, "length": meta.length, "achievements": meta.achievements, "run": job.out,
-            "student_steps": mirror.student_steps, "agreement": mirror.agreed / max(1, mirror.steps) if student else None,
-            "pushes": noisy.pushes if noisy else 0}
+            "student_steps": mirror.student_steps, "agreement": mirror.agreed / max(1, mirror.steps) if student else None}
 
 
 def _student_alone(job: RolloutJob) -> dict[str, Any]:
