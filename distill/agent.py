@@ -7,7 +7,7 @@ and then picks the action from the action head: the most likely one, or a sample
 than ``min_p`` times as likely as the most likely one (min-p sampling; 0 keeps them all).
 A sample breaks the loops a greedy student falls into; the cut is meant to keep it from
 the rare draw into lava or onto a zombie, but on the seeds measured so far it made no
-difference to the score (see the README). The subgoal goes into the
+difference to the score (docs/distill-results.md, session 10). The subgoal goes into the
 recorded steps (``actor`` "student") and the video captions, as the teacher's does.
 With ``history`` off the student never reads its last actions: it sees "no action"
 there, as at an episode's start (for a student trained with ``train.history_dropout``).

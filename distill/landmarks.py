@@ -2,9 +2,10 @@
 nearest pocket it could sleep in, read from its own frames.
 
 The teacher walks back to what its map remembers (the lake, its table, a pocket for the
-night); played on its view alone it scores less than half as much (see the README). A
-map of colours (:mod:`distill.visual_memory`) holds that too, but leaves the student to
-find the lake in it. Here the memory is read for it, one token per landmark::
+night); played on its view alone it scores less than half as much
+(docs/distill-results.md, session 16). A map of colours (:mod:`distill.visual_memory`)
+holds that too, but leaves the student to find the lake in it. Here the memory is read
+for it, one token per landmark::
 
     frame --each cell's 7 x 7 pixels against Crafter's textures, in this step's light--> class per view cell
     previous action a move onto free ground? (the last view's class there) --> the class map [S, S] shifts

@@ -2,8 +2,8 @@
 its own frames alone.
 
 The teacher walks back to tables, lakes and shelters it saw long ago; on its view alone
-it scores less than half as much (see the README). The student sees one frame, so it
-gets a memory too, made of nothing but what it saw and did::
+it scores less than half as much (docs/distill-results.md, session 16). The student sees
+one frame, so it gets a memory too, made of nothing but what it saw and did::
 
     frame (9 x 7 world cells) --mean colour per cell--> cells [7, 9, 3]
     previous action a move?  --does the view match shifted by one cell?--> moved or not
