@@ -43,10 +43,10 @@ from distill.dagger import RolloutJob, play, pool_for, record_teacher, run_dagge
 from distill.data import DistillDataset, split
 from distill.evaluation import evaluate
 from distill.nights import night_report
-from distill.steps import find_runs, load_steps_for
+from distill.steps import load_steps_for
 from distill.trainer import train
 from envs.crafter_env import DAY_LENGTH
-from envs.episodes import decode_frames, iter_episodes
+from envs.episodes import decode_frames, find_runs, iter_episodes
 from envs.observation import Observation
 
 log = logging.getLogger("bench_distill")

@@ -32,11 +32,11 @@ from distill.agent import StudentAgent
 from distill.checkpoint import load_student
 from distill.data import DistillDataset, split
 from distill.landmarks import LandmarkMemory
-from distill.steps import find_runs, load_steps_for
+from distill.steps import load_steps_for
 from distill.tokenizer import PAD
 from distill.visual_memory import VisualMemory, cell_colours, move_vectors
 from envs import Observation
-from envs.episodes import decode_frames, iter_episodes
+from envs.episodes import decode_frames, find_runs, iter_episodes
 
 OUT = Path("bench/results/distill_speed.json")
 

@@ -330,19 +330,6 @@ def read_run(run: Path) -> list[EpisodeMeta]:
     return metas
 
 
-def find_runs(paths: Sequence[Path | str]) -> list[Path]:
-    """Run directories named, or found below the folders named (to two levels): a run
-    directory is one with an ``episodes.parquet`` index."""
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if (path / INDEX_FILE).is_file() or not path.is_dir():
-            found.append(path)  # a missing path is reported by load_steps
-            continue
-        below = sorted({p.parent for pattern in (f"*/{INDEX_FILE}", f"*/*/{INDEX_FILE}") for p in path.glob(pattern)})
-        found.extend(below or [path])
-    return found
-
-
 def load_steps_for(runs: Sequence[Path | str], data: DataConfig, model: ModelConfig) -> StepTable:
     """:func:`load_steps` with what ``model`` reads beyond the frame: its map, its
     landmarks, its walk head."""

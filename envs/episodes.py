@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +281,19 @@ def iter_episodes(
     for run_dir in run_dirs:
         for meta in read_index(run_dir):
             yield meta, read_steps(episode_dir(run_dir, meta.episode_id), columns)
+
+
+def find_runs(paths: Sequence[Path | str]) -> list[Path]:
+    """Run directories named, or found below the folders named (to two levels): a run
+    directory is one with an ``episodes.parquet`` index."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if (path / INDEX_FILE).is_file() or not path.is_dir():
+            found.append(path)  # a missing path is reported by its reader
+            continue
+        below = sorted({p.parent for pattern in (f"*/{INDEX_FILE}", f"*/*/{INDEX_FILE}") for p in path.glob(pattern)})
+        found.extend(below or [path])
+    return found
 
 
 def decode_frames(column: Iterable[bytes], shape: list[int] | tuple[int, ...]) -> np.ndarray:

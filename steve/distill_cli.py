@@ -117,7 +117,7 @@ def train(
 ) -> None:
     """Train the student on recorded episodes."""
     from distill.config import load
-    from distill.steps import find_runs
+    from envs.episodes import find_runs
     from distill.trainer import train as run_train
 
     try:
@@ -146,7 +146,7 @@ def dagger(
     """Mirrored distillation: the student plays, the teacher labels, the student retrains."""
     from distill.config import load
     from distill.dagger import run_dagger
-    from distill.steps import find_runs
+    from envs.episodes import find_runs
 
     sets = list(set_ or [])
     for key, value in (("rounds", rounds), ("episodes", episodes), ("seed", seed), ("workers", workers)):
@@ -184,7 +184,8 @@ def evaluate(
     from distill.checkpoint import load_student
     from distill.data import DistillDataset
     from distill.evaluation import evaluate as run_eval
-    from distill.steps import find_runs, load_steps_for
+    from distill.steps import load_steps_for
+    from envs.episodes import find_runs
 
     try:
         model, ckpt = load_student(checkpoint)
@@ -226,7 +227,7 @@ def nights(
     killed it (lava, a zombie, a skeleton, a vital at 0) and the subgoals it played under
     from dusk to the end of day 0."""
     from distill.nights import night_report
-    from distill.steps import find_runs
+    from envs.episodes import find_runs
 
     try:
         report = night_report(find_runs(data), limit)
