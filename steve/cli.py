@@ -212,6 +212,69 @@ def episodes_list(run_dir: Annotated[Path, typer.Argument(help="run directory")]
     console.print(table)
 
 
+@episodes_app.command("score")
+def episodes_score(
+    runs: Annotated[list[Path], typer.Argument(help="run directories, or folders of them (A)")],
+    against: Annotated[Optional[list[Path]], typer.Option(help="runs to compare with, seed by seed (B)")] = None,
+    resamples: Annotated[int, typer.Option(min=100, help="bootstrap draws")] = 2000,
+    seed: Annotated[int, typer.Option(help="seed of the bootstrap's draws")] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Crafter score of recorded runs with a 95 % interval; with --against, A - B on the
+    seeds both played, its interval from a paired bootstrap over those seeds."""
+    from envs.compare import compare, read_played, score_run
+    from envs.episodes import CorruptEpisodeError
+
+    try:
+        a = read_played(runs)
+        b = read_played(against) if against else None
+        report: dict[str, Any] = {"a": score_run(a, resamples, seed)}
+        if b is not None:
+            report["b"] = score_run(b, resamples, seed)
+            report["paired"] = compare(a, b, resamples, seed)
+    except (ValueError, CorruptEpisodeError) as err:
+        fail(str(err))
+    if as_json:
+        console.print_json(json.dumps(report))
+        return
+    _print_scores(report)
+
+
+def _print_scores(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    for side in ("a", "b"):
+        if side in report:
+            r = report[side]
+            lo, hi = r["interval"]
+            console.print(f"{side.upper()}: {r['episodes']} episodes (seeds {r['seeds']}), Crafter score "
+                          f"[bold]{r['crafter_score']:.2f}[/bold] (95 % {lo:.2f} to {hi:.2f}), "
+                          f"mean length {r['mean_length']:.0f}", highlight=False)
+    paired = report.get("paired")
+    table = Table()
+    table.add_column("achievement")
+    table.add_column("A %", justify="right")
+    if paired is None:
+        for name, rate in report["a"]["success_rates"].items():
+            table.add_row(name, f"{rate:.1f}")
+        console.print(table)
+        return
+    table.add_column("B %", justify="right")
+    table.add_column("A - B", justify="right")
+    rates_b = report["b"]["success_rates"]
+    for name, diff in paired["rate_differences"].items():
+        table.add_row(name, f"{report['a']['success_rates'].get(name, 0.0):.1f}", f"{rates_b.get(name, 0.0):.1f}",
+                      f"{diff:+.1f}")
+    console.print(table)
+    lo, hi = paired["interval"]
+    left_out = "" if not (paired["only_a"] or paired["only_b"]) else (
+        f"; left out, played by one side only: {paired['only_a']} of A's seeds, {paired['only_b']} of B's")
+    console.print(f"paired over {paired['seeds']} seeds ({paired['seed_ranges']}): A {paired['score_a']:.2f}, "
+                  f"B {paired['score_b']:.2f}, [bold]A - B {paired['difference']:+.2f}[/bold] "
+                  f"(95 % {lo:+.2f} to {hi:+.2f}, {paired['resamples']} draws of the seeds){left_out}",
+                  highlight=False)
+
+
 def main() -> None:
     try:
         app()

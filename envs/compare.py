@@ -1,0 +1,157 @@
+"""Recorded runs scored with an interval, and two runs compared seed by seed.
+
+A Crafter score over 100 episodes moves by several points with the seeds played, and
+two agents on the same seeds meet the same worlds: their difference is measured best
+paired, by seed. Both intervals are percentile bootstraps: episodes drawn with
+replacement (for a pair, seeds drawn with replacement, each bringing both agents'
+episodes), the score computed on each draw.
+
+The episodes are read from the runs' indices (``episodes.parquet``): the achievements
+each unlocked, its seed and its length; no step file is opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envs.episodes import INDEX_FILE, find_runs, read_index
+
+RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Played:
+    """The finished episodes of some runs: one row per episode."""
+
+    env: str
+    seeds: list[int | None]
+    lengths: list[int]
+    achievements: list[frozenset[str]]
+    names: tuple[str, ...]  # the achievements a score averages over
+
+    def unlocked(self, rows: Sequence[int] | None = None) -> np.ndarray:
+        """bool [episodes, achievements]: who unlocked what."""
+        rows = range(len(self.seeds)) if rows is None else rows
+        return np.array([[n in self.achievements[i] for n in self.names] for i in rows], bool).reshape(
+            len(rows), len(self.names))
+
+
+def achievement_names(env: str, seen: Iterable[frozenset[str]]) -> tuple[str, ...]:
+    """Crafter's 22 achievements (its score averages over all of them, unlocked or not);
+    for another world, those unlocked in the episodes at hand."""
+    if env == "crafter":
+        import crafter
+
+        return tuple(crafter.constants.achievements)
+    return tuple(sorted(set().union(*seen)))
+
+
+def read_played(paths: Sequence[Path | str], names: Sequence[str] | None = None) -> Played:
+    """Every finished episode of the runs under ``paths``. One line of ``ValueError`` for
+    a path that holds none, runs of two worlds, or a seed played twice (a paired
+    comparison needs one episode a seed)."""
+    seeds: list[int | None] = []
+    lengths: list[int] = []
+    unlocked: list[frozenset[str]] = []
+    envs: set[str] = set()
+    where: dict[int, Path] = {}
+    for run in dict.fromkeys(p.resolve() for p in find_runs(paths)):  # a run named twice counts once
+        if not run.is_dir():
+            raise ValueError(f"run directory not found: {run}")
+        metas = read_index(run)
+        if not metas:
+            raise ValueError(f"{run}: no finished episodes (no {INDEX_FILE} or an empty one)")
+        for meta in metas:
+            if meta.seed is not None and meta.seed in where:
+                raise ValueError(f"seed {meta.seed} was played twice ({where[meta.seed]} and {run}): "
+                                 "give one play of each seed")
+            if meta.seed is not None:
+                where[meta.seed] = run
+            envs.add(meta.env)
+            seeds.append(meta.seed)
+            lengths.append(meta.length)
+            unlocked.append(frozenset(meta.achievements))
+    if len(envs) > 1:
+        raise ValueError(f"runs of different worlds ({', '.join(sorted(envs))}): score each world apart")
+    env = envs.pop()
+    return Played(env, seeds, lengths, unlocked, tuple(names) if names else achievement_names(env, unlocked))
+
+
+def scores(unlocked: np.ndarray) -> np.ndarray:
+    """The Crafter score of each set of episodes: ``unlocked`` [..., episodes, achievements]
+    -> [...]; exp(mean ln(1 + rate %)) - 1, as :func:`envs.score.crafter_score`."""
+    rates = 100.0 * unlocked.mean(axis=-2)
+    return np.expm1(np.log1p(rates).mean(axis=-1))
+
+
+def _draws(n: int, resamples: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def _interval(values: np.ndarray) -> list[float]:
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def score_run(played: Played, resamples: int = RESAMPLES, seed: int = 0) -> dict[str, Any]:
+    """Score, its 95 % interval over the episodes, mean length and rates of one set of runs."""
+    table = played.unlocked()
+    return {
+        "env": played.env,
+        "episodes": len(played.seeds),
+        "seeds": seed_ranges(played.seeds),
+        "crafter_score": float(scores(table)),
+        "interval": _interval(scores(table[_draws(len(table), resamples, seed)])),
+        "mean_length": float(np.mean(played.lengths)),
+        "success_rates": dict(zip(played.names, (100.0 * table.mean(axis=0)).tolist())),
+    }
+
+
+def compare(a: Played, b: Played, resamples: int = RESAMPLES, seed: int = 0) -> dict[str, Any]:
+    """A against B on the seeds both played: each one's score there, A - B, and its 95 %
+    interval from a paired bootstrap over those seeds; per achievement, A's rate less B's."""
+    if a.env != b.env:
+        raise ValueError(f"runs of different worlds ({a.env}, {b.env}): compare one world")
+    rows_a = {s: i for i, s in enumerate(a.seeds) if s is not None}
+    rows_b = {s: i for i, s in enumerate(b.seeds) if s is not None}
+    common = sorted(rows_a.keys() & rows_b.keys())
+    if not common:
+        raise ValueError(f"no seed played by both (A: {seed_ranges(a.seeds)}; B: {seed_ranges(b.seeds)})")
+    names = a.names if len(a.names) >= len(b.names) else b.names
+    ta = Played(a.env, a.seeds, a.lengths, a.achievements, names).unlocked([rows_a[s] for s in common])
+    tb = Played(b.env, b.seeds, b.lengths, b.achievements, names).unlocked([rows_b[s] for s in common])
+    draws = _draws(len(common), resamples, seed)
+    score_a, score_b = float(scores(ta)), float(scores(tb))
+    return {
+        "env": a.env,
+        "seeds": len(common),
+        "seed_ranges": seed_ranges(common),
+        "only_a": len(rows_a.keys() - rows_b.keys()),
+        "only_b": len(rows_b.keys() - rows_a.keys()),
+        "score_a": score_a,
+        "score_b": score_b,
+        "difference": score_a - score_b,
+        "interval": _interval(scores(ta[draws]) - scores(tb[draws])),
+        "resamples": resamples,
+        "rate_differences": dict(zip(names, (100.0 * (ta.mean(axis=0) - tb.mean(axis=0))).tolist())),
+    }
+
+
+def seed_ranges(seeds: Iterable[int | None]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"``; episodes without a seed counted apart."""
+    runs: list[list[int]] = []
+    for s in sorted({s for s in seeds if s is not None}):
+        if runs and s == runs[-1][1] + 1:
+            runs[-1][1] = s
+        else:
+            runs.append([s, s])
+    parts = [str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in runs]
+    unknown = sum(s is None for s in seeds)
+    if unknown:
+        parts.append(f"{unknown} without a seed")
+    return ", ".join(parts) or "none"
