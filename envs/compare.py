@@ -34,11 +34,11 @@ class Played:
     achievements: list[frozenset[str]]
     names: tuple[str, ...]  # the achievements a score averages over
 
-    def unlocked(self, rows: Sequence[int] | None = None) -> np.ndarray:
-        """bool [episodes, achievements]: who unlocked what."""
+    def unlocked(self, rows: Sequence[int] | None = None, names: Sequence[str] | None = None) -> np.ndarray:
+        """bool [episodes, achievements]: who unlocked what (``names``: these achievements)."""
         rows = range(len(self.seeds)) if rows is None else rows
-        return np.array([[n in self.achievements[i] for n in self.names] for i in rows], bool).reshape(
-            len(rows), len(self.names))
+        names = self.names if names is None else names
+        return np.array([[n in self.achievements[i] for n in names] for i in rows], bool).reshape(len(rows), len(names))
 
 
 def achievement_names(env: str, seen: Iterable[frozenset[str]]) -> tuple[str, ...]:
@@ -85,6 +85,8 @@ def read_played(paths: Sequence[Path | str], names: Sequence[str] | None = None)
 def scores(unlocked: np.ndarray) -> np.ndarray:
     """The Crafter score of each set of episodes: ``unlocked`` [..., episodes, achievements]
     -> [...]; exp(mean ln(1 + rate %)) - 1, as :func:`envs.score.crafter_score`."""
+    if unlocked.shape[-1] == 0:  # nothing to average over (as crafter_score({}))
+        return np.zeros(unlocked.shape[:-2])
     rates = 100.0 * unlocked.mean(axis=-2)
     return np.expm1(np.log1p(rates).mean(axis=-1))
 
@@ -113,8 +115,8 @@ def score_run(played: Played, resamples: int = RESAMPLES, seed: int = 0) -> dict
 
 
 def compare(a: Played, b: Played, resamples: int = RESAMPLES, seed: int = 0) -> dict[str, Any]:
-    """A against B on the seeds both played: each one's score there, A - B, and its 95 %
-    interval from a paired bootstrap over those seeds; per achievement, A's rate less B's."""
+    """A against B on the seeds both played: each one's score and rates there, A - B, and
+    its 95 % interval from a paired bootstrap over those seeds."""
     if a.env != b.env:
         raise ValueError(f"runs of different worlds ({a.env}, {b.env}): compare one world")
     rows_a = {s: i for i, s in enumerate(a.seeds) if s is not None}
@@ -122,9 +124,9 @@ def compare(a: Played, b: Played, resamples: int = RESAMPLES, seed: int = 0) -> 
     common = sorted(rows_a.keys() & rows_b.keys())
     if not common:
         raise ValueError(f"no seed played by both (A: {seed_ranges(a.seeds)}; B: {seed_ranges(b.seeds)})")
-    names = a.names if len(a.names) >= len(b.names) else b.names
-    ta = Played(a.env, a.seeds, a.lengths, a.achievements, names).unlocked([rows_a[s] for s in common])
-    tb = Played(b.env, b.seeds, b.lengths, b.achievements, names).unlocked([rows_b[s] for s in common])
+    names = a.names if a.names == b.names else tuple(sorted(set(a.names) | set(b.names)))
+    ta = a.unlocked([rows_a[s] for s in common], names)
+    tb = b.unlocked([rows_b[s] for s in common], names)
     draws = _draws(len(common), resamples, seed)
     score_a, score_b = float(scores(ta)), float(scores(tb))
     return {
@@ -138,7 +140,8 @@ def compare(a: Played, b: Played, resamples: int = RESAMPLES, seed: int = 0) -> 
         "difference": score_a - score_b,
         "interval": _interval(scores(ta[draws]) - scores(tb[draws])),
         "resamples": resamples,
-        "rate_differences": dict(zip(names, (100.0 * (ta.mean(axis=0) - tb.mean(axis=0))).tolist())),
+        "rates_a": dict(zip(names, (100.0 * ta.mean(axis=0)).tolist())),
+        "rates_b": dict(zip(names, (100.0 * tb.mean(axis=0)).tolist())),
     }
 
 

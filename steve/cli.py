@@ -261,10 +261,9 @@ def _print_scores(report: dict[str, Any]) -> None:
         return
     table.add_column("B %", justify="right")
     table.add_column("A - B", justify="right")
-    rates_b = report["b"]["success_rates"]
-    for name, diff in paired["rate_differences"].items():
-        table.add_row(name, f"{report['a']['success_rates'].get(name, 0.0):.1f}", f"{rates_b.get(name, 0.0):.1f}",
-                      f"{diff:+.1f}")
+    for name, rate_a in paired["rates_a"].items():  # on the seeds both played
+        rate_b = paired["rates_b"][name]
+        table.add_row(name, f"{rate_a:.1f}", f"{rate_b:.1f}", f"{rate_a - rate_b:+.1f}")
     console.print(table)
     lo, hi = paired["interval"]
     left_out = "" if not (paired["only_a"] or paired["only_b"]) else (

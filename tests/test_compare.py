@@ -63,7 +63,7 @@ def test_paired_difference_and_its_interval(tmp_path):
     assert hi - lo < (ia[1] - ia[0]) / 2
     for name in NAMES:
         gained = np.mean([name in ep(s, better)[1] for s in seeds]) - np.mean([name in ep(s)[1] for s in seeds])
-        assert r["rate_differences"][name] == pytest.approx(100 * gained)
+        assert r["rates_a"][name] - r["rates_b"][name] == pytest.approx(100 * gained)
 
 
 def test_only_common_seeds_are_paired_and_the_same_run_differs_by_nothing(tmp_path):
@@ -73,6 +73,7 @@ def test_only_common_seeds_are_paired_and_the_same_run_differs_by_nothing(tmp_pa
     r = compare(a, b)
     assert r["seeds"] == 20 and r["only_a"] == 10 and r["only_b"] == 0
     assert r["difference"] == 0 and r["interval"] == [0, 0]
+    assert r["rates_a"] == r["rates_b"] != score_run(a)["success_rates"]  # rates on the common seeds
     assert r["score_a"] == pytest.approx(crafter_score(success_rates([ep(s)[1] for s in range(10, 30)], NAMES)))
 
 
@@ -102,6 +103,17 @@ def test_bad_runs_are_one_line_errors(tmp_path):
         read_played([a, _run(tmp_path / "md", [(9, ["collect_log"])], env="minedojo")])
     with pytest.raises(ValueError, match="no seed played by both"):
         compare(read_played([a]), read_played([_run(tmp_path / "far", [(50, [])])]))
+
+
+def test_another_world_scores_over_the_achievements_either_side_unlocked(tmp_path):
+    a = read_played([_run(tmp_path / "a", [(1, ["collect_log"]), (2, [])], env="minedojo")])
+    b = read_played([_run(tmp_path / "b", [(1, ["craft_planks"]), (2, [])], env="minedojo")])
+    assert a.names == ("collect_log",)
+    r = compare(a, b)
+    assert list(r["rates_a"]) == ["collect_log", "craft_planks"]
+    assert r["difference"] == 0 and r["score_a"] == pytest.approx(crafter_score({"x": 50.0, "y": 0.0}))
+    nothing = read_played([_run(tmp_path / "c", [(3, [])], env="minedojo")])
+    assert nothing.names == () and score_run(nothing)["crafter_score"] == 0
 
 
 def test_seed_ranges():
