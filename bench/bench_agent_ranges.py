@@ -4,7 +4,7 @@ seed ranges, episodes spread over worker processes: one score per range and one 
 Scores over 60 seeds swing by several points between ranges, and a change to the agent
 moves every trajectory after its first effect, so a gain measured on the ranges it was
 tuned on is often noise: judge a change by the pooled score over ranges it was not tuned
-on (see the README's Benchmarks).
+on (see docs/agent-results.md).
 
     python bench/bench_agent_ranges.py --ranges 2000:60,3000:60,4000:60 --workers 2
 """
