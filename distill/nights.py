@@ -43,10 +43,9 @@ import numpy as np
 
 import envs
 from distill.landmarks import shut_in
-from distill.steps import read_run
 from distill.visual_memory import MOVES
 from envs.crafter_env import DAY_LENGTH
-from envs.episodes import EpisodeMeta, carried_out, episode_dir, read_steps
+from envs.episodes import EpisodeMeta, carried_out, episode_dir, read_run, read_steps
 from envs.observation import Observation
 
 OPEN_GROUND = frozenset(("grass", "sand", "path"))

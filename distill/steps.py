@@ -38,7 +38,7 @@ from envs.episodes import (
     decode_frames,
     episode_dir,
     part_files,
-    read_index,
+    read_run,
     read_steps,
 )
 
@@ -317,17 +317,6 @@ def _join_frames(blobs: list[bytes], frame_sizes: list[np.ndarray]) -> tuple[np.
         frame_data[at:at + len(blob)] = np.frombuffer(blob, np.uint8)
         at += len(blob)
     return frame_data, offsets
-
-
-def read_run(run: Path) -> list[EpisodeMeta]:
-    """The finished episodes of one run directory; a one-line ``ValueError`` when there is
-    no such directory or it holds none."""
-    if not Path(run).is_dir():
-        raise ValueError(f"run directory not found: {run}")
-    metas = read_index(run)
-    if not metas:
-        raise ValueError(f"{run}: no finished episodes (no {INDEX_FILE} or an empty one)")
-    return metas
 
 
 def load_steps_for(runs: Sequence[Path | str], data: DataConfig, model: ModelConfig) -> StepTable:

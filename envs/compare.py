@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.episodes import INDEX_FILE, find_runs, read_index
+from envs.episodes import find_runs, read_run
 
 RESAMPLES = 2000
 
@@ -61,12 +61,7 @@ def read_played(paths: Sequence[Path | str], names: Sequence[str] | None = None)
     envs: set[str] = set()
     where: dict[int, Path] = {}
     for run in dict.fromkeys(p.resolve() for p in find_runs(paths)):  # a run named twice counts once
-        if not run.is_dir():
-            raise ValueError(f"run directory not found: {run}")
-        metas = read_index(run)
-        if not metas:
-            raise ValueError(f"{run}: no finished episodes (no {INDEX_FILE} or an empty one)")
-        for meta in metas:
+        for meta in read_run(run):
             if meta.seed is not None and meta.seed in where:
                 raise ValueError(f"seed {meta.seed} was played twice ({where[meta.seed]} and {run}): "
                                  "give one play of each seed")

@@ -283,6 +283,17 @@ def iter_episodes(
             yield meta, read_steps(episode_dir(run_dir, meta.episode_id), columns)
 
 
+def read_run(run: Path) -> list[EpisodeMeta]:
+    """The finished episodes of one run directory; a one-line ``ValueError`` when there is
+    no such directory or it holds none."""
+    if not Path(run).is_dir():
+        raise ValueError(f"run directory not found: {run}")
+    metas = read_index(run)
+    if not metas:
+        raise ValueError(f"{run}: no finished episodes (no {INDEX_FILE} or an empty one)")
+    return metas
+
+
 def find_runs(paths: Sequence[Path | str]) -> list[Path]:
     """Run directories named, or found below the folders named (to two levels): a run
     directory is one with an ``episodes.parquet`` index."""
