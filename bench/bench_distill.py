@@ -207,6 +207,7 @@ def main() -> None:
                                      f"dagger.teacher_memory={memory}", f"dagger.teacher_near_pocket={near}",
                                      f"dagger.max_steps={args.max_steps}", f"dagger.workers={args.workers}"])
             t0 = time.perf_counter()
+            shutil.rmtree(args.out / "dagger", ignore_errors=True)  # rounds of the last run's student, if any
             report["dagger"] = run_dagger(cfg, runs, checkpoint, args.out / "dagger", pool=pool)
             report["dagger_seconds"] = time.perf_counter() - t0
             checkpoint = Path(report["dagger"][-1]["checkpoint"])

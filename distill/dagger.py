@@ -14,10 +14,17 @@ the student from its previous checkpoint.
 Rollouts run in worker processes behind :class:`RolloutExecutor`, a ``map`` over picklable
 jobs; :class:`LocalPool` is a process pool, :class:`InlinePool` runs in this process.
 A distributed engine (a Ray pool, say) only has to provide ``map``.
+
+A command killed and run again loses nothing and repeats nothing: each finished rollout
+leaves :data:`DONE` in its run directory, and :func:`play` plays only the jobs without one;
+:func:`run_dagger` keeps the rounds done (``dagger.jsonl``), replays no finished rollout of
+the round it was in, and continues that round's training from its last checkpoint.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import re
@@ -36,6 +43,7 @@ from distill.config import DistillConfig
 from distill.visual_memory import MOVES
 from envs.base import Wrapper
 from envs.crafter_env import DAY_LENGTH
+from envs.episodes import read_index
 from envs.recorder import EpisodeRecorder
 from envs.score import crafter_score, success_rates
 
@@ -46,6 +54,7 @@ log = logging.getLogger(__name__)
 PLAIN = "-plain"  # marks the config hash of episodes whose teacher skipped its errands at dusk
 _MEMORY = re.compile(r"-m(\d+)")  # "-m30": a teacher whose map forgets cells 30 steps out of view
 _NEAR = re.compile(r"-n(\d+)")  # "-n4": a teacher that shelters within 4 cells first
+DONE = "rollout.json"  # in a rollout's run directory once its episode is recorded: the job and its result
 
 
 class MirrorEnv(Wrapper):
@@ -189,8 +198,9 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
     finally:
         recorder.close()
     meta = recorder.finished[-1]
-    return {"seed": job.seed, "length": meta.length, "achievements": meta.achievements, "run": job.out,
-            "student_steps": mirror.student_steps, "agreement": mirror.agreed / max(1, mirror.steps) if student else None}
+    return _done(job, {"seed": job.seed, "length": meta.length, "achievements": meta.achievements, "run": job.out,
+                       "student_steps": mirror.student_steps,
+                       "agreement": mirror.agreed / max(1, mirror.steps) if student else None})
 
 
 def _student_alone(job: RolloutJob) -> dict[str, Any]:
@@ -213,8 +223,49 @@ def _student_alone(job: RolloutJob) -> dict[str, Any]:
     finally:
         recorder.close()
     meta = recorder.finished[-1]
-    return {"seed": job.seed, "length": meta.length, "achievements": meta.achievements, "run": job.out,
-            "student_steps": meta.length, "agreement": None, "passes": student.passes}
+    return _done(job, {"seed": job.seed, "length": meta.length, "achievements": meta.achievements, "run": job.out,
+                       "student_steps": meta.length, "agreement": None, "passes": student.passes})
+
+
+def _done(job: RolloutJob, result: dict[str, Any]) -> dict[str, Any]:
+    """Mark ``job``'s rollout finished (:data:`DONE`: the job and ``result``, written whole
+    or not at all) and return ``result``."""
+    path = Path(job.out) / DONE
+    part = path.with_suffix(".part")
+    part.write_text(json.dumps({"job": _as_json(job), "result": result}, indent=1))
+    part.replace(path)
+    return result
+
+
+def _as_json(job: RolloutJob) -> dict[str, Any]:
+    """``job`` as JSON reads it back, less its folder (which may move)."""
+    return {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(job))).items() if k != "out"}
+
+
+def finished(job: RolloutJob) -> dict[str, Any] | None:
+    """``job``'s result when its run directory holds its finished rollout (:data:`DONE`);
+    None when it is to be played, its folder cleared of any episode cut short. The rollout
+    of another job there, or finished episodes with no record of their job (recorded before
+    this was kept), are errors: neither is played over."""
+    out = Path(job.out)
+    path = out / DONE
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+            theirs, result = saved["job"], saved["result"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{path}: unreadable ({err}); delete {out} to play that rollout again") from None
+        ours = _as_json(job)
+        if theirs != ours:
+            key = next(k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k))
+            raise ValueError(f"{out} holds the rollout of another job ({key}: {theirs.get(key)!r} there, "
+                             f"{ours.get(key)!r} now): use another folder")
+        return result
+    if read_index(out):
+        raise ValueError(f"{out} holds finished episodes but no {DONE}: recorded by another command or before "
+                         "rollouts were marked; move it away or use another folder")
+    shutil.rmtree(out, ignore_errors=True)  # an episode cut short (a kill): played again from its seed
+    return None
 
 
 class RolloutExecutor(Protocol):
@@ -247,8 +298,11 @@ def pool_for(workers: int) -> RolloutExecutor:
 
 
 def play(jobs: Sequence[RolloutJob], pool: RolloutExecutor) -> dict[str, Any]:
-    """Run ``jobs`` and score them: the Crafter score of the episodes they recorded."""
-    results = pool.map(rollout, jobs)
+    """Run ``jobs`` and score them: the Crafter score of the episodes they recorded. A job
+    whose rollout already finished (:func:`finished`) is not played again."""
+    done = [finished(job) for job in jobs]
+    fresh = iter(pool.map(rollout, [job for job, result in zip(jobs, done) if result is None]))
+    results = [result if result is not None else next(fresh) for result in done]
     names = envs.make("crafter").achievements
     rates = success_rates([r["achievements"] for r in results], names)
     agreement = [r["agreement"] for r in results if r["agreement"] is not None]
@@ -316,7 +370,10 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
     """``cfg.dagger.rounds`` rounds from ``checkpoint``: roll out, label, aggregate, retrain.
 
     Writes ``OUT/round-<k>/rollouts/seed-<s>/`` (labelled episodes), ``OUT/round-<k>/student/``
-    (the checkpoint after the round) and ``OUT/dagger.jsonl`` (one line per round).
+    (the checkpoint after the round), ``OUT/dagger.jsonl`` (one line per round) and
+    ``OUT/dagger.json`` (what the run started from). Run again into the same ``OUT`` (after
+    a kill, or with more rounds), it continues: the rounds done are kept, and the round it
+    was in plays only its unfinished rollouts and trains on from its last checkpoint.
     Returns the rounds' summaries; the last round's student is the result.
     """
     from distill.steps import concat_tables, load_steps_for
@@ -329,26 +386,32 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
     runs = [Path(p) for p in data]
     table = load_steps_for(runs, cfg.data, cfg.model)  # read once; each round adds its rollouts
     _check_teacher(table, d.teacher_farm_at_dusk, d.teacher_memory, d.teacher_near_pocket)
+    done = _rounds_done(out, cfg, runs, Path(checkpoint))
     current = Path(checkpoint)
     rounds = []
     for k in range(d.rounds):
         beta = d.beta[min(k, len(d.beta) - 1)]
         round_dir = out / f"round-{k}"
-        shutil.rmtree(round_dir, ignore_errors=True)
         jobs = [RolloutJob(seed=d.seed + i, out=str(round_dir / "rollouts" / f"seed-{d.seed + i}"), beta=beta,
                            checkpoint=str(current), max_steps=d.max_steps, prior=d.teacher_prior,
                            farm_at_dusk=d.teacher_farm_at_dusk, label=f"dagger-{k}", window=d.student_window,
                            teacher_memory=d.teacher_memory, teacher_near_pocket=d.teacher_near_pocket)
                 for i in range(d.episodes)]
-        played = play(jobs, pool)
-        new = [Path(r["run"]) for r in played["episodes"]]
+        played = None if k < len(done) else play(jobs, pool)
+        new = [Path(job.out) for job in jobs]
         runs += new
         table = concat_tables([table, load_steps_for(new, cfg.data, cfg.model)])
+        student = round_dir / "student"
+        if played is None:  # done before: its rollouts are data, its student the next round's start
+            rounds.append(done[k])
+            current = student
+            continue
         round_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
             update={"steps": d.steps_per_round, "warmup": min(cfg.train.warmup, d.steps_per_round // 10)})})
-        metrics = train(round_cfg, runs, round_dir / "student", init=current, resume=False, progress=train_progress,
-                        table=table)
-        current = round_dir / "student"
+        metrics = train(round_cfg, runs, student, init=current, resume=True, progress=train_progress, table=table)
+        if "action_agreement" not in metrics:  # trained to the end before a kill: its last validation
+            metrics = {**_last_validation(student / "metrics.jsonl"), **metrics}
+        current = student
         summary = {"round": k, "beta": beta, "rollout_score": played["crafter_score"],
                    "rollout_agreement": played["agreement"], "rollout_mean_length": played["mean_length"],
                    "runs": len(runs), "checkpoint": str(current),
@@ -361,3 +424,69 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
             on_round(summary)
     return rounds
 
+
+_STARTED = "dagger.json"
+_FREE = {"rounds", "workers"}  # dagger options a run may continue with changed: more rounds, other processes
+
+
+def _rounds_done(out: Path, cfg: DistillConfig, data: list[Path], checkpoint: Path) -> list[dict[str, Any]]:
+    """The summaries of the rounds ``out`` holds from an earlier call that started as this
+    one (:data:`_STARTED`: the config but :data:`_FREE`, the data, the start checkpoint's
+    weights), which is recorded there when it holds none. ``out`` holding another run's is
+    an error; so is a line of ``dagger.jsonl`` that cannot be read, but its last, which a
+    kill cut short (dropped)."""
+    from distill import checkpoint as ck
+
+    config = cfg.model_dump(mode="json")
+    config["dagger"] = {k: v for k, v in config["dagger"].items() if k not in _FREE}
+    weights = ck.resolve(checkpoint) / ck.MODEL_FILE
+    ours = {"config": config, "data": [str(p.resolve()) for p in data],
+            "checkpoint": hashlib.sha256(weights.read_bytes()).hexdigest()}  # its weights, wherever it lies
+    path, log_file = out / _STARTED, out / "dagger.jsonl"
+    if not path.is_file():
+        if log_file.exists() or any(out.glob("round-*")):
+            raise ValueError(f"{out} holds DAgger rounds but no {_STARTED} (another run's, or one from before it "
+                             "was kept): use another --out")
+        path.write_text(json.dumps(ours, indent=1))
+        return []
+    try:
+        theirs = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: unreadable ({err}); use another --out") from None
+    if theirs != ours:
+        what = next(k for k in ours if ours[k] != theirs.get(k))
+        detail = ""
+        if what == "config":
+            key = _first_difference(theirs.get("config"), config)
+            detail = f" ({key})"
+        raise ValueError(f"{out} holds a DAgger run started from another {what}{detail}: run it with what it "
+                         "started from, or use another --out")
+    lines = log_file.read_text().splitlines() if log_file.exists() else []
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            if i == len(lines) - 1:  # cut short by a kill: the round trains again (from its checkpoint)
+                log_file.write_text("".join(f"{kept}\n" for kept in lines[:-1]))
+                break
+            raise ValueError(f"{log_file}: line {i + 1} is not JSON; use another --out") from None
+        if row.get("round") != i:
+            raise ValueError(f"{log_file}: line {i + 1} is round {row.get('round')!r}, not {i}; use another --out")
+        rows.append(row)
+    return rows
+
+
+def _first_difference(a: Any, b: Any, where: str = "") -> str:
+    """The dotted key of the first value that differs between two JSON objects."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else key)
+    return f"{where}: {a!r} there, {b!r} now"
+
+
+def _last_validation(metrics: Path) -> dict[str, Any]:
+    """The last validation row of a trainer's ``metrics.jsonl`` (empty when there is none)."""
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.exists() else []
+    return next((row for row in reversed(rows) if row.get("split") == "val"), {})

@@ -94,7 +94,8 @@ def teacher(
                                 "of the teacher's action, which stays the label: DART, episodes that show the way "
                                 "back to the teacher's path")] = 0.0,
 ) -> None:
-    """Record teacher episodes (graph planner + executor) in parallel, for training."""
+    """Record teacher episodes (graph planner + executor) in parallel, for training. Run again
+    into the same --out (after a kill, say), it plays only the seeds that did not finish."""
     from distill.dagger import pool_for, record_teacher
 
     try:
@@ -143,7 +144,8 @@ def dagger(
     config: ConfigOpt = "small",
     set_: Sets = None,
 ) -> None:
-    """Mirrored distillation: the student plays, the teacher labels, the student retrains."""
+    """Mirrored distillation: the student plays, the teacher labels, the student retrains. Run
+    again into the same --out (after a kill, or with more --rounds), it continues where it stopped."""
     from distill.config import load
     from distill.dagger import run_dagger
     from envs.episodes import find_runs
