@@ -43,25 +43,91 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> 
                         format="%(levelname)s %(name)s: %(message)s")
 
 
+EnvOpt = Annotated[Optional[str], typer.Option("--env", help="world: crafter | minedojo")]
+AgentOpt = Annotated[Optional[str], typer.Option("--agent", help="who plays: random | steve | student")]
+CheckpointOpt = Annotated[Optional[Path], typer.Option("--checkpoint", help="student: its checkpoint directory")]
+PlannerOpt = Annotated[Optional[str], typer.Option("--planner", help="steve's planner: graph | llm")]
+PriorOpt = Annotated[Optional[str], typer.Option("--prior", help="steve's prior knowledge: full | partial | none")]
+MemoryOpt = Annotated[Optional[Path], typer.Option("--memory", help="experience store directory (default RUN/memory)")]
+ResumeOpt = Annotated[Optional[Path], typer.Option("--resume", help="continue the run in this directory after a kill")]
+EpisodesOpt = Annotated[Optional[int], typer.Option("--episodes", help="episodes to play")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="seed of episode 0; episode i uses seed+i")]
+MaxStepsOpt = Annotated[Optional[int], typer.Option("--max-steps", help="steps before truncation")]
+OutOpt = Annotated[Optional[Path], typer.Option("--out", help="run directory to write")]
+VideoOpt = Annotated[Optional[bool], typer.Option("--video/--no-video", help="an MP4 per episode")]
+
+
 @app.command()
 def run(
-    env: Annotated[Optional[str], typer.Option(help="world: crafter | minedojo")] = None,
-    agent: Annotated[Optional[str], typer.Option(help="who plays: random | steve | student")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option(help="student: its checkpoint directory")] = None,
-    planner: Annotated[Optional[str], typer.Option(help="steve's planner: graph | llm")] = None,
-    prior: Annotated[Optional[str], typer.Option(help="steve's prior knowledge: full | partial | none")] = None,
-    memory: Annotated[Optional[Path], typer.Option(help="experience store directory (default RUN/memory)")] = None,
+    env: EnvOpt = None,
+    agent: AgentOpt = None,
+    checkpoint: CheckpointOpt = None,
+    planner: PlannerOpt = None,
+    prior: PriorOpt = None,
+    memory: MemoryOpt = None,
     learn: Annotated[Optional[bool], typer.Option("--learn/--no-learn", help="steve writes experience")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="continue the run in this directory after a kill")] = None,
-    episodes: Annotated[Optional[int], typer.Option(help="episodes to play")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="seed of episode 0; episode i uses seed+i")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="steps before truncation")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="run directory to write")] = None,
-    video: Annotated[Optional[bool], typer.Option("--video/--no-video", help="an MP4 per episode")] = None,
+    resume: ResumeOpt = None,
+    episodes: EpisodesOpt = None,
+    seed: SeedOpt = None,
+    max_steps: MaxStepsOpt = None,
+    out: OutOpt = None,
+    video: VideoOpt = None,
     config: ConfigFiles = None,
     set_: Sets = None,
 ) -> None:
     """Play episodes, record them, and print the score table."""
+    summary, run_dir = _play(locals())
+    _print_summary(summary, run_dir)
+
+
+@app.command("eval")
+def evaluate(
+    env: EnvOpt = None,
+    agent: AgentOpt = None,
+    checkpoint: CheckpointOpt = None,
+    planner: PlannerOpt = None,
+    prior: PriorOpt = None,
+    memory: MemoryOpt = None,
+    resume: ResumeOpt = None,
+    episodes: EpisodesOpt = None,
+    seed: SeedOpt = None,
+    max_steps: MaxStepsOpt = None,
+    out: OutOpt = None,
+    video: VideoOpt = None,
+    against: Annotated[Optional[list[Path]], typer.Option(
+        help="another agent's runs: the difference on the seeds both played")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    config: ConfigFiles = None,
+    set_: Sets = None,
+) -> None:
+    """Play episodes without learning (steve reads its experience store and writes nothing)
+    and print the Crafter score with its 95 % interval; with --against, this agent's score
+    minus theirs on the seeds both played, from a paired bootstrap (steve episodes score)."""
+    from envs.compare import compare, read_played, score_run
+    from envs.episodes import CorruptEpisodeError
+
+    try:
+        theirs = read_played(against) if against else None  # before playing: a wrong path costs nothing
+    except (ValueError, CorruptEpisodeError) as err:
+        fail(str(err))
+    _, run_dir = _play({**locals(), "learn": False, "set_": [*(set_ or []), "agent.learn=false"]})  # over --set too
+    try:
+        ours = read_played([run_dir])
+        report: dict[str, Any] = {"run": str(run_dir), "a": score_run(ours)}
+        if theirs is not None:
+            report.update(b=score_run(theirs), paired=compare(ours, theirs))
+    except (ValueError, CorruptEpisodeError) as err:
+        fail(str(err))
+    if as_json:
+        console.print_json(json.dumps(report))
+        return
+    _print_scores(report)
+    console.print(f"run directory: {run_dir}")
+
+
+def _play(options: dict[str, Any]) -> tuple[dict[str, Any], Path]:
+    """What ``steve run`` and ``steve eval`` share: compose the config from ``options`` (their
+    parameters, by name), play, and return the summary and the run directory."""
     from agents.runner import RunDirError, run_episodes
     from envs import EnvError
     from envs.episodes import CorruptEpisodeError
@@ -69,31 +135,32 @@ def run(
 
     from distill.errors import CheckpointError
 
-    flags: dict[str, Any] = {}
-    files = list(config or [])
+    files = list(options["config"] or [])
+    resume, out, checkpoint, memory = options["resume"], options["out"], options["checkpoint"], options["memory"]
     if resume is not None:  # the run's own resolved config, then whatever is given here
         if not (resume / "config.yaml").exists():
             fail(f"{resume} holds no run to resume (no config.yaml)")
         files.insert(0, resume / "config.yaml")
         out = resume
-    for section, key, value in (("env", "name", env), ("agent", "name", agent),
-                                ("agent", "planner", planner), ("agent", "prior", prior),
-                                ("agent", "learn", learn),
+    flags: dict[str, Any] = {}
+    for section, key, value in (("env", "name", options["env"]), ("agent", "name", options["agent"]),
+                                ("agent", "planner", options["planner"]), ("agent", "prior", options["prior"]),
+                                ("agent", "learn", options["learn"]),
                                 ("agent", "checkpoint", str(checkpoint) if checkpoint else None),
                                 ("memory", "path", str(memory) if memory else None),
-                                ("run", "episodes", episodes), ("run", "seed", seed),
-                                ("env", "max_steps", max_steps), ("run", "video", video),
+                                ("run", "episodes", options["episodes"]), ("run", "seed", options["seed"]),
+                                ("env", "max_steps", options["max_steps"]), ("run", "video", options["video"]),
                                 ("run", "out", str(out) if out else None)):
         if value is not None:
             flags.setdefault(section, {})[key] = value
     try:
-        cfg = load(files, set_, flags)
+        cfg = load(files, options["set_"], flags)
         with _RichProgress(cfg.run.episodes) as progress:
             summary = run_episodes(cfg, progress, resume=resume is not None)
     except (ConfigError, RunDirError, EnvError, CorruptEpisodeError, StoreError, CheckpointError,
             ValueError) as err:
         fail(str(err))
-    _print_summary(summary, Path(cfg.run.out))
+    return summary, Path(cfg.run.out)
 
 
 class _RichProgress:

@@ -96,3 +96,25 @@ def test_a_run_without_the_student_does_not_import_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "r" / "summary.json").exists()
+
+
+def test_eval_plays_without_learning_and_scores_against_another_run(run_dir, tmp_path):
+    """``steve eval``: the steve agent reads its store and adds nothing to it, whatever
+    --set says; the score, and against the module's random run (seeds 5-6) the paired
+    difference on the seed both played."""
+    out = tmp_path / "e"
+    report = json.loads(run_cli("eval", "--agent", "steve", "--episodes", "2", "--seed", "6", "--max-steps", "150",
+                                "--out", str(out), "--set", "agent.learn=true", "--against", str(run_dir),
+                                "--json").stdout)
+    summary = json.loads((out / "summary.json").read_text())
+    assert [e["learned"] for e in summary["per_episode"]] == [{}, {}]
+    assert report["a"]["episodes"] == 2 and report["a"]["crafter_score"] == pytest.approx(summary["crafter_score"])
+    paired = report["paired"]
+    assert (paired["seeds"], paired["only_a"], paired["only_b"]) == (1, 1, 1)  # seed 6 in common
+    assert paired["difference"] == pytest.approx(paired["score_a"] - paired["score_b"])
+    learning = tmp_path / "l"  # the same agent, run: what it learns is written
+    run_cli("run", "--agent", "steve", "--episodes", "1", "--seed", "6", "--max-steps", "150", "--out", str(learning))
+    assert json.loads((learning / "summary.json").read_text())["per_episode"][0]["learned"]
+    proc = run_cli("eval", "--agent", "random", "--out", str(tmp_path / "never"), "--against", str(tmp_path / "nope"),
+                   check=False)  # refused before anything plays
+    assert proc.returncode == 2 and "nope" in proc.stderr and not (tmp_path / "never").exists()
