@@ -242,7 +242,7 @@ def _as_json(job: RolloutJob) -> dict[str, Any]:
     return {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(job))).items() if k != "out"}
 
 
-def finished(job: RolloutJob) -> dict[str, Any] | None:
+def _finished(job: RolloutJob) -> dict[str, Any] | None:
     """``job``'s result when its run directory holds its finished rollout (:data:`DONE`);
     None when it is to be played, its folder cleared of any episode cut short. The rollout
     of another job there, or finished episodes with no record of their job (recorded before
@@ -255,11 +255,9 @@ def finished(job: RolloutJob) -> dict[str, Any] | None:
             theirs, result = saved["job"], saved["result"]
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{path}: unreadable ({err}); delete {out} to play that rollout again") from None
-        ours = _as_json(job)
-        if theirs != ours:
-            key = next(k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k))
-            raise ValueError(f"{out} holds the rollout of another job ({key}: {theirs.get(key)!r} there, "
-                             f"{ours.get(key)!r} now): use another folder")
+        if theirs != (ours := _as_json(job)):
+            raise ValueError(f"{out} holds the rollout of another job ({_first_difference(theirs, ours)}): "
+                             "use another folder")
         return result
     if read_index(out):
         raise ValueError(f"{out} holds finished episodes but no {DONE}: recorded by another command or before "
@@ -299,8 +297,8 @@ def pool_for(workers: int) -> RolloutExecutor:
 
 def play(jobs: Sequence[RolloutJob], pool: RolloutExecutor) -> dict[str, Any]:
     """Run ``jobs`` and score them: the Crafter score of the episodes they recorded. A job
-    whose rollout already finished (:func:`finished`) is not played again."""
-    done = [finished(job) for job in jobs]
+    whose rollout already finished (:func:`_finished`) is not played again."""
+    done = [_finished(job) for job in jobs]
     fresh = iter(pool.map(rollout, [job for job, result in zip(jobs, done) if result is None]))
     results = [result if result is not None else next(fresh) for result in done]
     names = envs.make("crafter").achievements
@@ -454,13 +452,11 @@ def _rounds_done(out: Path, cfg: DistillConfig, data: list[Path], checkpoint: Pa
     except (OSError, ValueError) as err:
         raise ValueError(f"{path}: unreadable ({err}); use another --out") from None
     if theirs != ours:
-        what = next(k for k in ours if ours[k] != theirs.get(k))
-        detail = ""
-        if what == "config":
-            key = _first_difference(theirs.get("config"), config)
-            detail = f" ({key})"
-        raise ValueError(f"{out} holds a DAgger run started from another {what}{detail}: run it with what it "
-                         "started from, or use another --out")
+        what = {"config": f"another config ({_first_difference(theirs.get('config'), config)})",
+                "data": "other data", "checkpoint": "another checkpoint (other weights)"}
+        first = next(k for k in ours if ours[k] != theirs.get(k))
+        raise ValueError(f"{out} holds a DAgger run started from {what[first]}: run it with what it started from, "
+                         "or use another --out")
     lines = log_file.read_text().splitlines() if log_file.exists() else []
     rows = []
     for i, line in enumerate(lines):
@@ -478,7 +474,7 @@ def _rounds_done(out: Path, cfg: DistillConfig, data: list[Path], checkpoint: Pa
 
 
 def _first_difference(a: Any, b: Any, where: str = "") -> str:
-    """The dotted key of the first value that differs between two JSON objects."""
+    """Where two JSON objects first differ: "dotted.key: a there, b now"."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):
@@ -488,5 +484,11 @@ def _first_difference(a: Any, b: Any, where: str = "") -> str:
 
 def _last_validation(metrics: Path) -> dict[str, Any]:
     """The last validation row of a trainer's ``metrics.jsonl`` (empty when there is none)."""
-    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.exists() else []
-    return next((row for row in reversed(rows) if row.get("split") == "val"), {})
+    for line in reversed(metrics.read_text().splitlines() if metrics.exists() else []):
+        try:
+            row = json.loads(line)
+        except ValueError:  # a line a kill cut short
+            continue
+        if row.get("split") == "val":
+            return row
+    return {}
