@@ -11,7 +11,14 @@
 3. one decision as the student plays it (``StudentAgent.act``: maps and landmarks, the
    model, the sampling), one thread: as it is (the model's passes traced, the pocket not
    looked for again on an unchanged map) against both undone, alternating on the same
-   frames; the two must choose the same actions.
+   frames; the two must choose the same actions;
+4. what a decision costs the code after it: the classification of a frame
+   (``distill.landmarks.classify``, numpy alone) timed right after another
+   classification, and right after a whole decision (``StudentAgent.act``), alternating
+   on the same frames. The traced pass fills the core's caches with its weights and
+   activations, and the code after it runs from slower memory: the difference is what a
+   host with small caches pays at every decision, and why one student's latency moves
+   from host to host.
 
 Prints JSON, and writes it to ``bench/results/distill_speed.json``.
 """
@@ -31,7 +38,7 @@ from distill import landmarks
 from distill.agent import StudentAgent
 from distill.checkpoint import load_student
 from distill.data import DistillDataset, split
-from distill.landmarks import LandmarkMemory
+from distill.landmarks import LandmarkMemory, classify
 from distill.steps import load_steps_for
 from distill.tokenizer import PAD
 from distill.visual_memory import VisualMemory, cell_colours, move_vectors
@@ -151,6 +158,35 @@ def playing(checkpoint: Path, runs: list[Path], n: int) -> dict[str, object]:
     return report
 
 
+def after_a_decision(checkpoint: Path, runs: list[Path], n: int) -> dict[str, float]:
+    agent = StudentAgent(None, checkpoint)
+    times: dict[str, list[float]] = {"after_classify": [], "after_decision": []}
+    for meta, steps in iter_episodes(runs, columns=["frame", "t"]):
+        frames = decode_frames(steps.column("frame").to_pylist(), meta.frame_shape)
+        obs = Observation(frame=frames[0], inventory={}, vitals={}, local_view=np.empty((0, 0), object),
+                          position=(0, 0), facing=(0, 1), achievements=frozenset(), step=0)
+        agent.reset(obs, meta.seed or 0)
+        for frame, t in zip(frames, steps.column("t").to_pylist()):
+            obs.frame, obs.step = frame, t
+            for name in (("after_decision", "after_classify") if len(times["after_decision"]) % 2
+                         else ("after_classify", "after_decision")):
+                if name == "after_decision":
+                    agent.act(obs)
+                else:
+                    classify(frame, t)
+                start = time.perf_counter()
+                classify(frame, t)
+                times[name].append(time.perf_counter() - start)
+            if len(times["after_decision"]) >= n:
+                break
+        if len(times["after_decision"]) >= n:
+            break
+    us = {name: float(np.percentile(np.array(ts[50:] or ts) * 1e6, 50)) for name, ts in times.items()}
+    return {"classify_p50_us_after_classify": us["after_classify"],
+            "classify_p50_us_after_decision": us["after_decision"],
+            "slowdown": us["after_decision"] / us["after_classify"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="run directories (or a folder of them)")
@@ -166,7 +202,8 @@ def main() -> None:
     dataset = DistillDataset(table, train_idx, ckpt.tokenizer, ckpt.config.model)
     report = {"batch_reading": batch_reading(dataset, args.batches, ckpt.config.train.batch_size),
               "decision_1_thread": decisions(args.checkpoint, runs, args.decisions),
-              "playing_1_thread": playing(args.checkpoint, runs, args.decisions)}
+              "playing_1_thread": playing(args.checkpoint, runs, args.decisions),
+              "after_a_decision_1_thread": after_a_decision(args.checkpoint, runs, args.decisions)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
