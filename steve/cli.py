@@ -103,26 +103,21 @@ def evaluate(
     """Play episodes without learning (steve reads its experience store and writes nothing)
     and print the Crafter score with its 95 % interval; with --against, this agent's score
     minus theirs on the seeds both played, from a paired bootstrap (steve episodes score)."""
-    from envs.compare import compare, read_played, score_run
+    from envs.compare import read_played
     from envs.episodes import CorruptEpisodeError
 
     try:
         theirs = read_played(against) if against else None  # before playing: a wrong path costs nothing
     except (ValueError, CorruptEpisodeError) as err:
         fail(str(err))
-    _, run_dir = _play({**locals(), "learn": False, "set_": [*(set_ or []), "agent.learn=false"]})  # over --set too
+    _, run_dir = _play({**locals(), "set_": [*(set_ or []), "agent.learn=false"]})  # the last --set wins
     try:
-        ours = read_played([run_dir])
-        report: dict[str, Any] = {"run": str(run_dir), "a": score_run(ours)}
-        if theirs is not None:
-            report.update(b=score_run(theirs), paired=compare(ours, theirs))
+        report = {"run": str(run_dir), **_score_report(read_played([run_dir]), theirs)}
     except (ValueError, CorruptEpisodeError) as err:
         fail(str(err))
-    if as_json:
-        console.print_json(json.dumps(report))
-        return
-    _print_scores(report)
-    console.print(f"run directory: {run_dir}")
+    _show_scores(report, as_json)
+    if not as_json:
+        console.print(f"run directory: {run_dir}")
 
 
 def _play(options: dict[str, Any]) -> tuple[dict[str, Any], Path]:
@@ -145,7 +140,7 @@ def _play(options: dict[str, Any]) -> tuple[dict[str, Any], Path]:
     flags: dict[str, Any] = {}
     for section, key, value in (("env", "name", options["env"]), ("agent", "name", options["agent"]),
                                 ("agent", "planner", options["planner"]), ("agent", "prior", options["prior"]),
-                                ("agent", "learn", options["learn"]),
+                                ("agent", "learn", options.get("learn")),
                                 ("agent", "checkpoint", str(checkpoint) if checkpoint else None),
                                 ("memory", "path", str(memory) if memory else None),
                                 ("run", "episodes", options["episodes"]), ("run", "seed", options["seed"]),
@@ -289,22 +284,33 @@ def episodes_score(
 ) -> None:
     """Crafter score of recorded runs with a 95 % interval; with --against, A - B on the
     seeds both played, its interval from a paired bootstrap over those seeds."""
-    from envs.compare import compare, read_played, score_run
+    from envs.compare import read_played
     from envs.episodes import CorruptEpisodeError
 
     try:
-        a = read_played(runs)
-        b = read_played(against) if against else None
-        report: dict[str, Any] = {"a": score_run(a, resamples, seed)}
-        if b is not None:
-            report["b"] = score_run(b, resamples, seed)
-            report["paired"] = compare(a, b, resamples, seed)
+        report = _score_report(read_played(runs), read_played(against) if against else None,
+                               resamples=resamples, seed=seed)
     except (ValueError, CorruptEpisodeError) as err:
         fail(str(err))
+    _show_scores(report, as_json)
+
+
+def _score_report(a: Any, b: Any = None, **draws: int) -> dict[str, Any]:
+    """Runs ``a`` scored with their interval; with runs ``b``, those too and A - B paired by
+    seed; ``draws``: the bootstrap's ``resamples`` and ``seed`` (envs.compare's defaults)."""
+    from envs.compare import compare, score_run
+
+    report: dict[str, Any] = {"a": score_run(a, **draws)}
+    if b is not None:
+        report.update(b=score_run(b, **draws), paired=compare(a, b, **draws))
+    return report
+
+
+def _show_scores(report: dict[str, Any], as_json: bool) -> None:
     if as_json:
         console.print_json(json.dumps(report))
-        return
-    _print_scores(report)
+    else:
+        _print_scores(report)
 
 
 def _print_scores(report: dict[str, Any]) -> None:
