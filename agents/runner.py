@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import envs
 from agents.base import make_agent
-from envs.episodes import INDEX_FILE, STEPS_DIR
+from envs.episodes import INDEX_FILE, STEPS_DIR, EpisodeMeta, read_index, write_index
 from envs.plots import plot_summary
-from envs.recorder import EpisodeRecorder
+from envs.pool import spawn_pool
+from envs.recorder import EpisodeRecorder, episode_id_for
 from envs.score import summarize
 from envs.video import VideoRecorder
 
@@ -93,13 +96,62 @@ def _make_agent(config: Any, env: envs.Env, out: Path, store: Any) -> Any:
                       learn=a.learn, checkpoint=out / "checkpoints.sqlite", llm=config.llm, run_dir=out)
 
 
+class _Player:
+    """One process's world and agent: the env stack (recorder, video) and the agent
+    that plays a run's episodes one after another."""
+
+    def __init__(self, config: Any, out: Path, index: bool = True):
+        base = envs.make(config.env.name, **config.env.make_kwargs())
+        self.achievements = base.achievements
+        self.recorder = EpisodeRecorder(base, out, agent=config.agent.name, config_hash=config.digest(),
+                                        flush_every=config.run.flush_every, index=index)
+        self.env: envs.Env = self.recorder
+        if config.run.video:  # outermost, so it sees the recorder's episode id
+            self.env = VideoRecorder(self.recorder, out / "videos", scale=config.run.video_scale,
+                                     captions=config.agent.name in ("steve", "student"))  # the current subgoal
+        self.store = open_store(config, out) if config.agent.name == "steve" else None
+        self.agent = _make_agent(config, self.env, out, self.store)
+
+    def play(self, seed: int, resume: bool, progress: Progress | None) -> tuple[EpisodeMeta, dict[str, Any]]:
+        """Play seed ``seed``'s episode (continue it where a killed process left it, with
+        ``resume``); its index row and the agent's statistics (``{}`` for plain agents)."""
+        agent, env, recorder = self.agent, self.env, self.recorder
+        started = resume and recorder.steps_on_disk(recorder.episode_id_for_seed(seed)) > 0
+        stats: dict[str, Any] = {}
+        if hasattr(agent, "play"):  # agents with their own loop (the graph)
+            hook = _StepCounter(progress)
+            if started and hasattr(agent, "resume"):
+                agent.resume(env, seed, on_step=hook)
+            else:
+                agent.play(env, seed, on_step=hook)
+            stats = agent.episode_stats()
+        else:
+            if started:  # no way to restore this agent's state: start the episode over
+                recorder.resume(seed, 0)
+            _play(env, agent, seed, progress, reset=not started)
+        return recorder.finished[-1], stats
+
+    @property
+    def videos(self) -> list[Path]:
+        return list(self.env.paths) if isinstance(self.env, VideoRecorder) else []
+
+    def close(self) -> None:
+        self.env.close()
+        if hasattr(self.agent, "close"):
+            self.agent.close()
+        if self.store is not None:
+            self.store.close()
+
+
 def run_episodes(config: Any, progress: Progress | None = None, resume: bool = False) -> dict[str, Any]:
     """Play ``config.run.episodes`` episodes (seed ``S + i``) and write the run directory.
 
     ``config`` is a resolved :class:`steve.config.Config`; returns the summary, which is
     also written to ``RUN/summary.json``. With ``resume`` the run directory exists:
     finished episodes are kept, the one a killed process left open continues (the
-    ``steve`` agent from its last checkpointed subgoal; others start it over).
+    ``steve`` agent from its last checkpointed subgoal; others start it over). With
+    ``run.workers`` above 1 the episodes are played side by side in that many processes
+    (:func:`_play_side_by_side`), to the same episodes as one after another.
     """
     if not config.run.out:
         raise RunDirError("no output directory: pass --out DIR")
@@ -107,57 +159,96 @@ def run_episodes(config: Any, progress: Progress | None = None, resume: bool = F
     if not resume:
         prepare_run_dir(out)
         (out / "config.yaml").write_text(config.to_yaml())
+    seeds = [config.run.seed + i for i in range(config.run.episodes)]
+    play = _play_side_by_side if config.run.workers > 1 else _play_in_turn
+    played = play(config, out, seeds, resume, progress)
 
-    base = envs.make(config.env.name, **config.env.make_kwargs())
-    recorder = EpisodeRecorder(base, out, agent=config.agent.name, config_hash=config.digest(),
-                               flush_every=config.run.flush_every)
-    env: envs.Env = recorder
-    if config.run.video:  # outermost, so it sees the recorder's episode id
-        env = VideoRecorder(recorder, out / "videos", scale=config.run.video_scale,
-                            captions=config.agent.name in ("steve", "student"))  # the current subgoal
-    store = open_store(config, out) if config.agent.name == "steve" else None
-    agent = _make_agent(config, env, out, store)
-    stats: dict[str, dict[str, Any]] = {}
-    done_ids = {m.episode_id for m in recorder.finished}
-    try:
-        for i in range(config.run.episodes):
-            seed = config.run.seed + i
-            episode_id = recorder.episode_id_for_seed(seed)
-            if episode_id in done_ids:
-                continue
-            if progress:
-                progress.episode_started(i, seed, config.env.max_steps)
-            started = resume and recorder.steps_on_disk(episode_id) > 0
-            if hasattr(agent, "play"):  # agents with their own loop (the graph)
-                hook = _StepCounter(progress)
-                if started and hasattr(agent, "resume"):
-                    agent.resume(env, seed, on_step=hook)
-                else:
-                    agent.play(env, seed, on_step=hook)
-                stats[recorder.finished[-1].episode_id] = agent.episode_stats()
-            else:
-                if started:  # no way to restore this agent's state: start the episode over
-                    recorder.resume(seed, 0)
-                _play(env, agent, seed, progress, reset=not started)
-            meta = recorder.finished[-1]
-            if progress:
-                progress.episode_finished(i, meta.length, meta.achievements)
-    finally:
-        env.close()
-        if hasattr(agent, "close"):
-            agent.close()
-        if store is not None:
-            store.close()
-
-    rows = [m.row() | stats.get(m.episode_id, {}) for m in recorder.finished]
-    summary = summarize(rows, base.achievements)
+    rows = [m.row() | played.stats.get(m.episode_id, {}) for m in played.episodes]
+    summary = summarize(rows, played.achievements)
     for row, entry in zip(rows, summary["per_episode"]):
         entry.update({k: row[k] for k in ("subgoals", "subgoal_success_rate", "replans", "learned") if k in row})
     summary["env"] = config.env.name
     summary["agent"] = config.agent.name
     summary["config_hash"] = config.digest()
-    if isinstance(env, VideoRecorder):
-        summary["videos"] = [str(p.relative_to(out)) for p in env.paths]
-    summary["plots"] = [str(p.relative_to(out)) for p in plot_summary(summary, base.achievements, out / "plots")]
+    if config.run.video:
+        summary["videos"] = [str(p.relative_to(out)) for p in played.videos]
+    summary["plots"] = [str(p.relative_to(out)) for p in plot_summary(summary, played.achievements, out / "plots")]
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+@dataclass
+class Played:
+    """What a run's players leave for its summary."""
+
+    episodes: list[EpisodeMeta]  # the run's index rows, finished earlier (resume) and now
+    achievements: tuple[str, ...]
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # the agent's, by episode id
+    videos: list[Path] = field(default_factory=list)  # those written now
+
+
+def _play_in_turn(config: Any, out: Path, seeds: list[int], resume: bool, progress: Progress | None) -> Played:
+    """The episodes one after another in this process."""
+    player = _Player(config, out)
+    played = Played(player.recorder.finished, tuple(player.achievements))
+    done_ids = {m.episode_id for m in played.episodes}
+    try:
+        for i, seed in enumerate(seeds):
+            if player.recorder.episode_id_for_seed(seed) in done_ids:
+                continue
+            if progress:
+                progress.episode_started(i, seed, config.env.max_steps)
+            meta, stats = player.play(seed, resume, progress)
+            played.stats[meta.episode_id] = stats
+            if progress:
+                progress.episode_finished(i, meta.length, meta.achievements)
+    finally:
+        player.close()
+    played.videos = player.videos
+    return played
+
+
+def _play_side_by_side(config: Any, out: Path, seeds: list[int], resume: bool, progress: Progress | None) -> Played:
+    """The episodes in ``run.workers`` processes (:func:`envs.pool.spawn_pool`), one
+    episode a task, each process with its own env and agent; this process gathers the
+    finished episodes into the index as they come, so a kill keeps them."""
+    base = envs.make(config.env.name, **config.env.make_kwargs())  # a world that cannot be made fails here
+    played = Played(read_index(out), tuple(base.achievements))
+    base.close()
+    done_ids = {m.episode_id for m in played.episodes}
+    order = {seed: i for i, seed in enumerate(seeds)}
+    digest = config.digest()
+    todo = [seed for seed in seeds if episode_id_for(config.env.name, config.agent.name, seed, digest) not in done_ids]
+    if not todo:
+        return played
+    pool = spawn_pool(min(config.run.workers, len(todo)))
+    try:
+        futures = [pool.submit(_play_in_worker, config, str(out), seed, resume) for seed in todo]
+        for future in as_completed(futures):
+            meta, stats, video = future.result()
+            played.episodes.append(meta)
+            played.episodes.sort(key=lambda m: order.get(m.seed, len(order)))
+            write_index(out, played.episodes)
+            played.stats[meta.episode_id] = stats
+            played.videos += [Path(video)] if video else []
+            if progress:
+                i = order[meta.seed]
+                progress.episode_started(i, meta.seed, config.env.max_steps)
+                progress.advanced(meta.length)
+                progress.episode_finished(i, meta.length, meta.achievements)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    played.videos.sort()
+    return played
+
+
+_WORKER: _Player | None = None  # the player of a worker process, made by its first task
+
+
+def _play_in_worker(config: Any, out: str, seed: int, resume: bool) -> tuple[EpisodeMeta, dict[str, Any], str | None]:
+    global _WORKER
+    if _WORKER is None:
+        _WORKER = _Player(config, Path(out), index=False)
+    meta, stats = _WORKER.play(seed, resume, None)
+    videos = _WORKER.videos
+    return meta, stats, str(videos[-1]) if videos else None

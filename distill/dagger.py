@@ -30,9 +30,7 @@ import logging
 import re
 import shutil
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -44,6 +42,7 @@ from distill.visual_memory import MOVES
 from envs.base import Wrapper
 from envs.crafter_env import DAY_LENGTH
 from envs.episodes import read_index
+from envs.pool import spawn_pool
 from envs.recorder import EpisodeRecorder
 from envs.score import crafter_score, success_rates
 
@@ -278,7 +277,8 @@ class InlinePool:
 
 
 class LocalPool:
-    """Rollouts in ``workers`` fresh processes (spawned: no state inherited from torch threads)."""
+    """Rollouts in ``workers`` fresh processes (:func:`envs.pool.spawn_pool`: no state
+    inherited from torch's threads, gone when this process is)."""
 
     def __init__(self, workers: int):
         self.workers = workers
@@ -287,7 +287,7 @@ class LocalPool:
         jobs = list(jobs)
         if self.workers <= 1 or len(jobs) <= 1:
             return InlinePool().map(fn, jobs)
-        with ProcessPoolExecutor(min(self.workers, len(jobs)), mp_context=get_context("spawn")) as pool:
+        with spawn_pool(min(self.workers, len(jobs))) as pool:
             return list(pool.map(fn, jobs))
 
 

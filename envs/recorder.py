@@ -37,6 +37,10 @@ class EpisodeRecorder(Wrapper):
     what it brought (reward, terminated, truncated). An env below that carries out
     another action than the one given says which in ``info["taken"]`` (DAgger's
     :class:`distill.dagger.MirrorEnv`); it goes in the row's ``taken``.
+
+    Each finished episode joins ``finished`` and, with ``index`` (the default), the run's
+    ``episodes.parquet``; recorders playing one run side by side in several processes
+    leave the index to the process that gathers their episodes (``agents.runner``).
     """
 
     def __init__(
@@ -47,12 +51,14 @@ class EpisodeRecorder(Wrapper):
         config_hash: str,
         flush_every: int = 500,
         task: str = "",
+        index: bool = True,
     ):
         super().__init__(env)
         self.run_dir = Path(run_dir)
         self.agent = agent
         self.config_hash = config_hash
         self.flush_every = flush_every
+        self.index = index
         self._context = {"task": task, "subgoal": "", "plan": "", "actor": "teacher"}
         self._writer: EpisodeWriter | None = None
         self._frame_buffer: Any = None  # reused across episodes (see EpisodeWriter)
@@ -165,7 +171,8 @@ class EpisodeRecorder(Wrapper):
         meta.episode_return = float(self._return)
         meta.achievements = sorted(last.achievements) if last is not None else []
         self.finished.append(self._writer.finish())
-        write_index(self.run_dir, self.finished)
+        if self.index:
+            write_index(self.run_dir, self.finished)
         self._writer = None
 
     def close(self) -> None:

@@ -55,6 +55,8 @@ SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="seed of episode 
 MaxStepsOpt = Annotated[Optional[int], typer.Option("--max-steps", help="steps before truncation")]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="run directory to write")]
 VideoOpt = Annotated[Optional[bool], typer.Option("--video/--no-video", help="an MP4 per episode")]
+WorkersOpt = Annotated[Optional[int], typer.Option(
+    "--workers", help="processes playing episodes side by side (random, student): the same episodes, sooner")]
 
 
 @app.command()
@@ -72,6 +74,7 @@ def run(
     max_steps: MaxStepsOpt = None,
     out: OutOpt = None,
     video: VideoOpt = None,
+    workers: WorkersOpt = None,
     config: ConfigFiles = None,
     set_: Sets = None,
 ) -> None:
@@ -94,6 +97,7 @@ def evaluate(
     max_steps: MaxStepsOpt = None,
     out: OutOpt = None,
     video: VideoOpt = None,
+    workers: WorkersOpt = None,
     against: Annotated[Optional[list[Path]], typer.Option(
         help="another agent's runs: the difference on the seeds both played")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
@@ -145,6 +149,7 @@ def _play(options: dict[str, Any]) -> tuple[dict[str, Any], Path]:
                                 ("memory", "path", str(memory) if memory else None),
                                 ("run", "episodes", options["episodes"]), ("run", "seed", options["seed"]),
                                 ("env", "max_steps", options["max_steps"]), ("run", "video", options["video"]),
+                                ("run", "workers", options["workers"]),
                                 ("run", "out", str(out) if out else None)):
         if value is not None:
             flags.setdefault(section, {})[key] = value

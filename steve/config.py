@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agents.llm.config import LLMConfig
 from distill.config import merge, read_yaml
@@ -57,6 +57,8 @@ class RunConfig(BaseModel):
     video: bool = Field(False, description="write an MP4 per episode")
     video_scale: int = Field(4, ge=1, le=16, description="upscaling of frames in videos")
     flush_every: int = Field(500, ge=1, description="steps buffered before they reach disk")
+    workers: int = Field(1, ge=1, description="processes playing episodes side by side (random and student "
+                         "agents; the same episodes as one after another)")
 
 
 class Config(BaseModel):
@@ -69,6 +71,14 @@ class Config(BaseModel):
     run: RunConfig = RunConfig()
     memory: MemoryConfig = MemoryConfig()
     llm: LLMConfig = LLMConfig()
+
+    @model_validator(mode="after")
+    def _steve_plays_in_turn(self) -> Config:
+        if self.run.workers > 1 and self.agent.name == "steve":
+            raise ValueError("run.workers: the steve agent plays one episode after another (its experience "
+                             "store belongs to one process, and each episode learns from the ones before); "
+                             "use --workers 1")
+        return self
 
     def digest(self) -> str:
         """A hash of what decides an episode besides its seed: not the run's bookkeeping
@@ -112,6 +122,8 @@ def _explain(err: ValidationError) -> str:
     got = first.get("input")
     got_txt = f" (got {got!r})" if not isinstance(got, dict) else ""
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    if not loc:  # a rule across sections: its message names the keys
+        return f"config: {first['msg'].removeprefix('Value error, ')}{more}"
     return f"config: {loc}: {first['msg']}{got_txt}{more}"
 
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from envs.episodes import read_steps
-from tests.conftest import run_cli
+from envs.episodes import read_index, read_steps
+from tests.conftest import ROOT, run_cli
 
 ACHIEVEMENTS = 22
 
@@ -49,6 +55,60 @@ def test_same_seed_writes_the_same_episodes(run_dir, tmp_path):
         json.loads((again / "summary.json").read_text())["per_episode"]
 
 
+def test_side_by_side_writes_the_episodes_and_videos_of_one_after_another(run_dir, tmp_path):
+    wide = tmp_path / "wide"
+    run_cli("run", "--episodes", "2", "--seed", "5", "--max-steps", "150", "--workers", "2", "--video",
+            "--out", str(wide))
+    a, b = read_steps(run_dir), read_steps(wide)
+    for col in ("episode_id", "t", "frame", "action", "reward", "achievements"):
+        assert a.column(col).equals(b.column(col)), col
+    narrow, summary = (json.loads((r / "summary.json").read_text()) for r in (run_dir, wide))
+    assert summary["per_episode"] == narrow["per_episode"] and summary["videos"] == narrow["videos"]
+    assert [m.seed for m in read_index(wide)] == [5, 6]
+    assert yaml.safe_load((wide / "config.yaml").read_text())["run"]["workers"] == 2
+
+
+def test_side_by_side_killed_leaves_no_worker_and_resumes_to_the_same_episodes(tmp_path):
+    """SIGKILL of the parent once an episode is in the index: its workers go with it
+    (nothing writes into the run afterwards), and --resume ends where one uninterrupted
+    run ends."""
+    out = tmp_path / "k"
+    cmd = [sys.executable, "-m", "steve.cli", "run", "--episodes", "12", "--seed", "3", "--max-steps", "400",
+           "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (out / "episodes.parquet").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while _group(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _group(proc.pid), "workers outlived their parent"
+    finished = len(read_index(out))
+    assert 1 <= finished < 12, finished  # killed mid-run
+    run_cli("run", "--resume", str(out))
+    whole = tmp_path / "whole"
+    run_cli("run", "--episodes", "12", "--seed", "3", "--max-steps", "400", "--out", str(whole))
+    resumed, uninterrupted = (json.loads((r / "summary.json").read_text()) for r in (out, whole))
+    assert resumed["per_episode"] == uninterrupted["per_episode"]
+    assert read_steps(out).num_rows == read_steps(whole).num_rows
+
+
+def _group(pgid: int) -> list[int]:
+    """Live processes of a process group (zombies excepted)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
 def test_existing_run_directory_is_refused(run_dir):
     proc = run_cli("run", "--episodes", "1", "--max-steps", "10", "--out", str(run_dir), check=False)
     assert proc.returncode == 2 and "already holds a run" in proc.stderr
@@ -85,11 +145,6 @@ def test_episodes_check_names_a_corrupt_file(run_dir, tmp_path):
 
 def test_a_run_without_the_student_does_not_import_torch(tmp_path):
     """torch costs a second at start-up; only the student (and MiniLM) need it."""
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
     code = ("import sys; from steve.cli import main; sys.argv = ['steve', 'run', '--agent', 'random', "
             f"'--episodes', '1', '--max-steps', '20', '--out', {str(tmp_path / 'r')!r}]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\nassert 'torch' not in sys.modules, 'torch imported'")

@@ -38,6 +38,14 @@ def test_bad_config_is_one_clear_line(override, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_steve_side_by_side_is_refused_in_one_line():
+    assert load(overrides=["run.workers=2", "agent.name=student"]).run.workers == 2
+    with pytest.raises(ConfigError) as err:
+        load(overrides=["run.workers=2", "agent.name=steve"])
+    assert str(err.value).startswith("config: run.workers: the steve agent plays one episode after another")
+    assert "\n" not in str(err.value)
+
+
 def test_bad_files(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load([tmp_path / "missing.yaml"])
@@ -52,5 +60,5 @@ def test_bad_files(tmp_path):
 
 def test_digest_ignores_bookkeeping_but_not_the_world():
     base = load().digest()
-    assert load(overrides=["run.out=/elsewhere", "run.episodes=7"]).digest() == base
+    assert load(overrides=["run.out=/elsewhere", "run.episodes=7", "run.workers=2"]).digest() == base
     assert load(overrides=["env.max_steps=5"]).digest() != base

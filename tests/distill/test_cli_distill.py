@@ -121,6 +121,22 @@ def test_run_student(ckpt, tmp_path):
     assert set(steps["actor"]) == {"student"}  # the agent annotates itself
 
 
+def test_student_plays_side_by_side_the_episodes_it_plays_in_turn(ckpt, tmp_path):
+    """``--workers 2``: torch in spawned workers, each its own copy of the student; the
+    sampled actions are seeded by the episode, so the same episodes, step for step."""
+    out, _ = ckpt
+    runs = {}
+    for workers in ("1", "2"):
+        runs[workers] = tmp_path / f"w{workers}"
+        run_cli("eval", "--agent", "student", "--checkpoint", str(out), "--episodes", "3", "--seed", "7",
+                "--max-steps", "120", "--workers", workers, "--out", str(runs[workers]))
+    summaries = [json.loads((run / "summary.json").read_text()) for run in runs.values()]
+    assert summaries[0]["per_episode"] == summaries[1]["per_episode"] and summaries[1]["seeds"] == [7, 8, 9]
+    a, b = (read_steps(run, columns=["episode_id", "t", "action", "subgoal"]) for run in runs.values())
+    assert a.sort_by([("episode_id", "ascending"), ("t", "ascending")]).equals(
+        b.sort_by([("episode_id", "ascending"), ("t", "ascending")]))
+
+
 def test_run_student_without_checkpoint_is_one_line(tmp_path):
     proc = run_cli("run", "--agent", "student", "--episodes", "1", "--max-steps", "10",
                    "--out", str(tmp_path / "play"), check=False)
