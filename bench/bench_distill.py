@@ -39,7 +39,8 @@ import torch
 from distill.agent import StudentAgent
 from distill.checkpoint import load_student, read
 from distill.config import load
-from distill.dagger import RolloutJob, play, pool_for, record_teacher, run_dagger
+from distill.dagger import run_dagger
+from distill.rollouts import RolloutJob, play, pool_for, record_teacher
 from distill.data import DistillDataset, split
 from distill.evaluation import evaluate
 from distill.nights import night_report

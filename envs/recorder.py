@@ -36,7 +36,7 @@ class EpisodeRecorder(Wrapper):
     Each row holds the observation the action was chosen from, then the action and
     what it brought (reward, terminated, truncated). An env below that carries out
     another action than the one given says which in ``info["taken"]`` (DAgger's
-    :class:`distill.dagger.MirrorEnv`); it goes in the row's ``taken``.
+    :class:`distill.rollouts.MirrorEnv`); it goes in the row's ``taken``.
 
     Each finished episode joins ``finished`` and, with ``index`` (the default), the run's
     ``episodes.parquet``; recorders playing one run side by side in several processes

@@ -96,7 +96,7 @@ def teacher(
 ) -> None:
     """Record teacher episodes (graph planner + executor) in parallel, for training. Run again
     into the same --out (after a kill, say), it plays only the seeds that did not finish."""
-    from distill.dagger import pool_for, record_teacher
+    from distill.rollouts import pool_for, record_teacher
 
     try:
         played = record_teacher(out, range(seed, seed + episodes), max_steps, prior, pool_for(workers), farm_at_dusk,

@@ -17,17 +17,8 @@ import envs
 from distill import checkpoint as ck
 from distill.agent import StudentAgent
 from distill.config import DistillConfigError, load
-from distill.dagger import (
-    InlinePool,
-    LocalPool,
-    MirrorEnv,
-    NoisyEnv,
-    RolloutJob,
-    play,
-    record_teacher,
-    rollout,
-    run_dagger,
-)
+from distill.dagger import run_dagger
+from distill.rollouts import InlinePool, LocalPool, MirrorEnv, NoisyEnv, RolloutJob, play, record_teacher, rollout
 from distill.trainer import train
 from envs.base import Wrapper
 from envs.episodes import decode_frames, episode_dir, read_index, read_steps

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import envs
-from distill.dagger import InlinePool, record_teacher
+from distill.rollouts import InlinePool, record_teacher
 from distill.nights import DEATHS, DUSK, ENDINGS, death_cause, enclosed, night_report
 from envs.crafter_env import DAY_LENGTH
 from envs.episodes import read_index, write_index

@@ -11,7 +11,8 @@ import pytest
 
 import envs
 from distill.config import load
-from distill.dagger import DONE, InlinePool, RolloutJob, play, record_teacher, run_dagger
+from distill.dagger import run_dagger
+from distill.rollouts import DONE, InlinePool, RolloutJob, play, record_teacher
 from distill.trainer import train
 from envs.episodes import read_index
 from envs.recorder import EpisodeRecorder
