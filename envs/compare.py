@@ -51,6 +51,10 @@ def achievement_names(env: str, seen: Iterable[frozenset[str]]) -> tuple[str, ..
     return tuple(sorted(set().union(*seen)))
 
 
+class PlayedTwiceError(ValueError):
+    """A seed with two episodes among runs read as one side of a comparison."""
+
+
 def read_played(paths: Sequence[Path | str], names: Sequence[str] | None = None) -> Played:
     """Every finished episode of the runs under ``paths``. One line of ``ValueError`` for
     a path that holds none, runs of two worlds, or a seed played twice (a paired
@@ -63,7 +67,7 @@ def read_played(paths: Sequence[Path | str], names: Sequence[str] | None = None)
     for run in dict.fromkeys(p.resolve() for p in find_runs(paths)):  # a run named twice counts once
         for meta in read_run(run):
             if meta.seed is not None and meta.seed in where:
-                raise ValueError(f"seed {meta.seed} was played twice ({where[meta.seed]} and {run}): "
+                raise PlayedTwiceError(f"seed {meta.seed} was played twice ({where[meta.seed]} and {run}): "
                                  "give one play of each seed")
             if meta.seed is not None:
                 where[meta.seed] = run

@@ -289,12 +289,16 @@ def episodes_score(
 ) -> None:
     """Crafter score of recorded runs with a 95 % interval; with --against, A - B on the
     seeds both played, its interval from a paired bootstrap over those seeds."""
-    from envs.compare import read_played
+    from envs.compare import PlayedTwiceError, read_played
     from envs.episodes import CorruptEpisodeError
 
     try:
-        report = _score_report(read_played(runs), read_played(against) if against else None,
-                               resamples=resamples, seed=seed)
+        theirs = read_played(against) if against else None
+        try:
+            ours = read_played(runs)
+        except PlayedTwiceError as err:  # "A B --against C D" reads D as one of A's: say how to write it
+            raise ValueError(f"{err}{' (--against takes one run: --against C --against D)' if theirs else ''}")
+        report = _score_report(ours, theirs, resamples=resamples, seed=seed)
     except (ValueError, CorruptEpisodeError) as err:
         fail(str(err))
     _show_scores(report, as_json)

@@ -132,3 +132,8 @@ def test_cli_scores_and_compares(tmp_path):
     assert "paired over 20 seeds (0-19)" in text and "A - B +" in text
     proc = run_cli("episodes", "score", str(tmp_path / "nope"), check=False)
     assert proc.returncode == 2 and "run directory not found" in proc.stderr and "Traceback" not in proc.stderr
+    b2 = _run(tmp_path / "b2", [ep(s) for s in range(20)])  # "A --against B B2": B2 read as one of A's
+    proc = run_cli("episodes", "score", str(a), "--against", str(b), str(b2), check=False)
+    assert proc.returncode == 2 and "--against takes one run: --against C --against D" in proc.stderr
+    proc = run_cli("episodes", "score", str(a), str(b2), check=False)  # no --against: no such hint
+    assert "was played twice" in proc.stderr and "--against takes" not in proc.stderr
