@@ -149,7 +149,12 @@ def load_weights(model: torch.nn.Module, file: Path) -> None:
     try:
         missing, unexpected = load_model(model, str(file), strict=False)
     except (SafetensorError, OSError, RuntimeError) as err:
-        raise CheckpointError(f"{file}: unreadable ({str(err).splitlines()[0]})") from None
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):  # torch's heading; then why
+            more = f" and {len(lines) - 2} more" if len(lines) > 2 else ""
+            raise CheckpointError(f"{file.parent}: weights do not fit this code's model ({lines[1].rstrip('.')}"
+                                  f"{more}): saved by another version of distill/model.py?") from None
+        raise CheckpointError(f"{file}: unreadable ({lines[0] if lines else type(err).__name__})") from None
     if missing or unexpected:
         raise CheckpointError(f"{file.parent}: weights do not fit the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
 

@@ -297,7 +297,7 @@ def episodes_score(
         try:
             ours = read_played(runs)
         except PlayedTwiceError as err:  # "A B --against C D" reads D as one of A's: say how to write it
-            raise ValueError(f"{err}{' (--against takes one run: --against C --against D)' if theirs else ''}")
+            raise ValueError(f"{err}{' (--against takes one run: --against C --against D)' if theirs else ''}") from None
         report = _score_report(ours, theirs, resamples=resamples, seed=seed)
     except (ValueError, CorruptEpisodeError) as err:
         fail(str(err))
