@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -36,29 +38,50 @@ def _errors() -> tuple[type[BaseException], ...]:
 
 
 class _TrainBar:
-    """A rich progress bar fed by the trainer's ``progress(step, total, metrics)``."""
+    """A rich progress bar fed by the trainer's ``progress(step, total, metrics)``. Where the
+    console is not a terminal (a log file, a batch job) a bar would print nothing until the
+    end, so it prints a plain line every ``every_s`` seconds and at the last step."""
 
-    def __init__(self, label: str):
+    def __init__(self, label: str, console: Console = err_console, every_s: float = 60.0):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        self.label, self.console, self.every_s = label, console, every_s
         self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                            TimeRemainingColumn(), console=err_console, transient=True)
+                            TimeRemainingColumn(), console=console, transient=True) if console.is_terminal else None
         self.task: Any = None
+        self.since: tuple[int, float] | None = None  # (step, time) this stretch of training began
+        self.printed = -math.inf
+        self.step = 0
 
     def __enter__(self) -> _TrainBar:
-        self.bar.__enter__()
+        if self.bar is not None:
+            self.bar.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
     def __call__(self, step: int, total: int, metrics: dict[str, float]) -> None:
-        if self.task is None:
-            self.task = self.bar.add_task("train", total=total, info="")
         info = f"loss {metrics['loss']:.3f}" if "loss" in metrics else ""
         if "action_agreement" in metrics:
             info += f"  agree {metrics['action_agreement']:.3f}"
-        self.bar.update(self.task, completed=step, total=total, info=info)
+        if self.bar is not None:
+            if self.task is None:
+                self.task = self.bar.add_task("train", total=total, info="")
+            self.bar.update(self.task, completed=step, total=total, info=info)
+            return
+        now = time.monotonic()
+        if self.since is None or step <= self.step:  # the first call, or a DAgger round's training begins
+            self.since, self.printed = (step - 1, now), -math.inf
+        self.step = step
+        if step < total and now - self.printed < self.every_s:
+            return
+        self.printed = now
+        done, began = self.since
+        if step < total and step - done >= 10:  # the first steps' pace says little
+            info += f"  ~{(now - began) / (step - done) * (total - step) / 60:.0f} min left"
+        self.console.print(f"{self.label}: step {step:,}/{total:,}  {info}", highlight=False)
 
 
 def _table(title: str, rows: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,13 +21,13 @@ def _one_thread(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def ckpt(run_dir, tmp_path_factory) -> tuple[Path, str]:
+def ckpt(run_dir, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("cli_ckpt") / "ckpt"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OMP_NUM_THREADS", "1")
         proc = run_cli("distill", "train", "--data", str(run_dir), "--config", "tiny", "--out", str(out),
                        "--set", "train.steps=3")
-    return out, proc.stdout
+    return out, proc
 
 
 def _one_line_error(proc, *needles: str) -> str:
@@ -41,11 +42,37 @@ def _one_line_error(proc, *needles: str) -> str:
 
 
 def test_train_prints_a_table(ckpt):
-    out, stdout = ckpt
-    assert "student (tiny)" in stdout
+    out, proc = ckpt
+    assert "student (tiny)" in proc.stdout
     for row in ("action_agreement", "val_loss", "parameters", "train_samples"):
-        assert row in stdout
+        assert row in proc.stdout
+    # stderr is a pipe here, as in a batch job's log: plain progress lines, not a silent bar
+    assert "train: step 3/3  loss " in proc.stderr, proc.stderr
     assert ck.read(out).step == 3 and (out / "metrics.jsonl").exists()
+
+
+def test_progress_without_a_terminal_is_a_line_a_while():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from steve.distill_cli import _TrainBar
+
+    def steps_printed(every_s: float, stretches: list[int]) -> list[str]:
+        log = StringIO()
+        with _TrainBar("retrain", Console(file=log, force_terminal=False, width=200), every_s=every_s) as bar:
+            for total in stretches:  # DAgger: one stretch of training a round, counted from 1
+                for step in range(1, total + 1):
+                    bar(step, total, {"loss": 0.5, "action_agreement": 0.25})
+        return [line.split()[2] for line in log.getvalue().splitlines()]
+
+    assert steps_printed(3600, [20, 3]) == ["1/20", "20/20", "1/3", "3/3"]  # each start and end
+    assert steps_printed(0, [12]) == [f"{i}/12" for i in range(1, 13)]
+    log = StringIO()
+    with _TrainBar("train", Console(file=log, force_terminal=False, width=200), every_s=0) as bar:
+        for step in range(1, 12):
+            bar(step, 100, {"loss": 0.5})
+    assert log.getvalue().splitlines()[-1].startswith("train: step 11/100  loss 0.500  ~")
 
 
 def test_train_unknown_key_is_one_line(run_dir, tmp_path):
@@ -168,7 +195,7 @@ def test_dagger_round(ckpt, run_dir, tmp_path):
     proc = run_cli("distill", "dagger", "--data", str(run_dir), "--checkpoint", str(out), "--out", str(dg),
                    "--config", "tiny", "--rounds", "1", "--episodes", "2", "--workers", "1",
                    "--set", "dagger.max_steps=100", "--set", "dagger.steps_per_round=2")
-    assert "DAgger" in proc.stdout and "round 0" in proc.stderr
+    assert "DAgger" in proc.stdout and "round 0" in proc.stderr and "retrain: step 2/2" in proc.stderr
     (line,) = (dg / "dagger.jsonl").read_text().splitlines()
     summary = json.loads(line)
     assert summary["round"] == 0 and summary["runs"] == 3
