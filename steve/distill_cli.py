@@ -81,7 +81,7 @@ class _TrainBar:
         done, began = self.since
         if step < total and step - done >= 10:  # the first steps' pace says little
             info += f"  ~{(now - began) / (step - done) * (total - step) / 60:.0f} min left"
-        self.console.print(f"{self.label}: step {step:,}/{total:,}  {info}", highlight=False)
+        self.console.print(f"{self.label}: step {step:,}/{total:,}  {info}".rstrip(), highlight=False)
 
 
 def _table(title: str, rows: dict[str, Any]) -> None:
