@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -164,9 +165,11 @@ def _play(options: dict[str, Any]) -> tuple[dict[str, Any], Path]:
 
 
 class _RichProgress:
-    """Two bars: episodes, and steps of the current episode."""
+    """Two bars: episodes, and steps of the current episode. Where the console is not a
+    terminal (a log file, a batch job), where a bar would print only once it is done, a plain
+    line for each episode played instead."""
 
-    def __init__(self, episodes: int):
+    def __init__(self, episodes: int, console: Console = err_console):
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -175,27 +178,40 @@ class _RichProgress:
             TimeElapsedColumn,
         )
 
+        self._console, self._seeds, self._played, self._began = console, {}, 0, time.monotonic()
         self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                           TimeElapsedColumn(), console=err_console, transient=False)
-        self._episodes = self._p.add_task("episodes", total=episodes)
-        self._steps = self._p.add_task("steps", total=1)
+                           TimeElapsedColumn(), console=console, transient=False) if console.is_terminal else None
+        if self._p is not None:
+            self._episodes = self._p.add_task("episodes", total=episodes)
+            self._steps = self._p.add_task("steps", total=1)
 
     def __enter__(self) -> _RichProgress:
-        self._p.start()
+        if self._p is not None:
+            self._p.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._p.stop()
+        if self._p is not None:
+            self._p.stop()
 
     def episode_started(self, index: int, seed: int, max_steps: int) -> None:
-        self._p.reset(self._steps, total=max_steps, description=f"steps (seed {seed})")
+        self._seeds[index] = seed
+        if self._p is not None:
+            self._p.reset(self._steps, total=max_steps, description=f"steps (seed {seed})")
 
     def advanced(self, steps: int) -> None:
-        self._p.advance(self._steps, steps)
+        if self._p is not None:
+            self._p.advance(self._steps, steps)
 
     def episode_finished(self, index: int, length: int, achievements: list[str]) -> None:
-        self._p.update(self._steps, total=length, completed=length)
-        self._p.advance(self._episodes)
+        self._played += 1
+        if self._p is not None:
+            self._p.update(self._steps, total=length, completed=length)
+            self._p.advance(self._episodes)
+            return
+        minutes = (time.monotonic() - self._began) / 60
+        self._console.print(f"seed {self._seeds.get(index, '?')}: {length} steps, {len(achievements)} achievements "
+                            f"({self._played} played, {minutes:.1f} min)", highlight=False)
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:

@@ -46,7 +46,12 @@ def test_run_writes_episodes_summary_config_and_videos(run_dir):
 
 def test_same_seed_writes_the_same_episodes(run_dir, tmp_path):
     again = tmp_path / "again"
-    run_cli("run", "--episodes", "2", "--seed", "5", "--max-steps", "150", "--out", str(again))
+    proc = run_cli("run", "--episodes", "2", "--seed", "5", "--max-steps", "150", "--out", str(again))
+    # stderr is a pipe, as in a batch job's log: a line an episode, not a bar printed at the end
+    lines = [line.split(" (")[0] for line in proc.stderr.splitlines() if line.startswith("seed ")]
+    lengths = [e["length"] for e in json.loads((again / "summary.json").read_text())["per_episode"]]
+    assert lines[0].startswith(f"seed 5: {lengths[0]} steps, ") and lines[1].startswith(f"seed 6: {lengths[1]} steps")
+    assert len(lines) == 2 and "━" not in proc.stderr, proc.stderr
     a, b = read_steps(run_dir), read_steps(again)
     assert a.num_rows == b.num_rows
     for col in ("episode_id", "t", "frame", "action", "reward", "inventory", "achievements"):
