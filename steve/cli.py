@@ -166,8 +166,8 @@ def _play(options: dict[str, Any]) -> tuple[dict[str, Any], Path]:
 
 class _RichProgress:
     """Two bars: episodes, and steps of the current episode. Where the console is not a
-    terminal (a log file, a batch job), where a bar would print only once it is done, a plain
-    line for each episode played instead."""
+    terminal (a log file, a batch job) a bar prints only once it is done, so there a plain
+    line an episode instead."""
 
     def __init__(self, episodes: int, console: Console = err_console):
         from rich.progress import (

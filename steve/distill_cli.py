@@ -40,7 +40,8 @@ def _errors() -> tuple[type[BaseException], ...]:
 class _TrainBar:
     """A rich progress bar fed by the trainer's ``progress(step, total, metrics)``. Where the
     console is not a terminal (a log file, a batch job) a bar would print nothing until the
-    end, so it prints a plain line every ``every_s`` seconds and at the last step."""
+    end, so there it prints a plain line every ``every_s`` seconds, at the first step and at
+    the last (of each DAgger round's training too)."""
 
     def __init__(self, label: str, console: Console = err_console, every_s: float = 60.0):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
