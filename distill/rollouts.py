@@ -289,12 +289,21 @@ def pool_for(workers: int) -> RolloutExecutor:
     return LocalPool(workers) if workers > 1 else InlinePool()
 
 
-def play(jobs: Sequence[RolloutJob], pool: RolloutExecutor) -> dict[str, Any]:
+def play(jobs: Sequence[RolloutJob], pool: RolloutExecutor,
+         progress: Callable[[int, int, dict[str, float]], None] | None = None) -> dict[str, Any]:
     """Run ``jobs`` and score them: the Crafter score of the episodes they recorded. A job
-    whose rollout already finished (:func:`_finished`) is not played again."""
+    whose rollout already finished (:func:`_finished`) is not played again. ``progress(n,
+    total, {})`` hears of each rollout played, in the jobs' order."""
     done = [_finished(job) for job in jobs]
-    fresh = iter(pool.map(rollout, [job for job, result in zip(jobs, done) if result is None]))
-    results = [result if result is not None else next(fresh) for result in done]
+    todo = [job for job, result in zip(jobs, done) if result is None]
+    fresh = iter(pool.map(rollout, todo))
+    results, played = [], 0
+    for result in done:
+        if result is None:
+            result, played = next(fresh), played + 1
+            if progress is not None:
+                progress(played, len(todo), {})
+        results.append(result)
     names = envs.make("crafter").achievements
     rates = success_rates([r["achievements"] for r in results], names)
     agreement = [r["agreement"] for r in results if r["agreement"] is not None]
@@ -305,13 +314,14 @@ def play(jobs: Sequence[RolloutJob], pool: RolloutExecutor) -> dict[str, Any]:
 
 def record_teacher(out: Path, seeds: Sequence[int], max_steps: int, prior: str, pool: RolloutExecutor,
                    farm_at_dusk: bool = True, memory: int | None = None,
-                   near_pocket: int | None = None, noise: float = 0.0) -> dict[str, Any]:
+                   near_pocket: int | None = None, noise: float = 0.0,
+                   progress: Callable[[int, int, dict[str, float]], None] | None = None) -> dict[str, Any]:
     """Teacher episodes (beta 1, actor "teacher") on ``seeds``, one run directory each under
     ``out``; with ``noise``, pushed off their path that often (:class:`NoisyEnv`)."""
     jobs = [RolloutJob(seed=s, out=str(Path(out) / f"seed-{s}"), max_steps=max_steps, prior=prior, label="teacher",
                        farm_at_dusk=farm_at_dusk, teacher_memory=memory, teacher_near_pocket=near_pocket, noise=noise)
             for s in seeds]
-    return play(jobs, pool)
+    return play(jobs, pool, progress)
 
 
 def _teacher_mark(farm_at_dusk: bool, memory: int | None, near_pocket: int | None = None, noise: float = 0.0) -> str:

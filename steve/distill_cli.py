@@ -37,16 +37,17 @@ def _errors() -> tuple[type[BaseException], ...]:
     return (DistillConfigError, CheckpointError, CorruptEpisodeError, ValueError, FileNotFoundError, ImportError)
 
 
-class _TrainBar:
-    """A rich progress bar fed by the trainer's ``progress(step, total, metrics)``. Where the
+class _ProgressBar:
+    """A rich progress bar fed by ``progress(n, total, metrics)``: the trainer's steps, or the
+    teacher's episodes (``unit="episode"``). Where the
     console is not a terminal (a log file, a batch job) a bar would print nothing until the
     end, so there it prints a plain line every ``every_s`` seconds, at the first step and at
     the last (of each DAgger round's training too)."""
 
-    def __init__(self, label: str, console: Console = err_console, every_s: float = 60.0):
+    def __init__(self, label: str, console: Console = err_console, every_s: float = 60.0, unit: str = "step"):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.label, self.console, self.every_s = label, console, every_s
+        self.label, self.console, self.every_s, self.unit = label, console, every_s, unit
         self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                             TimeRemainingColumn(), console=console, transient=True) if console.is_terminal else None
         self.task: Any = None
@@ -54,7 +55,7 @@ class _TrainBar:
         self.printed = -math.inf
         self.step = 0
 
-    def __enter__(self) -> _TrainBar:
+    def __enter__(self) -> _ProgressBar:
         if self.bar is not None:
             self.bar.__enter__()
         return self
@@ -82,7 +83,7 @@ class _TrainBar:
         done, began = self.since
         if step < total and step - done >= 10:  # the first steps' pace says little
             info += f"  ~{(now - began) / (step - done) * (total - step) / 60:.0f} min left"
-        self.console.print(f"{self.label}: step {step:,}/{total:,}  {info}".rstrip(), highlight=False)
+        self.console.print(f"{self.label}: {self.unit} {step:,}/{total:,}  {info}".rstrip(), highlight=False)
 
 
 def _table(title: str, rows: dict[str, Any]) -> None:
@@ -123,8 +124,9 @@ def teacher(
     from distill.rollouts import pool_for, record_teacher
 
     try:
-        played = record_teacher(out, range(seed, seed + episodes), max_steps, prior, pool_for(workers), farm_at_dusk,
-                                memory, near_pocket, noise)
+        with _ProgressBar("teacher", unit="episode") as bar:
+            played = record_teacher(out, range(seed, seed + episodes), max_steps, prior, pool_for(workers),
+                                    farm_at_dusk, memory, near_pocket, noise, progress=bar)
     except _errors() as err:
         _fail(str(err))
     _table(f"teacher, {episodes} episodes", {"crafter_score": played["crafter_score"],
@@ -148,7 +150,7 @@ def train(
     try:
         cfg = load(config, set_)
         runs = find_runs(data)
-        with _TrainBar("train") as bar:
+        with _ProgressBar("train") as bar:
             metrics = run_train(cfg, runs, out, init=init, resume=resume, progress=bar)
     except _errors() as err:
         _fail(str(err))
@@ -180,7 +182,7 @@ def dagger(
             sets.append(f"dagger.{key}={value}")
     try:
         cfg = load(config, sets)
-        with _TrainBar("retrain") as bar:
+        with _ProgressBar("retrain") as bar:
             summaries = run_dagger(cfg, find_runs(data), checkpoint, out, train_progress=bar,
                                    on_round=lambda s: err_console.print(
                                        f"round {s['round']}: beta {s['beta']}, rollout score {s['rollout_score']:.1f}"))

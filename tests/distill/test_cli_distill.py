@@ -56,11 +56,11 @@ def test_progress_without_a_terminal_is_a_line_a_while():
 
     from rich.console import Console
 
-    from steve.distill_cli import _TrainBar
+    from steve.distill_cli import _ProgressBar
 
     def steps_printed(every_s: float, stretches: list[int]) -> list[str]:
         log = StringIO()
-        with _TrainBar("retrain", Console(file=log, force_terminal=False, width=200), every_s=every_s) as bar:
+        with _ProgressBar("retrain", Console(file=log, force_terminal=False, width=200), every_s=every_s) as bar:
             for total in stretches:  # DAgger: one stretch of training a round, counted from 1
                 for step in range(1, total + 1):
                     bar(step, total, {"loss": 0.5, "action_agreement": 0.25})
@@ -69,7 +69,7 @@ def test_progress_without_a_terminal_is_a_line_a_while():
     assert steps_printed(3600, [20, 3]) == ["1/20", "20/20", "1/3", "3/3"]  # each start and end
     assert steps_printed(0, [12]) == [f"{i}/12" for i in range(1, 13)]
     log = StringIO()
-    with _TrainBar("train", Console(file=log, force_terminal=False, width=200), every_s=0) as bar:
+    with _ProgressBar("train", Console(file=log, force_terminal=False, width=200), every_s=0) as bar:
         for step in range(1, 12):
             bar(step, 100, {"loss": 0.5})
     assert log.getvalue().splitlines()[-1].startswith("train: step 11/100  loss 0.500  ~")
@@ -173,7 +173,7 @@ def test_run_student_without_checkpoint_is_one_line(tmp_path):
 def test_teacher_records_episodes(tmp_path):
     out = tmp_path / "teacher"
     proc = run_cli("distill", "teacher", "--out", str(out), "--episodes", "1", "--max-steps", "80", "--workers", "1")
-    assert "crafter_score" in proc.stdout
+    assert "crafter_score" in proc.stdout and "teacher: episode 1/1" in proc.stderr, proc.stderr
     (meta,) = read_index(out / "seed-0")
     assert meta.agent == "teacher" and meta.length == 80 and meta.config_hash == "b1"
     run_cli("distill", "teacher", "--out", str(tmp_path / "short"), "--episodes", "1", "--max-steps", "80",

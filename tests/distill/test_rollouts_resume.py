@@ -43,14 +43,18 @@ def _cut_short(run: Path, seed: int, steps: int = 25) -> None:
 
 
 def test_a_teacher_run_again_plays_only_what_did_not_finish(tmp_path):
-    pool = Counting()
-    first = record_teacher(tmp_path, [0, 1, 2], max_steps=40, prior="full", pool=pool)
+    pool, heard = Counting(), []
+    first = record_teacher(tmp_path, [0, 1, 2], max_steps=40, prior="full", pool=pool,
+                           progress=lambda n, total, _: heard.append((n, total)))
+    assert heard == [(1, 3), (2, 3), (3, 3)]
     assert len(pool.played) == 3 and all((tmp_path / f"seed-{s}" / DONE).is_file() for s in range(3))
     _cut_short(tmp_path / "seed-2", 2)
 
-    pool = Counting()
-    again = record_teacher(tmp_path, [0, 1, 2], max_steps=40, prior="full", pool=pool)
+    pool, heard = Counting(), []
+    again = record_teacher(tmp_path, [0, 1, 2], max_steps=40, prior="full", pool=pool,
+                           progress=lambda n, total, _: heard.append((n, total)))
     assert pool.played == [str(tmp_path / "seed-2")]  # the finished seeds are not played again
+    assert heard == [(1, 1)]  # progress counts what this run plays
     assert [len(read_index(tmp_path / f"seed-{s}")) for s in range(3)] == [1, 1, 1]  # nor recorded twice
     assert [e["achievements"] for e in again["episodes"]] == [e["achievements"] for e in first["episodes"]]
     assert again["crafter_score"] == first["crafter_score"]
