@@ -25,7 +25,8 @@ from distill.rollouts import RolloutExecutor, RolloutJob, check_teacher, first_d
 
 def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: Path,
                pool: RolloutExecutor | None = None, train_progress: Any = None,
-               on_round: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+               on_round: Callable[[dict[str, Any]], None] | None = None,
+               rollout_progress: Any = None) -> list[dict[str, Any]]:
     """``cfg.dagger.rounds`` rounds from ``checkpoint``: roll out, label, aggregate, retrain.
 
     Writes ``OUT/round-<k>/rollouts/seed-<s>/`` (labelled episodes), ``OUT/round-<k>/student/``
@@ -56,7 +57,7 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
                            farm_at_dusk=d.teacher_farm_at_dusk, label=f"dagger-{k}", window=d.student_window,
                            teacher_memory=d.teacher_memory, teacher_near_pocket=d.teacher_near_pocket)
                 for i in range(d.episodes)]
-        played = None if k < len(done) else play(jobs, pool)
+        played = None if k < len(done) else play(jobs, pool, rollout_progress)
         new = [Path(job.out) for job in jobs]
         runs += new
         table = concat_tables([table, load_steps_for(new, cfg.data, cfg.model)])

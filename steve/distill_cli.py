@@ -38,22 +38,24 @@ def _errors() -> tuple[type[BaseException], ...]:
 
 
 class _ProgressBar:
-    """A rich progress bar fed by ``progress(n, total, metrics)``: the trainer's steps, or the
-    teacher's episodes (``unit="episode"``). Where the
-    console is not a terminal (a log file, a batch job) a bar would print nothing until the
-    end, so there it prints a plain line every ``every_s`` seconds, at the first step and at
-    the last (of each DAgger round's training too)."""
+    """Rich progress bars fed by ``progress(n, total, metrics)``: the trainer's steps, or the
+    rollouts' episodes (``unit="episode"``); :meth:`stream` adds another to the same display
+    (rich runs one at a time), as DAgger's rollouts beside its retraining. Where the console
+    is not a terminal (a log file, a batch job) a bar would print nothing until the end, so
+    there each prints a plain line every ``every_s`` seconds, at the first and at the last of
+    each stretch (a DAgger round's)."""
 
     def __init__(self, label: str, console: Console = err_console, every_s: float = 60.0, unit: str = "step"):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.label, self.console, self.every_s, self.unit = label, console, every_s, unit
-        self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                            TimeRemainingColumn(), console=console, transient=True) if console.is_terminal else None
-        self.task: Any = None
-        self.since: tuple[int, float] | None = None  # (step, time) this stretch of training began
-        self.printed = -math.inf
-        self.step = 0
+        self.console, self.every_s = console, every_s
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console,
+                            transient=True) if console.is_terminal else None
+        self.main = self.stream(label, unit)
+
+    def stream(self, label: str, unit: str = "step") -> _Stream:
+        return _Stream(self, label, unit)
 
     def __enter__(self) -> _ProgressBar:
         if self.bar is not None:
@@ -65,25 +67,40 @@ class _ProgressBar:
             self.bar.__exit__(*exc)
 
     def __call__(self, step: int, total: int, metrics: dict[str, float]) -> None:
+        self.main(step, total, metrics)
+
+
+class _Stream:
+    """One count on a :class:`_ProgressBar`."""
+
+    def __init__(self, owner: _ProgressBar, label: str, unit: str):
+        self.owner, self.label, self.unit = owner, label, unit
+        self.task: Any = None
+        self.since: tuple[int, float] | None = None  # (n, time) this stretch began
+        self.printed = -math.inf
+        self.step = 0
+
+    def __call__(self, step: int, total: int, metrics: dict[str, float]) -> None:
         info = f"loss {metrics['loss']:.3f}" if "loss" in metrics else ""
         if "action_agreement" in metrics:
             info += f"  agree {metrics['action_agreement']:.3f}"
-        if self.bar is not None:
+        bar = self.owner.bar
+        if bar is not None:
             if self.task is None:
-                self.task = self.bar.add_task("train", total=total, info="")
-            self.bar.update(self.task, completed=step, total=total, info=info)
+                self.task = bar.add_task(self.label, total=total, info="")
+            bar.update(self.task, completed=step, total=total, info=info)
             return
         now = time.monotonic()
-        if self.since is None or step <= self.step:  # the first call, or a DAgger round's training begins
+        if self.since is None or step <= self.step:  # the first call, or a DAgger round's stretch begins
             self.since, self.printed = (step - 1, now), -math.inf
         self.step = step
-        if step < total and now - self.printed < self.every_s:
+        if step < total and now - self.printed < self.owner.every_s:
             return
         self.printed = now
         done, began = self.since
         if step < total and step - done >= 10:  # the first steps' pace says little
             info += f"  ~{(now - began) / (step - done) * (total - step) / 60:.0f} min left"
-        self.console.print(f"{self.label}: {self.unit} {step:,}/{total:,}  {info}".rstrip(), highlight=False)
+        self.owner.console.print(f"{self.label}: {self.unit} {step:,}/{total:,}  {info}".rstrip(), highlight=False)
 
 
 def _table(title: str, rows: dict[str, Any]) -> None:
@@ -184,6 +201,7 @@ def dagger(
         cfg = load(config, sets)
         with _ProgressBar("retrain") as bar:
             summaries = run_dagger(cfg, find_runs(data), checkpoint, out, train_progress=bar,
+                                   rollout_progress=bar.stream("rollouts", "episode"),
                                    on_round=lambda s: err_console.print(
                                        f"round {s['round']}: beta {s['beta']}, rollout score {s['rollout_score']:.1f}"))
     except _errors() as err:

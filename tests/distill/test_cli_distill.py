@@ -73,6 +73,16 @@ def test_progress_without_a_terminal_is_a_line_a_while():
         for step in range(1, 12):
             bar(step, 100, {"loss": 0.5})
     assert log.getvalue().splitlines()[-1].startswith("train: step 11/100  loss 0.500  ~")
+    log = StringIO()  # DAgger: its rollouts and its retraining, round after round, on one display
+    with _ProgressBar("retrain", Console(file=log, force_terminal=False, width=200), every_s=3600) as bar:
+        rollouts = bar.stream("rollouts", "episode")
+        for _ in range(2):
+            for n in (1, 2, 3):
+                rollouts(n, 3, {})
+            for step in (1, 2):
+                bar(step, 2, {"loss": 0.5})
+    assert [line.split("  ")[0] for line in log.getvalue().splitlines()] == [
+        "rollouts: episode 1/3", "rollouts: episode 3/3", "retrain: step 1/2", "retrain: step 2/2"] * 2
 
 
 def test_train_unknown_key_is_one_line(run_dir, tmp_path):
@@ -195,7 +205,8 @@ def test_dagger_round(ckpt, run_dir, tmp_path):
     proc = run_cli("distill", "dagger", "--data", str(run_dir), "--checkpoint", str(out), "--out", str(dg),
                    "--config", "tiny", "--rounds", "1", "--episodes", "2", "--workers", "1",
                    "--set", "dagger.max_steps=100", "--set", "dagger.steps_per_round=2")
-    assert "DAgger" in proc.stdout and "round 0" in proc.stderr and "retrain: step 2/2" in proc.stderr
+    assert "DAgger" in proc.stdout and "round 0" in proc.stderr
+    assert "rollouts: episode 2/2" in proc.stderr and "retrain: step 2/2" in proc.stderr, proc.stderr
     (line,) = (dg / "dagger.jsonl").read_text().splitlines()
     summary = json.loads(line)
     assert summary["round"] == 0 and summary["runs"] == 3
