@@ -18,15 +18,19 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.config import DistillConfig
 from distill.rollouts import RolloutExecutor, RolloutJob, check_teacher, first_difference, play, pool_for
 
+if TYPE_CHECKING:
+    from distill.trainer import Progress
+
+
 def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: Path,
-               pool: RolloutExecutor | None = None, train_progress: Any = None,
+               pool: RolloutExecutor | None = None, train_progress: Progress | None = None,
                on_round: Callable[[dict[str, Any]], None] | None = None,
-               rollout_progress: Any = None) -> list[dict[str, Any]]:
+               rollout_progress: Progress | None = None) -> list[dict[str, Any]]:
     """``cfg.dagger.rounds`` rounds from ``checkpoint``: roll out, label, aggregate, retrain.
 
     Writes ``OUT/round-<k>/rollouts/seed-<s>/`` (labelled episodes), ``OUT/round-<k>/student/``

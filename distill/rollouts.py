@@ -42,6 +42,7 @@ from envs.score import crafter_score, success_rates
 
 if TYPE_CHECKING:
     from distill.steps import StepTable
+    from distill.trainer import Progress
 
 log = logging.getLogger(__name__)
 PLAIN = "-plain"  # marks the config hash of episodes whose teacher skipped its errands at dusk
@@ -290,7 +291,7 @@ def pool_for(workers: int) -> RolloutExecutor:
 
 
 def play(jobs: Sequence[RolloutJob], pool: RolloutExecutor,
-         progress: Callable[[int, int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+         progress: Progress | None = None) -> dict[str, Any]:
     """Run ``jobs`` and score them: the Crafter score of the episodes they recorded. A job
     whose rollout already finished (:func:`_finished`) is not played again. ``progress(n,
     total, {})`` hears of each rollout played, in the jobs' order."""
@@ -315,7 +316,7 @@ def play(jobs: Sequence[RolloutJob], pool: RolloutExecutor,
 def record_teacher(out: Path, seeds: Sequence[int], max_steps: int, prior: str, pool: RolloutExecutor,
                    farm_at_dusk: bool = True, memory: int | None = None,
                    near_pocket: int | None = None, noise: float = 0.0,
-                   progress: Callable[[int, int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+                   progress: Progress | None = None) -> dict[str, Any]:
     """Teacher episodes (beta 1, actor "teacher") on ``seeds``, one run directory each under
     ``out``; with ``noise``, pushed off their path that often (:class:`NoisyEnv`)."""
     jobs = [RolloutJob(seed=s, out=str(Path(out) / f"seed-{s}"), max_steps=max_steps, prior=prior, label="teacher",

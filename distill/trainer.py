@@ -38,7 +38,7 @@ from distill.losses import TAID
 from distill.model import Student
 from distill.steps import StepTable, load_steps_for
 
-Progress = Callable[[int, int, dict[str, float]], None]  # (step, total, latest metrics)
+Progress = Callable[[int, int, dict[str, float]], None]  # (step or episode, total, latest metrics)
 
 
 class _StepBatches(Sampler[list[int]]):

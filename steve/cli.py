@@ -178,7 +178,7 @@ class _RichProgress:
             TimeElapsedColumn,
         )
 
-        self._console, self._seeds, self._played, self._began = console, {}, 0, time.monotonic()
+        self._console, self._seed, self._played, self._began = console, None, 0, time.monotonic()
         self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                            TimeElapsedColumn(), console=console, transient=False) if console.is_terminal else None
         if self._p is not None:
@@ -195,7 +195,7 @@ class _RichProgress:
             self._p.stop()
 
     def episode_started(self, index: int, seed: int, max_steps: int) -> None:
-        self._seeds[index] = seed
+        self._seed = seed  # its episode_finished comes next
         if self._p is not None:
             self._p.reset(self._steps, total=max_steps, description=f"steps (seed {seed})")
 
@@ -210,7 +210,7 @@ class _RichProgress:
             self._p.advance(self._episodes)
             return
         minutes = (time.monotonic() - self._began) / 60
-        self._console.print(f"seed {self._seeds.get(index, '?')}: {length} steps, {len(achievements)} achievements "
+        self._console.print(f"seed {self._seed}: {length} steps, {len(achievements)} achievements "
                             f"({self._played} played, {minutes:.1f} min)", highlight=False)
 
 
