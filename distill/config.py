@@ -67,6 +67,9 @@ class ModelConfig(_Section):
     walls_needed: bool = Field(False, description="with landmarks: the fewest cells the player must wall up to be "
                                "walled in where it stands (0-4; distill/landmarks.py walls_needed), added "
                                "to the pocket's token: how far the walling is from done")
+    routes: bool = Field(False, description="with landmarks: the way to each landmark on the class map, the moves "
+                         "that start a shortest walk there and its steps (distill/landmarks.py routes), added to "
+                         "the landmark's token: the offsets say where a thing is, not the way around what is between")
     inventory: bool = Field(False, description="the counts Crafter draws below the world (health, food, drink, "
                             "energy, each item), read exactly off the frame (distill/inventory.py), one learned "
                             "vector per cell and count added to that cell's image token (patch encoder, 64-pixel "
@@ -91,6 +94,8 @@ class ModelConfig(_Section):
             raise ValueError("walled is read on the landmarks' class map: it needs model.landmarks")
         if self.walls_needed and not self.landmarks:
             raise ValueError("walls_needed is read on the landmarks' class map: it needs model.landmarks")
+        if self.routes and not self.landmarks:
+            raise ValueError("routes are read on the landmarks' class map: they need model.landmarks")
         return self
 
 

@@ -197,11 +197,13 @@ class LandmarkMemory:
     returns the offsets of the nearest cell of each of :data:`LANDMARKS`: int8 [K, 2]; with
     ``view``, [K + VIEW_CELLS, 2]: then the view's cells as the map has them, row by row
     (:meth:`view_cells`); with ``walled`` one row more: (1 when the player is walled
-    in on the map (:func:`walled`), else 0; 0); with ``walls`` one more, last: (the cells
-    left to wall up, :func:`walls_needed`; 0)."""
+    in on the map (:func:`walled`), else 0; 0); with ``walls`` one more: (the cells
+    left to wall up, :func:`walls_needed`; 0); with ``routes`` K more, last: the way to each
+    landmark on the map (:func:`routes`)."""
 
-    def __init__(self, size: int, view: bool = False, walled: bool = False, walls: bool = False):
-        self.size, self.view, self.walled, self.walls = size, view, walled, walls
+    def __init__(self, size: int, view: bool = False, walled: bool = False, walls: bool = False,
+                 routes: bool = False):
+        self.size, self.view, self.walled, self.walls, self.routes = size, view, walled, walls, routes
         self.rows, self.cols = view_in_map(size, "model.landmarks")
         c = size // 2
         ys, xs = np.mgrid[-c:c + 1, -c:c + 1]
@@ -241,13 +243,19 @@ class LandmarkMemory:
         known = seen != UNKNOWN
         view[known] = seen[known]
         self.age[self.rows, self.cols][known] = 0
-        out = [self.nearest(step)]
+        classes = self.remembered()
+        marks = self.nearest(step, classes)
+        out = [marks]
         if self.view:
             out.append(self.view_cells())
         if self.walled:
             out.append(np.array([[walled(self.classes), 0]], np.int8))
         if self.walls:
             out.append(np.array([[walls_needed(self.classes), 0]], np.int8))
+        if self.routes:
+            c = self.size // 2
+            pocket = None if marks[-1, 0] == NONE else (int(marks[-1, 0]) + c, int(marks[-1, 1]) + c)
+            out.append(routes(classes, pocket))
         return np.concatenate(out) if len(out) > 1 else out[0]
 
     def view_cells(self) -> np.ndarray:
@@ -260,11 +268,17 @@ class LandmarkMemory:
         stale = (self.age[self.rows, self.cols] > 0).ravel()
         return np.stack([classes, stale & (classes != UNKNOWN)], 1).astype(np.int8)
 
-    def nearest(self, step: int) -> np.ndarray:
-        """The offsets [K, 2] at step count ``step``; the pocket's only from step
-        :data:`EVENING` of a day."""
+    def remembered(self) -> np.ndarray:
+        """The class map as the landmarks read it: a cow seen longer ago than
+        :data:`COW_MEMORY` steps is grass."""
         classes = self.classes.copy()
         classes[(classes == CLASS["cow"]) & (self.age > COW_MEMORY)] = CLASS["grass"]
+        return classes
+
+    def nearest(self, step: int, classes: np.ndarray | None = None) -> np.ndarray:
+        """The offsets [K, 2] at step count ``step`` on ``classes`` (:meth:`remembered`);
+        the pocket's only from step :data:`EVENING` of a day."""
+        classes = self.remembered() if classes is None else classes
         flat = classes.ravel()[self.order]
         seen, first = np.unique(flat, return_index=True)  # the nearest cell of each class
         at = np.full(256, -1)
@@ -445,22 +459,95 @@ def _window_sum(mask: np.ndarray, r: int) -> np.ndarray:
     return cum[hi][:, hi] - cum[lo][:, hi] - cum[hi][:, lo] + cum[lo][:, lo]
 
 
-def rows(view: bool, walled: bool, walls: bool = False) -> int:
+# The way to each landmark (:func:`routes`): which of the four moves start a shortest walk
+# to it on the class map, as a mask (bit k: the k-th of _DIRS), and how many steps it is.
+ROUTE_NONE = 0  # no walk to it is known on the map
+ROUTE_THERE = 16  # the player stands there (the pocket's entry)
+ROUTE_FAR = 32  # the steps of a route at least this long, or of none
+_ROUTE_WALK = np.zeros(256, bool)  # what a route walks over: ground, and creatures that move off it
+_ROUTE_WALK[[PLAYER] + [CLASS[n] for n in ("grass", "sand", "path", "cow", "zombie", "skeleton", "arrow-left",
+                                            "arrow-right", "arrow-up", "arrow-down")]] = True
+
+
+def routes(classes: np.ndarray, pocket: tuple[int, int] | None = None) -> np.ndarray:
+    """int8 [K, 2]: for each of :data:`LANDMARKS` on the class map [S, S], (the moves that
+    start a shortest walk to it, ``mask`` 1-15 or :data:`ROUTE_THERE`, or :data:`ROUTE_NONE`;
+    the walk's steps, at most :data:`ROUTE_FAR`). The landmark offsets say where a thing
+    is, not the way there: the teacher walks its map's shortest paths, around the lake
+    between, which the student's view shows only near by (session 21: most of its missed
+    actions are moves the teacher's paths do not take). A thing is reached standing beside
+    it (the last move faces it), the pocket standing on its entry ``pocket`` (x, y).
+    Walks go over ground and the creatures on it, not through unknown cells, water, lava,
+    plants or what needs digging (the teacher digs when it has the tool; that it is not
+    told). One breadth-first search from the player, four sets of cells a layer, one per
+    first move, each kept as the bits of one Python integer (a row is ``S + 1`` bits: a
+    move off the side lands in the spare bit, which no cell has)."""
+    s = classes.shape[0]
+    w = s + 1
+    kinds = len(LANDMARKS) - 1
+    padded = np.zeros((kinds + 2, s, w), bool)
+    padded[:kinds, :, :s] = classes[None] == _ROUTE_CODES[:, None, None]
+    if pocket is not None:
+        padded[kinds, pocket[1], pocket[0]] = True
+    padded[kinds + 1, :, :s] = _ROUTE_WALK[classes]
+    masks = [int.from_bytes(np.packbits(m.ravel(), bitorder="little").tobytes(), "little") for m in padded]
+    walk = masks[-1]
+    out = np.zeros((len(LANDMARKS), 2), np.int8)
+    out[:, 1] = ROUTE_FAR
+    todo: dict[int, tuple[int, int]] = {}  # landmark -> (cells it is reached from, the landmark's cells)
+    for k, cells in enumerate(masks[:-1]):
+        if cells:
+            todo[k] = (cells, cells) if k == kinds else (_spread(cells, w), cells)
+    start = 1 << (s // 2 * w + s // 2)
+    lanes = [_move(start, k, w) & walk for k in range(4)]
+    for k, (reach, cells) in list(todo.items()):  # the first move from where the player stands
+        if start & reach:
+            mask = ROUTE_THERE if k == kinds else sum(1 << d for d in range(4) if _move(start, d, w) & cells)
+            out[k] = mask, 0
+            del todo[k]
+    seen = start | lanes[0] | lanes[1] | lanes[2] | lanes[3]
+    layer, steps = seen ^ start, 1
+    while layer and todo:
+        for k, (reach, _) in list(todo.items()):
+            if layer & reach:
+                out[k] = sum(1 << d for d in range(4) if lanes[d] & reach), min(steps, ROUTE_FAR)
+                del todo[k]
+        layer = _spread(layer, w) & walk & ~seen
+        lanes = [_spread(lane, w) & layer for lane in lanes]
+        seen |= layer
+        steps += 1
+    return out
+
+
+_ROUTE_CODES = np.array([CLASS[n] for n in LANDMARKS[:-1]])
+
+
+def _move(cells: int, k: int, w: int) -> int:
+    """``cells`` (bits, rows of ``w``) moved by the k-th of :data:`_DIRS`: left, right, up, down."""
+    return (cells >> 1, cells << 1, cells >> w, cells << w)[k]
+
+
+def _spread(cells: int, w: int) -> int:
+    """The cells one move from any of ``cells`` (bits, rows of ``w``)."""
+    return (cells >> 1) | (cells << 1) | (cells >> w) | (cells << w)
+
+
+def rows(view: bool, walled: bool, walls: bool = False, routes: bool = False) -> int:
     """The rows of :meth:`LandmarkMemory.update`'s array: the landmarks, the view's cells,
-    walled in or not, the walls needed."""
-    return len(LANDMARKS) + VIEW_CELLS * view + walled + walls
+    walled in or not, the walls needed, the routes."""
+    return len(LANDMARKS) * (1 + routes) + VIEW_CELLS * view + walled + walls
 
 
 def episode_landmarks(frames: np.ndarray, actions: np.ndarray, moves: np.ndarray, size: int,
                       steps: np.ndarray | None = None, view: bool = False, walled: bool = False,
-                      walls: bool = False) -> np.ndarray:
+                      walls: bool = False, routes: bool = False) -> np.ndarray:
     """int8 [N, :func:`rows`, 2] (see :class:`LandmarkMemory`, with ``view``, ``walled`` and ``walls``):
     the landmarks before each step of one episode, from its frames
     [N, H, W, 3] and actions [N] (step i's frame follows action i - 1); ``moves`` from
     :func:`distill.visual_memory.move_vectors`; ``steps`` the step counts (default 0..N-1)."""
-    memory = LandmarkMemory(size, view, walled, walls)
+    memory = LandmarkMemory(size, view, walled, walls, routes)
     steps = np.arange(len(frames)) if steps is None else steps
-    out = np.empty((len(frames), rows(view, walled, walls), 2), np.int8)
+    out = np.empty((len(frames), rows(view, walled, walls, routes), 2), np.int8)
     for i in range(len(frames)):
         out[i] = memory.update(frames[i], moves[actions[i - 1]] if i else (0, 0), int(steps[i]))
     return out

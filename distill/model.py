@@ -21,7 +21,9 @@ are (:mod:`distill.landmarks`), one token each (:class:`_LandmarkEncoder`); with
 image token (:class:`_ViewEncoder`: in the dark, the ground it remembers); with
 ``walled`` whether it is walled in on that map, one learned vector added to the pocket's
 token (the teacher sleeps only walled in), and with ``walls_needed`` another, for the fewest
-cells it must wall up to be walled in. With ``inventory`` it reads the counts Crafter
+cells it must wall up to be walled in; with ``routes`` the way to each landmark on that map
+(the moves that start a shortest walk there, its steps), added to the landmark's token.
+With ``inventory`` it reads the counts Crafter
 draws below the world (health, food, drink, energy, each item) exactly, as
 :mod:`distill.inventory` matches them, one learned vector per cell and count added to that
 cell's image token (:class:`_InventoryEncoder`). With
@@ -48,7 +50,7 @@ from torch import Tensor, nn
 
 from distill import inventory as inv
 from distill.config import ModelConfig
-from distill.landmarks import LANDMARKS, PLAYER, VIEW_CELLS, WALLS_MOST
+from distill.landmarks import LANDMARKS, PLAYER, ROUTE_FAR, ROUTE_THERE, VIEW_CELLS, WALLS_MOST
 from distill.landmarks import NONE as LANDMARK_NONE
 from distill.tokenizer import BOS, EOS, PAD
 from distill.visual_memory import WALK_CLASSES
@@ -337,6 +339,9 @@ class Student(nn.Module):
         self.view = _ViewEncoder(self.n_image, d) if cfg.landmark_view else None
         self.walled = nn.Embedding(2, d) if cfg.walled else None  # added to the pocket's token
         self.walls = nn.Embedding(WALLS_MOST + 1, d) if cfg.walls_needed else None  # and so is this
+        # the way to each landmark: its first moves and its steps, added to the landmark's token
+        self.routes = nn.ModuleList([nn.Embedding(ROUTE_THERE + 1, d), nn.Embedding(ROUTE_FAR + 1, d)]) \
+            if cfg.routes else None
         self.inventory = _InventoryEncoder(d) if cfg.inventory else None
         self.n_marks = len(LANDMARKS) if cfg.landmarks else 0
         # tokens between history and subgoal
@@ -387,7 +392,12 @@ class Student(nn.Module):
             if self.view is not None:  # the view's cells follow the landmarks (distill.landmarks)
                 seen[0] = seen[0] + self.view(landmarks[:, k:k + VIEW_CELLS])
             marks = self.marks(landmarks[:, :k])
-            last = landmarks.shape[1]  # the rows after the view's: walled in or not, the walls needed
+            last = landmarks.shape[1]  # the rows after the view's: walled in or not, the walls needed, the routes
+            if self.routes is not None:
+                last -= k
+                way = landmarks[:, last:last + k].long()
+                marks = marks + self.routes[0](way[..., 0].clamp(0, ROUTE_THERE)) \
+                    + self.routes[1](way[..., 1].clamp(0, ROUTE_FAR))
             for embed in (self.walls, self.walled):  # each read with the pocket
                 if embed is not None:
                     last -= 1

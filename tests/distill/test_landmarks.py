@@ -578,3 +578,67 @@ def test_a_student_reads_whether_it_is_walled_in(run_dir, recorded_run, tmp_path
     assert torch.equal(flipped["landmarks"][:, :-1, 0][known], -batch["landmarks"][:, :-1, 0][known])
     with pytest.raises(DistillConfigError, match="walled is read on the landmarks' class map"):
         load("tiny", ["model.walled=true"])
+
+
+def test_the_routes_go_around_what_is_between():
+    """routes: the first moves of every shortest walk over ground, the steps it takes; a
+    thing is reached beside it, the pocket on its entry; none through water or unknown cells."""
+    grass, water = lm.CLASS["grass"], lm.CLASS["water"]
+    classes = np.full((SIZE, SIZE), grass, np.uint8)
+    c = SIZE // 2
+    classes[c, c] = lm.PLAYER
+    tree, stone, table = lm.LANDMARKS.index("tree"), lm.LANDMARKS.index("stone"), lm.LANDMARKS.index("table")
+    left, right, up, down = (1 << k for k in range(4))
+    classes[c, c + 4] = lm.CLASS["tree"]  # straight to the right: stand beside it after 3 steps
+    classes[c - 3, c - 3] = lm.CLASS["stone"]  # up and left: either move starts a shortest walk
+    way = lm.routes(classes)
+    assert tuple(way[tree]) == (right, 3)
+    assert tuple(way[stone]) == (left | up, 5)
+    assert tuple(way[lm.LANDMARKS.index("iron")]) == (lm.ROUTE_NONE, lm.ROUTE_FAR)  # none on the map
+    assert tuple(way[-1]) == (lm.ROUTE_NONE, lm.ROUTE_FAR)  # no pocket given
+    classes[c - 3:c + 4, c + 2] = water  # a lake between: around either end, right first or not
+    assert tuple(lm.routes(classes)[tree]) == (right | up | down, 11)
+    classes[c:, c + 2] = water  # to the map's edge below: only round the top
+    assert tuple(lm.routes(classes)[tree]) == (right | up, 11)
+    classes[:, c + 2] = water  # across the whole map, but for a cell never read: no way is known
+    classes[0, c + 2] = lm.UNKNOWN
+    assert tuple(lm.routes(classes)[tree]) == (lm.ROUTE_NONE, lm.ROUTE_FAR)
+    classes[c, c - 1] = lm.CLASS["table"]  # beside the player: the move that faces it, no steps
+    assert tuple(lm.routes(classes)[table]) == (left, 0)
+    assert tuple(lm.routes(classes, (c, c))[-1]) == (lm.ROUTE_THERE, 0)
+    assert tuple(lm.routes(classes, (c - 2, c))[-1]) == (up | down, 4)  # round the table
+
+
+def test_a_student_reads_the_routes(run_dir, recorded_run, tmp_path_factory):
+    """model.routes: K rows after the others, in the step table as in play, and they reach
+    the decision; a table without them is refused, and so is the option without landmarks."""
+    ckpt = _tiny_student(run_dir, tmp_path_factory, "routes_student", "model.walled=true", "model.routes=true")
+    agent, frames, actions, moves = play_student(ckpt, 4, 60)
+    k = len(lm.LANDMARKS)
+    want = lm.episode_landmarks(frames, actions, moves, SIZE, walled=True, routes=True)
+    assert want.shape[1:] == (2 * k + 1, 2)
+    assert (want[:, -k:, 0] != lm.ROUTE_NONE).any()  # the walks found something to go to
+    classes = agent.landmarks.remembered()
+    pocket = None if want[-1, k - 1, 0] == lm.NONE else tuple(int(v) + SIZE // 2 for v in want[-1, k - 1])
+    np.testing.assert_array_equal(lm.routes(classes, pocket), want[-1, -k:])
+    frame = torch.from_numpy(frames[-1]).permute(2, 0, 1)[None]
+    history = torch.tensor([list(agent.history)])
+    marks = torch.from_numpy(want[-1])[None]
+    _, logits, _ = agent.model.decide(frame, agent.task, history, landmarks=marks)
+    other = marks.clone()
+    other[0, -k:, 0] = (other[0, -k:, 0] + 3) % (lm.ROUTE_THERE + 1)
+    _, changed, _ = agent.model.decide(frame, agent.task, history, landmarks=other)
+    assert not torch.allclose(logits, changed)
+    cfg = DataConfig(actors=["student"], skip_asleep=False)
+    table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True, routes=True)
+    for e, info in enumerate(table.episodes):
+        (rec,) = [r for r in recorded_run.episodes if r.episode_id == info.episode_id]
+        mine = lm.episode_landmarks(rec.frames, np.array(rec.actions), moves, SIZE, walled=True, routes=True)
+        rows = np.flatnonzero(table.episode == e)
+        np.testing.assert_array_equal(table.landmarks[rows], mine[table.pos[rows]])
+    walled_only = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True)
+    model_cfg = load("tiny", [f"model.landmarks={SIZE}", "model.walled=true", "model.routes=true"]).model
+    with pytest.raises(ValueError, match="model.routes True"):
+        DistillDataset(walled_only, np.arange(len(walled_only)), build_tokenizer(walled_only), model_cfg)
+    with pytest.raises(DistillConfigError, match="routes are read on the landmarks' class map"):
+        load("tiny", ["model.routes=true"])
