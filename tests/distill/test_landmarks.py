@@ -279,16 +279,32 @@ def test_landmark_maps_must_be_odd_and_hold_the_view():
         load("tiny", ["model.landmarks=20"])
 
 
+def _assert_as_played(table, recorded_run, moves: np.ndarray, **reads) -> None:
+    """Each step of the step table holds the rows :func:`lm.episode_landmarks` (with
+    ``reads``) gives for its episode's frames: training reads what play computes."""
+    for e, info in enumerate(table.episodes):
+        (rec,) = [r for r in recorded_run.episodes if r.episode_id == info.episode_id]
+        want = lm.episode_landmarks(rec.frames, np.array(rec.actions), moves, SIZE, **reads)
+        rows = np.flatnonzero(table.episode == e)
+        np.testing.assert_array_equal(table.landmarks[rows], want[table.pos[rows]])
+
+
+def _assert_read(agent, frames: np.ndarray, marks: np.ndarray, other: np.ndarray) -> None:
+    """The played student's decision on its last frame differs between the landmark rows
+    ``marks`` and ``other`` [R, 2]: the rows that differ reach the decision."""
+    frame = torch.from_numpy(frames[-1]).permute(2, 0, 1)[None]
+    history = torch.tensor([list(agent.history)])
+    _, logits, _ = agent.model.decide(frame, agent.task, history, landmarks=torch.from_numpy(marks)[None])
+    _, changed, _ = agent.model.decide(frame, agent.task, history, landmarks=torch.from_numpy(other)[None])
+    assert not torch.allclose(logits, changed)
+
+
 def test_the_step_table_holds_the_landmarks_of_every_kept_step(recorded_run):
     cfg = DataConfig(actors=["student"], skip_asleep=False)
     table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE)
     assert table.landmarks is not None and table.landmarks.shape == (len(table), len(lm.LANDMARKS), 2)
     moves = move_vectors(recorded_run.action_names, len(recorded_run.action_names))
-    for e, info in enumerate(table.episodes):
-        (rec,) = [r for r in recorded_run.episodes if r.episode_id == info.episode_id]
-        want = lm.episode_landmarks(rec.frames, np.array(rec.actions), moves, SIZE)
-        rows = np.flatnonzero(table.episode == e)
-        np.testing.assert_array_equal(table.landmarks[rows], want[table.pos[rows]])
+    _assert_as_played(table, recorded_run, moves)
     assert (table.landmarks[:, :, 0] != lm.NONE).any()
     plain = load_steps([recorded_run.run_dir], cfg)
     with pytest.raises(ValueError, match="with and without landmarks"):
@@ -315,11 +331,7 @@ def test_the_step_table_holds_the_view_cells_when_asked(recorded_run):
     k = len(lm.LANDMARKS)
     assert table.landmarks.shape == (len(table), k + lm.VIEW_CELLS, 2)
     moves = move_vectors(recorded_run.action_names, len(recorded_run.action_names))
-    for e, info in enumerate(table.episodes):
-        (rec,) = [r for r in recorded_run.episodes if r.episode_id == info.episode_id]
-        want = lm.episode_landmarks(rec.frames, np.array(rec.actions), moves, SIZE, view=True)
-        rows = np.flatnonzero(table.episode == e)
-        np.testing.assert_array_equal(table.landmarks[rows], want[table.pos[rows]])
+    _assert_as_played(table, recorded_run, moves, view=True)
     assert (table.landmarks[:, k:, 0] == lm.PLAYER).sum() == len(table)  # the player's own cell, every step
     plain = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE)
     for table_, view in ((plain, True), (table, False)):
@@ -517,21 +529,12 @@ def test_a_student_reads_the_walls_it_needs(run_dir, recorded_run, tmp_path_fact
     want = lm.episode_landmarks(frames, actions, moves, SIZE, walled=True, walls=True)
     assert want.shape[1:] == (len(lm.LANDMARKS) + 2, 2)
     assert (lm.walled(agent.landmarks.classes), lm.walls_needed(agent.landmarks.classes)) == tuple(want[-1, -2:, 0])
-    frame = torch.from_numpy(frames[-1]).permute(2, 0, 1)[None]
-    history = torch.tensor([list(agent.history)])
-    marks = torch.from_numpy(want[-1])[None]
-    _, logits, _ = agent.model.decide(frame, agent.task, history, landmarks=marks)
-    other = marks.clone()
-    other[0, -1, 0] = (other[0, -1, 0] + 2) % (lm.WALLS_MOST + 1)
-    _, changed, _ = agent.model.decide(frame, agent.task, history, landmarks=other)
-    assert not torch.allclose(logits, changed)
+    other = want[-1].copy()
+    other[-1, 0] = (other[-1, 0] + 2) % (lm.WALLS_MOST + 1)
+    _assert_read(agent, frames, want[-1], other)
     cfg = DataConfig(actors=["student"], skip_asleep=False)
     table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True, walls_needed=True)
-    for e, info in enumerate(table.episodes):
-        (rec,) = [r for r in recorded_run.episodes if r.episode_id == info.episode_id]
-        mine = lm.episode_landmarks(rec.frames, np.array(rec.actions), moves, SIZE, walled=True, walls=True)
-        rows = np.flatnonzero(table.episode == e)
-        np.testing.assert_array_equal(table.landmarks[rows], mine[table.pos[rows]])
+    _assert_as_played(table, recorded_run, moves, walled=True, walls=True)
     walled_only = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True)
     model_cfg = load("tiny", [f"model.landmarks={SIZE}", "model.walled=true", "model.walls_needed=true"]).model
     with pytest.raises(ValueError, match="walls_needed True"):
@@ -548,22 +551,13 @@ def test_a_student_reads_whether_it_is_walled_in(run_dir, recorded_run, tmp_path
     want = lm.episode_landmarks(frames, actions, moves, SIZE, walled=True)
     assert want.shape[1:] == (len(lm.LANDMARKS) + 1, 2)
     assert lm.walled(agent.landmarks.classes) == bool(want[-1, -1, 0])
-    frame = torch.from_numpy(frames[-1]).permute(2, 0, 1)[None]
-    history = torch.tensor([list(agent.history)])
-    marks = torch.from_numpy(want[-1])[None]
-    _, logits, _ = agent.model.decide(frame, agent.task, history, landmarks=marks)
-    inside = marks.clone()
-    inside[0, -1, 0] = 1 - inside[0, -1, 0]
-    _, other, _ = agent.model.decide(frame, agent.task, history, landmarks=inside)
-    assert not torch.allclose(logits, other)
+    other = want[-1].copy()
+    other[-1, 0] = 1 - other[-1, 0]
+    _assert_read(agent, frames, want[-1], other)
     cfg = DataConfig(actors=["student"], skip_asleep=False)
     table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True)
     assert table.landmarks.shape == (len(table), len(lm.LANDMARKS) + 1, 2)
-    for e, info in enumerate(table.episodes):
-        (rec,) = [r for r in recorded_run.episodes if r.episode_id == info.episode_id]
-        mine = lm.episode_landmarks(rec.frames, np.array(rec.actions), moves, SIZE, walled=True)
-        rows = np.flatnonzero(table.episode == e)
-        np.testing.assert_array_equal(table.landmarks[rows], mine[table.pos[rows]])
+    _assert_as_played(table, recorded_run, moves, walled=True)
     plain = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE)
     model_cfg = load("tiny", [f"model.landmarks={SIZE}", "model.walled=true"]).model
     with pytest.raises(ValueError, match="walled=True"):
@@ -621,21 +615,12 @@ def test_a_student_reads_the_routes(run_dir, recorded_run, tmp_path_factory):
     classes = agent.landmarks.remembered()
     pocket = None if want[-1, k - 1, 0] == lm.NONE else tuple(int(v) + SIZE // 2 for v in want[-1, k - 1])
     np.testing.assert_array_equal(lm.routes(classes, pocket), want[-1, -k:])
-    frame = torch.from_numpy(frames[-1]).permute(2, 0, 1)[None]
-    history = torch.tensor([list(agent.history)])
-    marks = torch.from_numpy(want[-1])[None]
-    _, logits, _ = agent.model.decide(frame, agent.task, history, landmarks=marks)
-    other = marks.clone()
-    other[0, -k:, 0] = (other[0, -k:, 0] + 3) % (lm.ROUTE_THERE + 1)
-    _, changed, _ = agent.model.decide(frame, agent.task, history, landmarks=other)
-    assert not torch.allclose(logits, changed)
+    other = want[-1].copy()
+    other[-k:, 0] = (other[-k:, 0] + 3) % (lm.ROUTE_THERE + 1)
+    _assert_read(agent, frames, want[-1], other)
     cfg = DataConfig(actors=["student"], skip_asleep=False)
     table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True, routes=True)
-    for e, info in enumerate(table.episodes):
-        (rec,) = [r for r in recorded_run.episodes if r.episode_id == info.episode_id]
-        mine = lm.episode_landmarks(rec.frames, np.array(rec.actions), moves, SIZE, walled=True, routes=True)
-        rows = np.flatnonzero(table.episode == e)
-        np.testing.assert_array_equal(table.landmarks[rows], mine[table.pos[rows]])
+    _assert_as_played(table, recorded_run, moves, walled=True, routes=True)
     walled_only = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True)
     model_cfg = load("tiny", [f"model.landmarks={SIZE}", "model.walled=true", "model.routes=true"]).model
     with pytest.raises(ValueError, match="model.routes True"):
