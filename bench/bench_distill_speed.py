@@ -77,7 +77,8 @@ def decisions(checkpoint: Path, runs: list[Path], n: int) -> dict[str, dict[str,
                      clock=full_pass["clock"], landmarks=full_pass["landmarks"])
 
     visual = VisualMemory(cfg.memory) if cfg.memory else None
-    marks = LandmarkMemory(cfg.landmarks, cfg.landmark_view, cfg.walled, cfg.walls_needed, cfg.routes) if cfg.landmarks else None
+    marks = None if not cfg.landmarks else \
+        LandmarkMemory(cfg.landmarks, cfg.landmark_view, cfg.walled, cfg.walls_needed, cfg.routes)
     moves = move_vectors(ckpt.action_names, ckpt.n_actions)
 
     reuse = model._new_subgoal

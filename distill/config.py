@@ -200,6 +200,8 @@ class DistillConfig(_Section):
     def _mirrored_view(self) -> DistillConfig:
         if self.train.mirror and self.model.landmark_view:
             raise ValueError("train.mirror does not mirror model.landmark_view's cells: use one or the other")
+        if self.train.mirror and self.model.routes:
+            raise ValueError("train.mirror does not mirror model.routes' moves: use one or the other")
         return self
 
     def digest(self) -> str:

@@ -627,3 +627,5 @@ def test_a_student_reads_the_routes(run_dir, recorded_run, tmp_path_factory):
         DistillDataset(walled_only, np.arange(len(walled_only)), build_tokenizer(walled_only), model_cfg)
     with pytest.raises(DistillConfigError, match="routes are read on the landmarks' class map"):
         load("tiny", ["model.routes=true"])
+    with pytest.raises(DistillConfigError, match="does not mirror model.routes' moves"):
+        load("tiny", [f"model.landmarks={SIZE}", "model.routes=true", "train.mirror=0.5"])
