@@ -218,6 +218,7 @@ class LandmarkMemory:
         self.last: np.ndarray | None = None  # the last frame
         self.last_seen: np.ndarray | None = None  # and its classes
         self.pocket_of: tuple[bytes, tuple[int, int] | None] = (b"", None)  # the last map _pocket read, its answer
+        self.routes_of: tuple[bytes, np.ndarray | None] = (b"", None)  # and routes, with the pocket
 
     def moved(self, frame: np.ndarray, dx: int, dy: int) -> bool:
         """Did the move ``(dx, dy)`` move the player? Crafter moves it when the cell it
@@ -253,9 +254,7 @@ class LandmarkMemory:
         if self.walls:
             out.append(np.array([[walls_needed(self.classes), 0]], np.int8))
         if self.routes:
-            c = self.size // 2
-            pocket = None if marks[-1, 0] == NONE else (int(marks[-1, 0]) + c, int(marks[-1, 1]) + c)
-            out.append(routes(classes, pocket))
+            out.append(self._routes(classes, marks[-1]))
         return np.concatenate(out) if len(out) > 1 else out[0]
 
     def view_cells(self) -> np.ndarray:
@@ -292,6 +291,16 @@ class LandmarkMemory:
             c = self.size // 2
             out[-1] = pocket[0] - c, pocket[1] - c
         return out
+
+    def _routes(self, classes: np.ndarray, pocket: np.ndarray) -> np.ndarray:
+        """:func:`routes` to the landmarks on ``classes``, the pocket at the offset ``pocket``;
+        read again only where the map or the pocket differ from the last call's."""
+        key = classes.tobytes() + pocket.tobytes()
+        if key != self.routes_of[0]:
+            c = self.size // 2
+            entry = None if pocket[0] == NONE else (int(pocket[0]) + c, int(pocket[1]) + c)
+            self.routes_of = (key, routes(classes, entry))
+        return self.routes_of[1]
 
     def _pocket(self, classes: np.ndarray) -> tuple[int, int] | None:
         """:func:`_pocket`, read again where the map is the last one's: about half the

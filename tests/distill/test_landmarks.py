@@ -603,6 +603,20 @@ def test_the_routes_go_around_what_is_between():
     assert tuple(lm.routes(classes, (c - 2, c))[-1]) == (up | down, 4)  # round the table
 
 
+def test_the_routes_are_read_again_only_on_a_changed_map(monkeypatch):
+    """On a walk (moves and noops) each step's routes are those of its map and pocket,
+    and the search is skipped where both are the last step's."""
+    observations, actions, moves = _walk(seed=4, steps=160)
+    memory = lm.LandmarkMemory(SIZE, routes=True)
+    k, c, search, searched = len(lm.LANDMARKS), SIZE // 2, lm.routes, []
+    monkeypatch.setattr(lm, "routes", lambda *args: searched.append(1) or search(*args))
+    for i, obs in enumerate(observations):
+        rows = memory.update(obs.frame, moves[actions[i - 1]] if i else (0, 0), obs.step)
+        pocket = None if rows[k - 1, 0] == lm.NONE else (int(rows[k - 1, 0]) + c, int(rows[k - 1, 1]) + c)
+        np.testing.assert_array_equal(rows[-k:], search(memory.remembered(), pocket))
+    assert 0 < len(searched) < len(observations)
+
+
 def test_a_student_reads_the_routes(run_dir, recorded_run, tmp_path_factory):
     """model.routes: K rows after the others, in the step table as in play, and they reach
     the decision; a table without them is refused, and so is the option without landmarks."""
