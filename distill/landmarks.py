@@ -58,6 +58,7 @@ EVENING = 100  # the step of each day from which the pocket is looked for
 # What the student is told of, in this order; "pocket" is computed from the map (_pocket).
 LANDMARKS = ("water", "tree", "stone", "coal", "iron", "diamond", "lava", "table", "furnace", "cow", "plant",
              "plant-ripe", "pocket")
+_LANDMARK_CLASSES = np.array([CLASS[n] for n in LANDMARKS[:-1]])  # the class of each but the pocket
 # What the landmark tokens mean, saved with each checkpoint trained on them: a student
 # reads its tokens as they were computed in training, so one whose number differs from
 # this is refused (distill.checkpoint). Change it whenever a landmark's rule changes (the
@@ -209,7 +210,6 @@ class LandmarkMemory:
         ys, xs = np.mgrid[-c:c + 1, -c:c + 1]
         self.order = np.argsort((np.abs(xs) + np.abs(ys)).ravel(), kind="stable")  # nearest first
         self.dx, self.dy = xs.ravel()[self.order], ys.ravel()[self.order]
-        self.codes = np.array([CLASS.get(n, 0) for n in LANDMARKS[:-1]])
         self.reset()
 
     def reset(self) -> None:
@@ -282,7 +282,7 @@ class LandmarkMemory:
         seen, first = np.unique(flat, return_index=True)  # the nearest cell of each class
         at = np.full(256, -1)
         at[seen] = first
-        rank = at[self.codes]
+        rank = at[_LANDMARK_CLASSES]
         out = np.full((len(LANDMARKS), 2), NONE, np.int8)
         known = rank >= 0
         out[:-1][known] = np.stack([self.dx[rank[known]], self.dy[rank[known]]], 1)
@@ -495,7 +495,7 @@ def routes(classes: np.ndarray, pocket: tuple[int, int] | None = None) -> np.nda
     w = s + 1
     kinds = len(LANDMARKS) - 1
     padded = np.zeros((kinds + 2, s, w), bool)
-    padded[:kinds, :, :s] = classes[None] == _ROUTE_CODES[:, None, None]
+    padded[:kinds, :, :s] = classes[None] == _LANDMARK_CLASSES[:, None, None]
     if pocket is not None:
         padded[kinds, pocket[1], pocket[0]] = True
     padded[kinds + 1, :, :s] = _ROUTE_WALK[classes]
@@ -526,9 +526,6 @@ def routes(classes: np.ndarray, pocket: tuple[int, int] | None = None) -> np.nda
         seen |= layer
         steps += 1
     return out
-
-
-_ROUTE_CODES = np.array([CLASS[n] for n in LANDMARKS[:-1]])
 
 
 def _move(cells: int, k: int, w: int) -> int:
