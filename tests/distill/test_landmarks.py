@@ -299,6 +299,18 @@ def _assert_read(agent, frames: np.ndarray, marks: np.ndarray, other: np.ndarray
     assert not torch.allclose(logits, changed)
 
 
+def _assert_needs_its_rows(recorded_run, option: str, without_landmarks: str) -> None:
+    """A student with ``model.<option>`` (and walled) refuses a step table holding only
+    walled's rows, and the config refuses the option without model.landmarks."""
+    walled_only = load_steps([recorded_run.run_dir], DataConfig(actors=["student"], skip_asleep=False),
+                             landmarks=SIZE, walled=True)
+    model_cfg = load("tiny", [f"model.landmarks={SIZE}", "model.walled=true", f"model.{option}=true"]).model
+    with pytest.raises(ValueError, match=f"model.{option} True"):
+        DistillDataset(walled_only, np.arange(len(walled_only)), build_tokenizer(walled_only), model_cfg)
+    with pytest.raises(DistillConfigError, match=without_landmarks):
+        load("tiny", [f"model.{option}=true"])
+
+
 def test_the_step_table_holds_the_landmarks_of_every_kept_step(recorded_run):
     cfg = DataConfig(actors=["student"], skip_asleep=False)
     table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE)
@@ -535,12 +547,7 @@ def test_a_student_reads_the_walls_it_needs(run_dir, recorded_run, tmp_path_fact
     cfg = DataConfig(actors=["student"], skip_asleep=False)
     table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True, walls_needed=True)
     _assert_as_played(table, recorded_run, moves, walled=True, walls=True)
-    walled_only = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True)
-    model_cfg = load("tiny", [f"model.landmarks={SIZE}", "model.walled=true", "model.walls_needed=true"]).model
-    with pytest.raises(ValueError, match="walls_needed True"):
-        DistillDataset(walled_only, np.arange(len(walled_only)), build_tokenizer(walled_only), model_cfg)
-    with pytest.raises(DistillConfigError, match="walls_needed is read on the landmarks' class map"):
-        load("tiny", ["model.walls_needed=true"])
+    _assert_needs_its_rows(recorded_run, "walls_needed", "walls_needed is read on the landmarks' class map")
 
 
 def test_a_student_reads_whether_it_is_walled_in(run_dir, recorded_run, tmp_path_factory):
@@ -635,11 +642,6 @@ def test_a_student_reads_the_routes(run_dir, recorded_run, tmp_path_factory):
     cfg = DataConfig(actors=["student"], skip_asleep=False)
     table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True, routes=True)
     _assert_as_played(table, recorded_run, moves, walled=True, routes=True)
-    walled_only = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True)
-    model_cfg = load("tiny", [f"model.landmarks={SIZE}", "model.walled=true", "model.routes=true"]).model
-    with pytest.raises(ValueError, match="model.routes True"):
-        DistillDataset(walled_only, np.arange(len(walled_only)), build_tokenizer(walled_only), model_cfg)
-    with pytest.raises(DistillConfigError, match="routes are read on the landmarks' class map"):
-        load("tiny", ["model.routes=true"])
+    _assert_needs_its_rows(recorded_run, "routes", "routes are read on the landmarks' class map")
     with pytest.raises(DistillConfigError, match="does not mirror model.routes' moves"):
         load("tiny", [f"model.landmarks={SIZE}", "model.routes=true", "train.mirror=0.5"])
