@@ -13,7 +13,7 @@
    looked for again on an unchanged map) against both undone, alternating on the same
    frames; the two must choose the same actions;
 4. what a decision costs the code after it: the classification of a frame
-   (``distill.landmarks.classify``, numpy alone) timed right after another
+   (``distill.cells.classify``, numpy alone) timed right after another
    classification, and right after a whole decision (``StudentAgent.act``), alternating
    on the same frames. The traced pass fills the core's caches with its weights and
    activations, and the code after it runs from slower memory: the difference is what a
@@ -36,9 +36,10 @@ from torch.utils.data import DataLoader
 
 from distill import landmarks
 from distill.agent import StudentAgent
+from distill.cells import classify
 from distill.checkpoint import load_student
 from distill.data import DistillDataset, split
-from distill.landmarks import LandmarkMemory, classify
+from distill.landmarks import LandmarkMemory
 from distill.steps import load_steps_for
 from distill.tokenizer import PAD
 from distill.visual_memory import VisualMemory, cell_colours, move_vectors

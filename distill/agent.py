@@ -36,8 +36,9 @@ from pathlib import Path
 
 import torch
 
+from distill.cells import CLASS, classify
 from distill.checkpoint import load_student
-from distill.landmarks import CLASS, LandmarkMemory, classify
+from distill.landmarks import LandmarkMemory
 from distill.tokenizer import PAD
 from distill.visual_memory import WORLD_COLS, WORLD_ROWS, VisualMemory, cell_colours, move_vectors
 from envs import Env, Observation

@@ -19,7 +19,7 @@ import functools
 
 import numpy as np
 
-from distill.landmarks import UNIT, crafter_textures
+from distill.cells import UNIT, crafter_textures
 from distill.visual_memory import WORLD_COLS, WORLD_ROWS
 
 COLS, ROWS = WORLD_COLS, 2  # the inventory's cells, below the world's

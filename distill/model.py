@@ -49,8 +49,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distill import inventory as inv
+from distill.cells import PLAYER
 from distill.config import ModelConfig
-from distill.landmarks import LANDMARKS, PLAYER, ROUTE_FAR, ROUTE_THERE, VIEW_CELLS, WALLS_MOST
+from distill.landmarks import LANDMARKS, ROUTE_FAR, ROUTE_THERE, VIEW_CELLS, WALLS_MOST
 from distill.landmarks import NONE as LANDMARK_NONE
 from distill.tokenizer import BOS, EOS, PAD
 from distill.visual_memory import WALK_CLASSES

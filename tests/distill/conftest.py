@@ -114,6 +114,39 @@ def play_student(checkpoint: Path, seed: int, max_steps: int, trace: bool = True
     return agent, np.stack(frames), np.array(actions), move_vectors(env.action_names, len(env.action_names))
 
 
+def world_name(cls: int) -> str:
+    """The name the env's ``local_view`` gives what class ``cls`` (:mod:`distill.cells`) shows."""
+    from distill import cells
+
+    name = cells.TEXTURES[cls - 1]
+    return {"plant-ripe": "ripe_plant"}.get(name, "arrow" if name.startswith("arrow") else name)
+
+
+def random_moves(seed: int, steps: int, hold: float = 0.8):
+    """Crafter under random moves and ``noop`` (each kept with probability ``hold``), never
+    asleep: (observations, actions, moves)."""
+    from distill.visual_memory import move_vectors
+
+    env = envs.make("crafter", max_steps=steps + 1)
+    names = list(env.action_names)
+    moves = move_vectors(names, len(names))
+    walk = [i for i, m in enumerate(moves[:-1]) if m.any()] + [names.index("noop")]
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed)
+    seen, actions = [obs], []
+    a = walk[-1]
+    for _ in range(steps):
+        if rng.random() > hold:
+            a = int(rng.choice(walk))
+        actions.append(a)
+        obs, _, term, trunc, _ = env.step(a)
+        if term or trunc:
+            break
+        seen.append(obs)
+    env.close()
+    return seen[: len(actions)], np.array(actions), moves
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tiny batch-1 ops: one torch thread is faster, and immune to a busy second core."""

@@ -1,5 +1,5 @@
-"""Landmarks: the cells of Crafter's frames read as textures in any light, kept on a map
-that follows the player, read as the nearest of each; the same in training and play."""
+"""Landmarks: the cells read from Crafter's frames (distill/cells.py) kept on a map that
+follows the player, read as the nearest of each; the same in training and play."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import envs
+from distill import cells
 from distill import checkpoint as ck
 from distill import landmarks as lm
 from distill.augment import mirror_batch, mirror_for
@@ -23,64 +24,10 @@ from distill.steps import concat_tables, load_steps
 from distill.trainer import train
 from distill.visual_memory import move_vectors
 from envs.crafter_env import daylight
-from tests.distill.conftest import play_student
+from tests.distill.conftest import play_student, random_moves, world_name
 
 SIZE = 15
 _POCKET = lm._pocket
-
-
-def _world_name(cls: int) -> str:
-    """The name the env's ``local_view`` gives what class ``cls`` shows."""
-    name = lm.TEXTURES[cls - 1]
-    return {"plant-ripe": "ripe_plant"}.get(name, "arrow" if name.startswith("arrow") else name)
-
-
-def _walk(seed: int, steps: int, hold: float = 0.8):
-    """Crafter under random moves and ``noop`` (each kept with probability ``hold``), never
-    asleep: (observations, actions, moves)."""
-    env = envs.make("crafter", max_steps=steps + 1)
-    names = list(env.action_names)
-    moves = move_vectors(names, len(names))
-    walk = [i for i, m in enumerate(moves[:-1]) if m.any()] + [names.index("noop")]
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed)
-    seen, actions = [obs], []
-    a = walk[-1]
-    for _ in range(steps):
-        if rng.random() > hold:
-            a = int(rng.choice(walk))
-        actions.append(a)
-        obs, _, term, trunc, _ = env.step(a)
-        if term or trunc:
-            break
-        seen.append(obs)
-    env.close()
-    return seen[: len(actions)], np.array(actions), moves
-
-
-def test_cells_are_read_as_the_world_holds_them_by_day_and_in_the_dark():
-    """Against the env's own view: by day every cell is read and read right; in the dark
-    (Crafter's noise covers the edges) the cells read are still right."""
-    observations, _, _ = _walk(seed=2, steps=280)
-    counts = {"day": [0, 0, 0], "dark": [0, 0, 0]}  # cells, read, read right
-    for obs in observations:
-        got = lm.classify(obs.frame, obs.step)
-        light = "dark" if daylight(obs.step) < 0.5 else "day"
-        for (r, c), name in np.ndenumerate(obs.local_view):
-            if (r, c) == (3, 4):
-                assert got[r, c] == lm.PLAYER
-                continue
-            counts[light][0] += 1
-            if got[r, c] != lm.UNKNOWN:
-                counts[light][1] += 1
-                counts[light][2] += _world_name(int(got[r, c])) == name
-    day, dark = counts["day"], counts["dark"]
-    assert day[0] > 5000 and dark[0] > 2000  # the walk lived into the night
-    assert day[1] / day[0] >= 0.99 and day[2] / day[1] >= 0.995
-    assert 0.3 <= dark[1] / dark[0] < 0.95  # the edges are lost in the noise
-    assert dark[2] / dark[1] >= 0.99
-    grey = np.full((64, 64, 3), 90, np.uint8)  # asleep, Crafter greys the view: nothing is read
-    assert lm.asleep(grey) and (lm.classify(grey, 50) == lm.UNKNOWN).sum() == 62
 
 
 def _crafter_world(env):
@@ -149,9 +96,9 @@ def _a_tunnel(world, x: int, y: int) -> bool:
     if world[(x, y)][0] not in ground:
         return False
     for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        cells = [world[(x + k * dx, y + k * dy)][0] for k in (1, 2)]
+        tunnel = [world[(x + k * dx, y + k * dy)][0] for k in (1, 2)]
         sides = [world[(x + k * dx + s * dy, y + k * dy + s * dx)][0] for k in (1, 2) for s in (1, -1)]
-        if all(c in ground + dig for c in cells) and all(c in closable for c in sides):
+        if all(c in ground + dig for c in tunnel) and all(c in closable for c in sides):
             return True
     return False
 
@@ -160,9 +107,9 @@ def test_the_pocket_is_the_teachers_choice():
     """On a drawn map: the fewest walls to build, then the nearest; water beside wins a
     pocket 12 steps; water is no wall where a skeleton's path is near; a cow blocks."""
     size, c = 21, 10
-    sand, stone, water, path, cow = (lm.CLASS[n] for n in ("sand", "stone", "water", "path", "cow"))
+    sand, stone, water, path, cow = (cells.CLASS[n] for n in ("sand", "stone", "water", "path", "cow"))
     base = np.full((size, size), sand, np.uint8)
-    base[c, c] = lm.PLAYER
+    base[c, c] = cells.PLAYER
     assert lm._pocket(base) == (c, c)  # open ground: walls everywhere to build, so here
     a = base.copy()  # a tunnel 4 to the right, walled: E (14, 10), P, Q, then stone
     a[c, c + 7] = stone
@@ -203,9 +150,9 @@ def test_the_pocket_is_where_the_teachers_own_code_goes_on_drawn_maps():
     picked = set()
     for _ in range(30):
         drawn = rng.choice(len(names), size=(size, size), p=share)
-        classes = np.array([lm.CLASS[n] for n in names], np.uint8)[drawn]
-        classes[far] = lm.UNKNOWN
-        classes[c, c] = lm.PLAYER
+        classes = np.array([cells.CLASS[n] for n in names], np.uint8)[drawn]
+        classes[far] = cells.UNKNOWN
+        classes[c, c] = cells.PLAYER
         obs = make_obs(inventory={"stone": 99, "wood_pickaxe": 1}, position=(centre, centre))
         world = WorldMap(64)
         world.update(obs)
@@ -226,7 +173,7 @@ def test_the_pocket_is_looked_for_again_only_when_the_map_changes(monkeypatch):
     """From step EVENING the pocket is looked for at each step, but read back where the map
     is the last step's (standing still, nothing new in view): the same tokens as looking
     every time, with fewer looks."""
-    seen, actions, moves = _walk(5, lm.EVENING + 120, hold=0.9)
+    seen, actions, moves = random_moves(5, lm.EVENING + 120, hold=0.9)
     looks = []
     monkeypatch.setattr(lm, "_pocket", lambda classes: looks.append(1) or _POCKET(classes))
     every, rereading = lm.LandmarkMemory(33), lm.LandmarkMemory(33)
@@ -248,7 +195,7 @@ def test_the_view_cells_are_the_maps_and_say_what_was_only_remembered():
     the map has it: what the frame shows where it reads, marked fresh; elsewhere (the
     dark's edges) what it remembers there, marked stale, and that is mostly still the
     world's ground."""
-    observations, actions, moves = _walk(seed=2, steps=280)
+    observations, actions, moves = random_moves(seed=2, steps=280)
     plain, viewed = lm.LandmarkMemory(SIZE), lm.LandmarkMemory(SIZE, view=True)
     k = len(lm.LANDMARKS)
     stale, stale_right = 0, 0
@@ -258,15 +205,15 @@ def test_the_view_cells_are_the_maps_and_say_what_was_only_remembered():
         got = viewed.update(obs.frame, move, obs.step)
         assert got.shape == (k + lm.VIEW_CELLS, 2) and got.dtype == np.int8
         np.testing.assert_array_equal(got[:k], want)
-        cells, old = got[k:, 0].reshape(7, 9), got[k:, 1].reshape(7, 9).astype(bool)
-        read = lm.classify(obs.frame, obs.step)
-        np.testing.assert_array_equal(cells[read != lm.UNKNOWN], read[read != lm.UNKNOWN])
-        assert not old[read != lm.UNKNOWN].any() and not old[cells == lm.UNKNOWN].any()
-        for (r, c) in zip(*np.nonzero(old & (cells != lm.PLAYER))):  # PLAYER: where it stood, not read since
-            name = lm.TEXTURES[int(cells[r, c]) - 1]
-            if name in lm.MATERIALS and name not in ("table", "furnace"):
+        held, old = got[k:, 0].reshape(7, 9), got[k:, 1].reshape(7, 9).astype(bool)
+        read = cells.classify(obs.frame, obs.step)
+        np.testing.assert_array_equal(held[read != cells.UNKNOWN], read[read != cells.UNKNOWN])
+        assert not old[read != cells.UNKNOWN].any() and not old[held == cells.UNKNOWN].any()
+        for (r, c) in zip(*np.nonzero(old & (held != cells.PLAYER))):  # PLAYER: where it stood, not read since
+            name = cells.TEXTURES[int(held[r, c]) - 1]
+            if name in cells.MATERIALS and name not in ("table", "furnace"):
                 stale += 1
-                stale_right += _world_name(int(cells[r, c])) == obs.local_view[r, c]
+                stale_right += world_name(int(held[r, c])) == obs.local_view[r, c]
     assert stale > 500, stale  # the walk met the dark, where the map fills in the view
     assert stale_right / stale >= 0.9, stale_right / stale
 
@@ -344,7 +291,7 @@ def test_the_step_table_holds_the_view_cells_when_asked(recorded_run):
     assert table.landmarks.shape == (len(table), k + lm.VIEW_CELLS, 2)
     moves = move_vectors(recorded_run.action_names, len(recorded_run.action_names))
     _assert_as_played(table, recorded_run, moves, view=True)
-    assert (table.landmarks[:, k:, 0] == lm.PLAYER).sum() == len(table)  # the player's own cell, every step
+    assert (table.landmarks[:, k:, 0] == cells.PLAYER).sum() == len(table)  # the player's own cell, every step
     plain = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE)
     for table_, view in ((plain, True), (table, False)):
         model_cfg = load("tiny", [f"model.landmarks={SIZE}", f"model.landmark_view={view}"]).model
@@ -460,26 +407,26 @@ def test_walled_in_on_the_map_as_the_env_shows_it_through_the_night():
 
 
 def test_walled_counts_cells_never_read_as_open_and_reachable_ground_up_to_the_limit():
-    stone, grass = lm.CLASS["stone"], lm.CLASS["grass"]
+    stone, grass = cells.CLASS["stone"], cells.CLASS["grass"]
     classes = np.full((SIZE, SIZE), stone, np.uint8)
     c = SIZE // 2
-    classes[c, c] = lm.PLAYER
+    classes[c, c] = cells.PLAYER
     assert lm.walled(classes)
     classes[c, c + 1:c + 3] = grass  # three cells of ground, the player's included
     assert lm.walled(classes) and not lm.walled(classes, limit=2)
     classes[c, c + 3] = grass  # four
     assert not lm.walled(classes)
     classes[c, c + 1:c + 4] = stone
-    classes[c - 1, c] = lm.UNKNOWN  # never read: what walks may come from there
-    classes[c - 2, c] = lm.UNKNOWN
-    classes[c - 3, c] = lm.UNKNOWN
+    classes[c - 1, c] = cells.UNKNOWN  # never read: what walks may come from there
+    classes[c - 2, c] = cells.UNKNOWN
+    classes[c - 3, c] = cells.UNKNOWN
     assert not lm.walled(classes)
-    classes[c - 3, c] = lm.CLASS["water"]  # water stops a zombie as stone does
+    classes[c - 3, c] = cells.CLASS["water"]  # water stops a zombie as stone does
     assert lm.walled(classes)
 
 
 def test_walled_agrees_with_the_view_on_a_walk_into_the_night():
-    observations, actions, moves = _walk(seed=2, steps=280)
+    observations, actions, moves = random_moves(seed=2, steps=280)
     memory = lm.LandmarkMemory(SIZE, walled=True)
     agree = [memory.update(obs.frame, moves[actions[i - 1]] if i else (0, 0), obs.step)[-1, 0]
              == enclosed(obs.local_view) for i, obs in enumerate(observations)]
@@ -487,10 +434,10 @@ def test_walled_agrees_with_the_view_on_a_walk_into_the_night():
 
 
 def test_the_walls_needed_are_those_of_the_smallest_pocket_to_close():
-    stone, grass = lm.CLASS["stone"], lm.CLASS["grass"]
+    stone, grass = cells.CLASS["stone"], cells.CLASS["grass"]
     classes = np.full((SIZE, SIZE), grass, np.uint8)
     c = SIZE // 2
-    classes[c, c] = lm.PLAYER
+    classes[c, c] = cells.PLAYER
     assert lm.walls_needed(classes) == 4  # in the open: a wall on each side
     classes[c - 1, c - 1:c + 2] = stone  # a pocket walled above, left and below, open to the right
     classes[c + 1, c - 1:c + 2] = stone
@@ -502,9 +449,9 @@ def test_the_walls_needed_are_those_of_the_smallest_pocket_to_close():
     classes[c - 1, c + 1:c + 3] = stone
     classes[c + 1, c + 1:c + 3] = stone
     assert lm.walls_needed(classes) == 1
-    classes[c - 1, c] = lm.CLASS["water"]  # water holds a zombie as stone does
+    classes[c - 1, c] = cells.CLASS["water"]  # water holds a zombie as stone does
     assert lm.walls_needed(classes) == 1
-    classes[c - 1, c] = lm.UNKNOWN  # never read: it may be open
+    classes[c - 1, c] = cells.UNKNOWN  # never read: it may be open
     assert lm.walls_needed(classes) == 2
     edge = np.full((5, 5), False)  # a pocket at the edge of what is known: beyond it counts as open
     edge[2, 2] = edge[2, 3] = edge[2, 4] = True
@@ -517,7 +464,7 @@ def test_the_walls_needed_are_those_of_the_smallest_pocket_to_close():
 def test_no_walls_needed_exactly_when_walled_in():
     """On a walk into the night the count is 0 where walled is 1 and nowhere else; in a
     pocket it is 0 through the night, and 1 once its end is opened."""
-    observations, actions, moves = _walk(seed=5, steps=300)
+    observations, actions, moves = random_moves(seed=5, steps=300)
     memory = lm.LandmarkMemory(SIZE, walled=True, walls=True)
     rows = np.array([memory.update(obs.frame, moves[actions[i - 1]] if i else (0, 0), obs.step)[-2:, 0]
                      for i, obs in enumerate(observations)])
@@ -584,14 +531,14 @@ def test_a_student_reads_whether_it_is_walled_in(run_dir, recorded_run, tmp_path
 def test_the_routes_go_around_what_is_between():
     """routes: the first moves of every shortest walk over ground, the steps it takes; a
     thing is reached beside it, the pocket on its entry; none through water or unknown cells."""
-    grass, water = lm.CLASS["grass"], lm.CLASS["water"]
+    grass, water = cells.CLASS["grass"], cells.CLASS["water"]
     classes = np.full((SIZE, SIZE), grass, np.uint8)
     c = SIZE // 2
-    classes[c, c] = lm.PLAYER
+    classes[c, c] = cells.PLAYER
     tree, stone, table = lm.LANDMARKS.index("tree"), lm.LANDMARKS.index("stone"), lm.LANDMARKS.index("table")
     left, right, up, down = (1 << k for k in range(4))
-    classes[c, c + 4] = lm.CLASS["tree"]  # straight to the right: stand beside it after 3 steps
-    classes[c - 3, c - 3] = lm.CLASS["stone"]  # up and left: either move starts a shortest walk
+    classes[c, c + 4] = cells.CLASS["tree"]  # straight to the right: stand beside it after 3 steps
+    classes[c - 3, c - 3] = cells.CLASS["stone"]  # up and left: either move starts a shortest walk
     way = lm.routes(classes)
     assert tuple(way[tree]) == (right, 3)
     assert tuple(way[stone]) == (left | up, 5)
@@ -602,9 +549,9 @@ def test_the_routes_go_around_what_is_between():
     classes[c:, c + 2] = water  # to the map's edge below: only round the top
     assert tuple(lm.routes(classes)[tree]) == (right | up, 11)
     classes[:, c + 2] = water  # across the whole map, but for a cell never read: no way is known
-    classes[0, c + 2] = lm.UNKNOWN
+    classes[0, c + 2] = cells.UNKNOWN
     assert tuple(lm.routes(classes)[tree]) == (lm.ROUTE_NONE, lm.ROUTE_FAR)
-    classes[c, c - 1] = lm.CLASS["table"]  # beside the player: the move that faces it, no steps
+    classes[c, c - 1] = cells.CLASS["table"]  # beside the player: the move that faces it, no steps
     assert tuple(lm.routes(classes)[table]) == (left, 0)
     assert tuple(lm.routes(classes, (c, c))[-1]) == (lm.ROUTE_THERE, 0)
     assert tuple(lm.routes(classes, (c - 2, c))[-1]) == (up | down, 4)  # round the table
@@ -613,7 +560,7 @@ def test_the_routes_go_around_what_is_between():
 def test_the_routes_are_read_again_only_on_a_changed_map(monkeypatch):
     """On a walk (moves and noops) each step's routes are those of its map and pocket,
     and the search is skipped where both are the last step's."""
-    observations, actions, moves = _walk(seed=4, steps=160)
+    observations, actions, moves = random_moves(seed=4, steps=160)
     memory = lm.LandmarkMemory(SIZE, routes=True)
     k, c, search, searched = len(lm.LANDMARKS), SIZE // 2, lm.routes, []
     monkeypatch.setattr(lm, "routes", lambda *args: searched.append(1) or search(*args))
