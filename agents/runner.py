@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import tempfile
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,13 +74,21 @@ class _StepCounter:
             self.pending = 0
 
 
-def open_store(config: Any, out: Path) -> Any:
-    """The experience store of a run: ``memory.url``, ``memory.path`` or ``RUN/memory``."""
+def open_store(config: Any, out: Path, copies: Path | None = None) -> Any:
+    """The experience store of a run: ``memory.url``, ``memory.path`` or ``RUN/memory``.
+
+    With ``copies`` (a worker of a run that does not learn) an embedded store is opened
+    from this process's own copy under that folder: one process at a time holds a
+    store's directory, and a reader's copy serves it as well."""
     from memory import ExperienceStore
 
     mem = config.memory
     if not mem.url and not mem.path:
         mem = mem.model_copy(update={"path": str(out / "memory")})
+    if copies is not None and not mem.url:
+        mine = copies / str(os.getpid())
+        shutil.copytree(Path(mem.path).expanduser(), mine)
+        mem = mem.model_copy(update={"path": str(mine)})
     store = ExperienceStore.open(mem)
     store.warm()
     return store
@@ -100,7 +111,7 @@ class _Player:
     """One process's world and agent: the env stack (recorder, video) and the agent
     that plays a run's episodes one after another."""
 
-    def __init__(self, config: Any, out: Path, index: bool = True):
+    def __init__(self, config: Any, out: Path, index: bool = True, copies: Path | None = None):
         base = envs.make(config.env.name, **config.env.make_kwargs())
         self.achievements = base.achievements
         self.recorder = EpisodeRecorder(base, out, agent=config.agent.name, config_hash=config.digest(),
@@ -109,7 +120,7 @@ class _Player:
         if config.run.video:  # outermost, so it sees the recorder's episode id
             self.env = VideoRecorder(self.recorder, out / "videos", scale=config.run.video_scale,
                                      captions=config.agent.name in ("steve", "student"))  # the current subgoal
-        self.store = open_store(config, out) if config.agent.name == "steve" else None
+        self.store = open_store(config, out, copies) if config.agent.name == "steve" else None
         self.agent = _make_agent(config, self.env, out, self.store)
 
     def play(self, seed: int, resume: bool, progress: Progress | None) -> tuple[EpisodeMeta, dict[str, Any]]:
@@ -211,7 +222,9 @@ def _play_in_turn(config: Any, out: Path, seeds: list[int], resume: bool, progre
 def _play_side_by_side(config: Any, out: Path, seeds: list[int], resume: bool, progress: Progress | None) -> Played:
     """The episodes in ``run.workers`` processes (:func:`envs.pool.spawn_pool`), one
     episode a task, each process with its own env and agent; this process gathers the
-    finished episodes into the index as they come, so a kill keeps them."""
+    finished episodes into the index as they come, so a kill keeps them. The steve agent
+    (only when it does not learn, :class:`steve.config.Config`) reads its store in each
+    process from a copy made here first, removed at the end."""
     base = envs.make(config.env.name, **config.env.make_kwargs())  # a world that cannot be made fails here
     played = Played(read_index(out), tuple(base.achievements))
     base.close()
@@ -221,9 +234,13 @@ def _play_side_by_side(config: Any, out: Path, seeds: list[int], resume: bool, p
     todo = [seed for seed in seeds if episode_id_for(config.env.name, config.agent.name, seed, digest) not in done_ids]
     if not todo:
         return played
+    copies = None
+    if config.agent.name == "steve":
+        open_store(config, out).close()  # made here if new, and a store that does not open stops the run now
+        copies = Path(tempfile.mkdtemp(prefix="steve-store-"))
     pool = spawn_pool(min(config.run.workers, len(todo)))
     try:
-        futures = [pool.submit(_play_in_worker, config, str(out), seed, resume) for seed in todo]
+        futures = [pool.submit(_play_in_worker, config, str(out), seed, resume, copies) for seed in todo]
         for future in as_completed(futures):
             meta, stats, video = future.result()
             played.episodes.append(meta)
@@ -238,6 +255,8 @@ def _play_side_by_side(config: Any, out: Path, seeds: list[int], resume: bool, p
                 progress.episode_finished(i, meta.length, meta.achievements)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        if copies is not None:
+            shutil.rmtree(copies, ignore_errors=True)
     played.videos.sort()
     return played
 
@@ -245,10 +264,11 @@ def _play_side_by_side(config: Any, out: Path, seeds: list[int], resume: bool, p
 _WORKER: _Player | None = None  # the player of a worker process, made by its first task
 
 
-def _play_in_worker(config: Any, out: str, seed: int, resume: bool) -> tuple[EpisodeMeta, dict[str, Any], str | None]:
+def _play_in_worker(config: Any, out: str, seed: int, resume: bool,
+                    copies: Path | None = None) -> tuple[EpisodeMeta, dict[str, Any], str | None]:
     global _WORKER
     if _WORKER is None:
-        _WORKER = _Player(config, Path(out), index=False)
+        _WORKER = _Player(config, Path(out), index=False, copies=copies)
     meta, stats = _WORKER.play(seed, resume, None)
     videos = _WORKER.videos
     return meta, stats, str(videos[-1]) if videos else None

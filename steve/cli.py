@@ -57,7 +57,8 @@ MaxStepsOpt = Annotated[Optional[int], typer.Option("--max-steps", help="steps b
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="run directory to write")]
 VideoOpt = Annotated[Optional[bool], typer.Option("--video/--no-video", help="an MP4 per episode")]
 WorkersOpt = Annotated[Optional[int], typer.Option(
-    "--workers", help="processes playing episodes side by side (random, student): the same episodes, sooner")]
+    "--workers", help="processes playing episodes side by side (random, student, steve without learning): "
+               "the same episodes, sooner")]
 
 
 @app.command()

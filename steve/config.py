@@ -57,8 +57,8 @@ class RunConfig(BaseModel):
     video: bool = Field(False, description="write an MP4 per episode")
     video_scale: int = Field(4, ge=1, le=16, description="upscaling of frames in videos")
     flush_every: int = Field(500, ge=1, description="steps buffered before they reach disk")
-    workers: int = Field(1, ge=1, description="processes playing episodes side by side (random and student "
-                         "agents; the same episodes as one after another)")
+    workers: int = Field(1, ge=1, description="processes playing episodes side by side (random, student, and "
+                         "steve without learning; the same episodes as one after another)")
 
 
 class Config(BaseModel):
@@ -74,10 +74,9 @@ class Config(BaseModel):
 
     @model_validator(mode="after")
     def _steve_plays_in_turn(self) -> Config:
-        if self.run.workers > 1 and self.agent.name == "steve":
-            raise ValueError("run.workers: the steve agent plays one episode after another (its experience "
-                             "store belongs to one process, and each episode learns from the ones before); "
-                             "use --workers 1")
+        if self.run.workers > 1 and self.agent.name == "steve" and self.agent.learn:
+            raise ValueError("run.workers: the steve agent that learns plays one episode after another (each "
+                             "learns from the ones before); use --workers 1, or --no-learn (as steve eval does)")
         return self
 
     def digest(self) -> str:

@@ -73,6 +73,28 @@ def test_side_by_side_writes_the_episodes_and_videos_of_one_after_another(run_di
     assert yaml.safe_load((wide / "config.yaml").read_text())["run"]["workers"] == 2
 
 
+def test_steve_without_learning_plays_side_by_side_from_copies_of_its_store(tmp_path, monkeypatch):
+    """``steve eval --workers 2``: each worker reads its own copy of the store (one process
+    holds a store's directory at a time), the episodes are those of one after another,
+    and the copies are gone afterwards."""
+    learning = tmp_path / "l"
+    run_cli("run", "--agent", "steve", "--episodes", "1", "--seed", "6", "--max-steps", "150", "--out", str(learning))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # where the copies go
+    runs = {}
+    for workers in ("1", "2"):
+        runs[workers] = tmp_path / f"w{workers}"
+        run_cli("eval", "--agent", "steve", "--memory", str(learning / "memory"), "--episodes", "2", "--seed", "7",
+                "--max-steps", "150", "--workers", workers, "--out", str(runs[workers]))
+    a, b = read_steps(runs["1"]), read_steps(runs["2"])
+    for col in ("episode_id", "t", "action", "subgoal", "achievements"):
+        assert a.column(col).equals(b.column(col)), col
+    one, two = (json.loads((runs[w] / "summary.json").read_text())["per_episode"] for w in ("1", "2"))
+    assert one == two and [e["learned"] for e in two] == [{}, {}]
+    assert not list(scratch.glob("steve-store-*"))
+
+
 def test_side_by_side_killed_leaves_no_worker_and_resumes_to_the_same_episodes(tmp_path):
     """SIGKILL of the parent once an episode is in the index: its workers go with it
     (nothing writes into the run afterwards), and --resume ends where one uninterrupted

@@ -38,11 +38,12 @@ def test_bad_config_is_one_clear_line(override, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
-def test_steve_side_by_side_is_refused_in_one_line():
+def test_steve_side_by_side_is_refused_in_one_line_while_it_learns():
     assert load(overrides=["run.workers=2", "agent.name=student"]).run.workers == 2
+    assert load(overrides=["run.workers=2", "agent.name=steve", "agent.learn=false"]).run.workers == 2
     with pytest.raises(ConfigError) as err:
         load(overrides=["run.workers=2", "agent.name=steve"])
-    assert str(err.value).startswith("config: run.workers: the steve agent plays one episode after another")
+    assert str(err.value).startswith("config: run.workers: the steve agent that learns plays one episode after")
     assert "\n" not in str(err.value)
 
 
