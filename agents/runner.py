@@ -82,9 +82,7 @@ def open_store(config: Any, out: Path, copies: Path | None = None) -> Any:
     store's directory, and a reader's copy serves it as well."""
     from memory import ExperienceStore
 
-    mem = config.memory
-    if not mem.url and not mem.path:
-        mem = mem.model_copy(update={"path": str(out / "memory")})
+    mem = _memory_config(config, out)
     if copies is not None and not mem.url:
         mine = copies / str(os.getpid())
         shutil.copytree(Path(mem.path).expanduser(), mine)
@@ -92,6 +90,11 @@ def open_store(config: Any, out: Path, copies: Path | None = None) -> Any:
     store = ExperienceStore.open(mem)
     store.warm()
     return store
+
+
+def _memory_config(config: Any, out: Path) -> Any:
+    mem = config.memory
+    return mem if mem.url or mem.path else mem.model_copy(update={"path": str(out / "memory")})
 
 
 def _make_agent(config: Any, env: envs.Env, out: Path, store: Any) -> Any:
@@ -236,7 +239,10 @@ def _play_side_by_side(config: Any, out: Path, seeds: list[int], resume: bool, p
         return played
     copies = None
     if config.agent.name == "steve":
-        open_store(config, out).close()  # made here if new, and a store that does not open stops the run now
+        from memory import ExperienceStore
+
+        # made here if new; a store that does not open stops the run before any worker starts
+        ExperienceStore.open(_memory_config(config, out)).close()
         copies = Path(tempfile.mkdtemp(prefix="steve-store-"))
     pool = spawn_pool(min(config.run.workers, len(todo)))
     try:
