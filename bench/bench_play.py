@@ -52,8 +52,7 @@ def main() -> None:
     for row in rows:
         row["speedup"] = round(rows[0]["wall_s"] / row["wall_s"], 2)
     report = {"agent": args.agent, "checkpoint": args.checkpoint, "memory": args.memory, "episodes": args.episodes,
-              "seed": args.seed,
-              "same_episodes": True, "runs": rows}
+              "seed": args.seed, "same_episodes": True, "runs": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_play.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
