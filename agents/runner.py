@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from envs.video import VideoRecorder
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 50  # steps between progress updates: per-step updates cost more than a step
+STORE_COPIES = ".store-copies"  # RUN/.store-copies: the workers' copies of the store of a run that does not learn
 
 
 class Progress(Protocol):
@@ -227,7 +227,8 @@ def _play_side_by_side(config: Any, out: Path, seeds: list[int], resume: bool, p
     episode a task, each process with its own env and agent; this process gathers the
     finished episodes into the index as they come, so a kill keeps them. The steve agent
     (only when it does not learn, :class:`steve.config.Config`) reads its store in each
-    process from a copy made here first, removed at the end."""
+    process from a copy under ``RUN/.store-copies``, removed at the end (and, after a
+    kill, when the run resumes)."""
     base = envs.make(config.env.name, **config.env.make_kwargs())  # a world that cannot be made fails here
     played = Played(read_index(out), tuple(base.achievements))
     base.close()
@@ -235,15 +236,17 @@ def _play_side_by_side(config: Any, out: Path, seeds: list[int], resume: bool, p
     order = {seed: i for i, seed in enumerate(seeds)}
     digest = config.digest()
     todo = [seed for seed in seeds if episode_id_for(config.env.name, config.agent.name, seed, digest) not in done_ids]
+    copies = out / STORE_COPIES if config.agent.name == "steve" else None
+    if copies is not None:
+        shutil.rmtree(copies, ignore_errors=True)  # a killed run's
     if not todo:
         return played
-    copies = None
-    if config.agent.name == "steve":
+    if copies is not None:
         from memory import ExperienceStore
 
         # made here if new; a store that does not open stops the run before any worker starts
         ExperienceStore.open(_memory_config(config, out)).close()
-        copies = Path(tempfile.mkdtemp(prefix="steve-store-"))
+        copies.mkdir(parents=True)
     pool = spawn_pool(min(config.run.workers, len(todo)))
     try:
         futures = [pool.submit(_play_in_worker, config, str(out), seed, resume, copies) for seed in todo]

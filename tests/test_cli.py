@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from agents.runner import STORE_COPIES
 from envs.episodes import read_index, read_steps
 from tests.conftest import ROOT, run_cli
 
@@ -73,15 +74,12 @@ def test_side_by_side_writes_the_episodes_and_videos_of_one_after_another(run_di
     assert yaml.safe_load((wide / "config.yaml").read_text())["run"]["workers"] == 2
 
 
-def test_steve_without_learning_plays_side_by_side_from_copies_of_its_store(tmp_path, monkeypatch):
+def test_steve_without_learning_plays_side_by_side_from_copies_of_its_store(tmp_path):
     """``steve eval --workers 2``: each worker reads its own copy of the store (one process
     holds a store's directory at a time), the episodes are those of one after another,
-    and the copies are gone afterwards."""
+    and the copies are gone afterwards, and after a kill when the run resumes."""
     learning = tmp_path / "l"
     run_cli("run", "--agent", "steve", "--episodes", "1", "--seed", "6", "--max-steps", "150", "--out", str(learning))
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setenv("TMPDIR", str(scratch))  # where the copies go
     runs = {}
     for workers in ("1", "2"):
         runs[workers] = tmp_path / f"w{workers}"
@@ -92,7 +90,11 @@ def test_steve_without_learning_plays_side_by_side_from_copies_of_its_store(tmp_
         assert a.column(col).equals(b.column(col)), col
     one, two = (json.loads((runs[w] / "summary.json").read_text())["per_episode"] for w in ("1", "2"))
     assert one == two and [e["learned"] for e in two] == [{}, {}]
-    assert not list(scratch.glob("steve-store-*"))
+    copies = runs["2"] / STORE_COPIES
+    assert not copies.exists()
+    (copies / "999").mkdir(parents=True)  # as a killed run leaves them
+    run_cli("run", "--resume", str(runs["2"]))
+    assert not copies.exists()
 
 
 def test_side_by_side_killed_leaves_no_worker_and_resumes_to_the_same_episodes(tmp_path):
