@@ -38,7 +38,7 @@ import torch
 
 from distill.agent import StudentAgent
 from distill.checkpoint import load_student, read
-from distill.config import load
+from distill.config import PLAY_TEMPERATURE, load
 from distill.dagger import run_dagger
 from distill.rollouts import RolloutJob, play, pool_for, record_teacher
 from distill.data import DistillDataset, split
@@ -152,7 +152,7 @@ def main() -> None:
     ap.add_argument("--eval-seed", type=int, default=10_000, help="held-out seeds for teacher and student")
     ap.add_argument("--max-steps", type=int, default=10_000)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--temperature", type=float, default=1.0, help="of the student's action sampling")
+    ap.add_argument("--temperature", type=float, default=PLAY_TEMPERATURE, help="of the student's action sampling")
     ap.add_argument("--min-p", type=float, default=0.0, help="never sample an action less than this times as "
                     "likely as the most likely one")
     ap.add_argument("--greedy", action="store_true", help="the student takes its most likely action")

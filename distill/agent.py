@@ -3,7 +3,8 @@
 ``steve run --agent student --checkpoint CKPT`` plays it like any agent. Each decision
 writes the student's own subgoal (greedy, see :meth:`distill.model.Student.decide`)
 and then picks the action from the action head: the most likely one, or a sample at
-``temperature`` when ``sample`` is set (seeded per episode), leaving out the actions less
+``temperature`` (by default :data:`distill.config.PLAY_TEMPERATURE`, 0.8) when ``sample``
+is set (seeded per episode), leaving out the actions less
 than ``min_p`` times as likely as the most likely one (min-p sampling; 0 keeps them all).
 A sample breaks the loops a greedy student falls into; the cut is meant to keep it from
 the rare draw into lava or onto a zombie, but on the seeds measured so far it made no
@@ -38,6 +39,7 @@ import torch
 
 from distill.cells import CLASS, classify
 from distill.checkpoint import load_student
+from distill.config import PLAY_TEMPERATURE
 from distill.landmarks import LandmarkMemory
 from distill.tokenizer import PAD
 from distill.visual_memory import WORLD_COLS, WORLD_ROWS, VisualMemory, cell_colours, move_vectors
@@ -53,7 +55,7 @@ class StudentAgent:
     name = "student"
 
     def __init__(self, env: Env | None = None, checkpoint: str | Path | None = None, task: str = "open",
-                 sample: bool = True, temperature: float = 1.0, min_p: float = 0.0, device: str = "cpu",
+                 sample: bool = True, temperature: float = PLAY_TEMPERATURE, min_p: float = 0.0, device: str = "cpu",
                  threads: int | None = 1, history: bool = True, trace: bool = True, keep_subgoal: float = 0.0,
                  avoid_lava: bool = False):
         if checkpoint is None:

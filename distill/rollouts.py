@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 import envs
+from distill.config import PLAY_TEMPERATURE
 from distill.visual_memory import MOVES
 from envs.base import Wrapper
 from envs.crafter_env import DAY_LENGTH
@@ -142,7 +143,7 @@ class RolloutJob:
     task: str = "open"
     label: str = "dagger"  # the recorded episodes' agent name
     sample: bool = True
-    temperature: float = 1.0  # of the student's action sampling
+    temperature: float = PLAY_TEMPERATURE  # of the student's action sampling
     min_p: float = 0.0  # and its cut (see distill.agent)
     keep_subgoal: float = 0.0  # the student holds to its subgoal (see distill.model.Student.decide)
     avoid_lava: bool = False  # the student never moves onto lava (see distill.agent)

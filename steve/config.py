@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agents.llm.config import LLMConfig
-from distill.config import merge, read_yaml
+from distill.config import PLAY_TEMPERATURE, merge, read_yaml
 from distill.config import parse_override as _parse_override
 from envs.config import EnvConfig
 from memory.config import MemoryConfig
@@ -38,7 +38,7 @@ class AgentConfig(BaseModel):
     learn: bool = Field(True, description="steve: write experiences and distil skills and guardrails")
     checkpoint: str | None = Field(None, description="student: the trained student's checkpoint directory")
     sample: bool = Field(True, description="student: sample its action (false: the most likely one)")
-    temperature: float = Field(1.0, gt=0, description="student: temperature of that sampling")
+    temperature: float = Field(PLAY_TEMPERATURE, gt=0, description="student: temperature of that sampling")
     min_p: float = Field(0.0, ge=0, lt=1, description="student: never sample an action less than min_p "
                          "times as likely as the most likely one")
     keep_subgoal: float = Field(0.0, ge=0, description="student: keep its subgoal unless the greedy one is at least "

@@ -16,7 +16,7 @@ import torch
 import envs
 from distill import checkpoint as ck
 from distill.agent import StudentAgent
-from distill.config import DistillConfigError, load
+from distill.config import PLAY_TEMPERATURE, DistillConfigError, load
 from distill.dagger import run_dagger
 from distill.rollouts import InlinePool, LocalPool, MirrorEnv, NoisyEnv, RolloutJob, play, record_teacher, rollout
 from distill.trainer import train
@@ -195,6 +195,22 @@ def test_min_p_sampling_never_draws_the_unlikely_actions(student_ckpt):
     assert len(drawn[0.0]) > len(drawn[0.9])  # the cut is what narrows the draws
     with pytest.raises(ValueError, match="min_p"):
         StudentAgent(None, student_ckpt, min_p=1.0)
+
+
+def test_a_student_played_from_the_command_line_samples_at_the_play_temperature(student_ckpt, tmp_path):
+    """`steve run --agent student` samples at PLAY_TEMPERATURE (0.8, session 47) unless told
+    otherwise; so do the rollouts and the bench, whose defaults name the same constant."""
+    from agents.runner import _make_agent
+    from steve.config import load as load_run
+
+    env = envs.make("crafter", max_steps=10)
+    played = {}
+    for sets in ([], ["agent.temperature=1.0"]):
+        config = load_run(overrides=["agent.name=student", f"agent.checkpoint={student_ckpt}", *sets])
+        played[len(sets)] = _make_agent(config, env, tmp_path, None).temperature
+    env.close()
+    assert played == {0: PLAY_TEMPERATURE, 1: 1.0} and PLAY_TEMPERATURE < 1.0
+    assert RolloutJob(seed=0, out="x", beta=0.5, checkpoint="c").temperature == PLAY_TEMPERATURE
 
 
 @pytest.fixture(scope="module")
