@@ -21,7 +21,7 @@ from envs.crafter_env import DAY_LENGTH
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "distill"
 # The temperature a student samples its actions at when it plays, unless told otherwise
 # (`agent.temperature`, `bench_distill.py --temperature`). 0.8, not 1: over twelve
-# students of sessions 41-47, each on 200 held-out seeds against its own plays at 1, 0.8
+# students of sessions 34-47, each on 200 held-out seeds against its own plays at 1, 0.8
 # was better for ten, +1.45 on average for the last nine (95 % [+0.37, +2.49]);
 # docs/distill-results.md, session 47. Scores logged before then were sampled at 1.
 PLAY_TEMPERATURE = 0.8
