@@ -4,8 +4,8 @@
 writes the student's own subgoal (greedy, see :meth:`distill.model.Student.decide`)
 and then picks the action from the action head: the most likely one, or a sample at
 ``temperature`` (by default :data:`distill.config.PLAY_TEMPERATURE`, 0.8) when ``sample``
-is set (seeded per episode), leaving out the actions less
-than ``min_p`` times as likely as the most likely one (min-p sampling; 0 keeps them all).
+is set (seeded per episode), leaving out the actions less than ``min_p`` times as likely
+as the most likely one (min-p sampling; 0 keeps them all).
 A sample breaks the loops a greedy student falls into; the cut is meant to keep it from
 the rare draw into lava or onto a zombie, but on the seeds measured so far it made no
 difference to the score (docs/distill-results.md, session 10). The subgoal goes into the
