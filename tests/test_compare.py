@@ -116,6 +116,27 @@ def test_another_world_scores_over_the_achievements_either_side_unlocked(tmp_pat
     assert nothing.names == () and score_run(nothing)["crafter_score"] == 0
 
 
+def test_where_the_gap_lies_one_achievement_at_a_time(tmp_path):
+    seeds = range(10)
+    # A: wood and a skeleton on every seed; B: wood, a plant eaten on every seed, a table on one
+    a = _run(tmp_path / "a", [(s, ["collect_wood", "defeat_skeleton"]) for s in seeds])
+    b = _run(tmp_path / "b", [(s, ["collect_wood", "eat_plant"] + (["place_table"] if s == 3 else [])) for s in seeds])
+    r = compare(read_played([a]), read_played([b]))
+    matched, n = r["score_a_if_matched"], len(NAMES)
+    assert set(matched) == set(NAMES)
+    assert matched["collect_wood"] == matched["collect_coal"] == pytest.approx(r["score_a"])  # the same rate
+    assert matched["eat_plant"] == pytest.approx(np.expm1(3 * np.log(101) / n))  # 0 % -> 100 %
+    assert matched["place_table"] == pytest.approx(np.expm1((2 * np.log(101) + np.log(11)) / n))  # 0 % -> 10 %
+    assert matched["defeat_skeleton"] == pytest.approx(np.expm1(np.log(101) / n))  # A's lead given up
+    assert matched["eat_plant"] > matched["place_table"] > r["score_a"] > matched["defeat_skeleton"]
+    text = run_cli("episodes", "score", str(a), "--against", str(b)).stdout
+    rows = [line.split()[1] for line in text.splitlines() if line.startswith("│")]
+    assert rows[:2] == ["eat_plant", "place_table"] and rows[-1] == "defeat_skeleton"  # the largest first
+    assert "A's score at B's %" in text
+    report = json.loads(run_cli("episodes", "score", str(a), "--against", str(b), "--json").stdout)
+    assert report["paired"]["score_a_if_matched"]["eat_plant"] == pytest.approx(matched["eat_plant"])
+
+
 def test_seed_ranges():
     assert seed_ranges([5, 0, 1, 2, 7, 8, None, 2]) == "0-2, 5, 7-8, 1 without a seed"
     assert seed_ranges([]) == "none"
