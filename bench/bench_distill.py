@@ -46,6 +46,7 @@ from distill.evaluation import evaluate
 from distill.nights import night_report
 from distill.steps import load_steps_for
 from distill.trainer import train
+from envs.compare import scores_if_matched
 from envs.crafter_env import DAY_LENGTH
 from envs.episodes import decode_frames, find_runs, iter_episodes
 from envs.observation import Observation
@@ -245,6 +246,7 @@ def main() -> None:
         "teacher": _summary(teacher, args.max_steps, args.out / "eval-teacher"),
         "student": _summary(student, args.max_steps, args.out / "eval-student"),
         "ratio": student["crafter_score"] / teacher["crafter_score"] if teacher["crafter_score"] else None,
+        "student_at_teacher_rate": scores_if_matched(student["success_rates"], teacher["success_rates"]),
         "offline_on_eval_seeds": offline,
         "latency_1_thread": latency(checkpoint, eval_runs, threads=1, **options),
         "latency_all_cores": latency(checkpoint, eval_runs, threads=os.cpu_count() or 2, **options),
@@ -266,10 +268,19 @@ def main() -> None:
     print("walled in on day 0 (steve distill nights): " + ", ".join(
         f"{who} {n['enclosed_on_day_0']:.0%}, dark steps enclosed {n['dark_enclosed'] or 0:.0%}"
         for who, n in nights.items()))
+    print(_gap_line(report["student_at_teacher_rate"]))
     if args.student_window:
         w = report["student_in_window"]
         print(f"student at steps {w['window'][0]}-{w['window'][1]} of each day, teacher the rest: score "
               f"{w['crafter_score']:.1f} (ratio {w['ratio']:.2f}), ended on day 0 {w['ended_on_day_0']}")
+
+
+def _gap_line(matched: dict[str, float], top: int = 3) -> str:
+    """Where the student loses most: its score at the teacher's rate of one achievement
+    (:func:`envs.compare.scores_if_matched`), the ``top`` largest."""
+    worst = sorted(matched, key=lambda n: -matched[n])[:top]
+    return "the student's score at the teacher's rate of one achievement: " + ", ".join(
+        f"{n} {matched[n]:.1f}" for n in worst)
 
 
 def _summary(played: dict[str, Any], max_steps: int, run_dir: Path | None = None) -> dict[str, Any]:
