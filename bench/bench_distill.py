@@ -278,9 +278,8 @@ def main() -> None:
 def _gap_line(matched: dict[str, float], top: int = 3) -> str:
     """Where the student loses most: its score at the teacher's rate of one achievement
     (:func:`envs.compare.scores_if_matched`), the ``top`` largest."""
-    worst = sorted(matched, key=lambda n: -matched[n])[:top]
     return "the student's score at the teacher's rate of one achievement: " + ", ".join(
-        f"{n} {matched[n]:.1f}" for n in worst)
+        f"{n} {score:.1f}" for n, score in list(matched.items())[:top])
 
 
 def _summary(played: dict[str, Any], max_steps: int, run_dir: Path | None = None) -> dict[str, Any]:

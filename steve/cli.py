@@ -363,10 +363,9 @@ def _print_scores(report: dict[str, Any]) -> None:
     table.add_column("A's score at B's %", justify="right")
     table.caption = ("on the seeds both played; the last column: A's score had it B's rate of that "
                      "achievement alone, the rows by it, the largest first")
-    matched = paired["score_a_if_matched"]
-    for name in sorted(matched, key=lambda n: -matched[n]):
+    for name, matched in paired["score_a_if_matched"].items():  # the largest first
         rate_a, rate_b = paired["rates_a"][name], paired["rates_b"][name]
-        table.add_row(name, f"{rate_a:.1f}", f"{rate_b:.1f}", f"{rate_a - rate_b:+.1f}", f"{matched[name]:.2f}")
+        table.add_row(name, f"{rate_a:.1f}", f"{rate_b:.1f}", f"{rate_a - rate_b:+.1f}", f"{matched:.2f}")
     console.print(table)
     lo, hi = paired["interval"]
     left_out = "" if not (paired["only_a"] or paired["only_b"]) else (
