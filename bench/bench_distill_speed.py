@@ -79,7 +79,8 @@ def decisions(checkpoint: Path, runs: list[Path], n: int) -> dict[str, dict[str,
 
     visual = VisualMemory(cfg.memory) if cfg.memory else None
     marks = None if not cfg.landmarks else \
-        LandmarkMemory(cfg.landmarks, cfg.landmark_view, cfg.walled, cfg.walls_needed, cfg.routes)
+        LandmarkMemory(cfg.landmarks, cfg.landmark_view, cfg.walled, cfg.walls_needed, cfg.routes,
+                       cfg.plant_clock)
     moves = move_vectors(ckpt.action_names, ckpt.n_actions)
 
     reuse = model._new_subgoal

@@ -73,6 +73,10 @@ class ModelConfig(_Section):
     walls_needed: bool = Field(False, description="with landmarks: the fewest cells the player must wall up to be "
                                "walled in where it stands (0-4; distill/landmarks.py walls_needed), added "
                                "to the pocket's token: how far the walling is from done")
+    plant_clock: bool = Field(False, description="with landmarks: the nearest sapling's growth (the steps since "
+                              "it was first seen, in 25s, up to 300: ripe) and how many of its sides a cow or a "
+                              "zombie could step on (distill/landmarks.py LandmarkMemory.plant), added to the "
+                              "plant's token: when to come back to it, what is left to wall")
     routes: bool = Field(False, description="with landmarks: the way to each landmark on the class map, the moves "
                          "that start a shortest walk there and its steps (distill/landmarks.py routes), added to "
                          "the landmark's token: the offsets say where a thing is, not the way around what is between")
@@ -100,6 +104,8 @@ class ModelConfig(_Section):
             raise ValueError("walled is read on the landmarks' class map: it needs model.landmarks")
         if self.walls_needed and not self.landmarks:
             raise ValueError("walls_needed is read on the landmarks' class map: it needs model.landmarks")
+        if self.plant_clock and not self.landmarks:
+            raise ValueError("plant_clock is read on the landmarks' class map: it needs model.landmarks")
         if self.routes and not self.landmarks:
             raise ValueError("routes are read on the landmarks' class map: they need model.landmarks")
         return self

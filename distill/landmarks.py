@@ -62,12 +62,14 @@ class LandmarkMemory:
     ``view``, [K + VIEW_CELLS, 2]: then the view's cells as the map has them, row by row
     (:meth:`view_cells`); with ``walled`` one row more: (1 when the player is walled
     in on the map (:func:`walled`), else 0; 0); with ``walls`` one more: (the cells
-    left to wall up, :func:`walls_needed`; 0); with ``routes`` K more, last: the way to each
+    left to wall up, :func:`walls_needed`; 0); with ``plants`` one more: the nearest plant's
+    (growth, open sides), :meth:`plant`; with ``routes`` K more, last: the way to each
     landmark on the map (:func:`routes`)."""
 
     def __init__(self, size: int, view: bool = False, walled: bool = False, walls: bool = False,
-                 routes: bool = False):
+                 routes: bool = False, plants: bool = False):
         self.size, self.view, self.walled, self.walls, self.routes = size, view, walled, walls, routes
+        self.plants = plants
         self.rows, self.cols = view_in_map(size, "model.landmarks")
         c = size // 2
         ys, xs = np.mgrid[-c:c + 1, -c:c + 1]
@@ -78,6 +80,7 @@ class LandmarkMemory:
     def reset(self) -> None:
         self.classes = np.zeros((self.size, self.size), np.uint8)
         self.age = np.full((self.size, self.size), 255, np.uint8)
+        self.planted = np.full((self.size, self.size), -1, np.int64)  # the step each plant was first seen, or -1
         self.last: np.ndarray | None = None  # the last frame
         self.last_seen: np.ndarray | None = None  # and its classes
         self.pocket_of: tuple[bytes, tuple[int, int] | None] = (b"", None)  # the last map _pocket read, its answer
@@ -100,11 +103,14 @@ class LandmarkMemory:
         if self.moved(frame, dx, dy):
             self.classes = shifted(self.classes, dx, dy, 0)
             self.age = shifted(self.age, dx, dy, 255)
+            self.planted = shifted(self.planted, dx, dy, -1)
         self.age[self.age < 255] += 1
         seen = classify(frame, step)
         self.last, self.last_seen = frame, seen
         view = self.classes[self.rows, self.cols]
         known = seen != UNKNOWN
+        if self.plants:
+            _plant_clock(self.planted[self.rows, self.cols], view, seen, step)
         view[known] = seen[known]
         self.age[self.rows, self.cols][known] = 0
         classes = self.remembered()
@@ -116,6 +122,8 @@ class LandmarkMemory:
             out.append(np.array([[walled(self.classes), 0]], np.int8))
         if self.walls:
             out.append(np.array([[walls_needed(self.classes), 0]], np.int8))
+        if self.plants:
+            out.append(self.plant(marks[LANDMARKS.index("plant")], step))
         if self.routes:
             out.append(self._routes(classes, marks[-1]))
         return np.concatenate(out) if len(out) > 1 else out[0]
@@ -129,6 +137,24 @@ class LandmarkMemory:
         classes = self.classes[self.rows, self.cols].ravel()
         stale = (self.age[self.rows, self.cols] > 0).ravel()
         return np.stack([classes, stale & (classes != UNKNOWN)], 1).astype(np.int8)
+
+    def plant(self, offset: np.ndarray, step: int) -> np.ndarray:
+        """int8 [1, 2]: the plant (sapling) at ``offset`` on the map, as (its growth, the
+        steps since it was first seen over :data:`PLANT_BIN`, at most :data:`PLANT_GROWN`;
+        how many of its four sides a cow or a zombie could step on, :data:`_OPEN`); (0, 0)
+        when no plant is known. Every plant in Crafter is one the player placed, so first
+        seen is planted, and a plant ripens after 300 updates next to no cow, zombie or
+        skeleton (each eats it), which the teacher counts and walls against
+        (``agents/executor/farming.py``); a student sees a sapling, not its age, nor, from
+        one frame, which sides it still has to wall."""
+        if offset[0] == NONE:
+            return np.zeros((1, 2), np.int8)
+        c = self.size // 2
+        x, y = c + int(offset[0]), c + int(offset[1])
+        grown = min((step - int(self.planted[y, x])) // PLANT_BIN, PLANT_GROWN) if self.planted[y, x] >= 0 else 0
+        padded = np.pad(_OPEN[self.classes], 1, constant_values=True)  # beyond the map: nothing known
+        sides = int(padded[y, x + 1]) + int(padded[y + 2, x + 1]) + int(padded[y + 1, x]) + int(padded[y + 1, x + 2])
+        return np.array([[grown, sides]], np.int8)
 
     def remembered(self) -> np.ndarray:
         """The class map as the landmarks read it: a cow seen longer ago than
@@ -172,6 +198,21 @@ class LandmarkMemory:
         if key != self.pocket_of[0]:
             self.pocket_of = (key, _pocket(classes))
         return self.pocket_of[1]
+
+
+PLANT_BIN = 25  # steps per reading of a plant's growth
+PLANT_GROWN = 12  # the most it reads: 300 steps, when Crafter's plant is ripe
+
+
+def _plant_clock(planted: np.ndarray, was: np.ndarray, seen: np.ndarray, step: int) -> None:
+    """Update ``planted`` (the view's window of the step each plant was first seen) from
+    the classes the map had there, ``was``, and those read now, ``seen``: a sapling new
+    on a cell (or where a ripe plant was: eaten, it grows again) is planted now, a ripe
+    one never seen growing 300 steps ago, and a cell read as anything else holds none."""
+    sapling, ripe = seen == CLASS["plant"], seen == CLASS["plant-ripe"]
+    planted[sapling & ((planted < 0) | (was == CLASS["plant-ripe"]))] = step
+    planted[ripe & (planted < 0)] = step - PLANT_BIN * PLANT_GROWN
+    planted[(seen != UNKNOWN) & ~sapling & ~ripe] = -1
 
 
 _OPEN = np.zeros(256, bool)  # what a zombie may walk over to the player, and cells never read
@@ -401,22 +442,23 @@ def _spread(cells: int, w: int) -> int:
     return (cells >> 1) | (cells << 1) | (cells >> w) | (cells << w)
 
 
-def rows(view: bool, walled: bool, walls: bool = False, routes: bool = False) -> int:
+def rows(view: bool, walled: bool, walls: bool = False, routes: bool = False, plants: bool = False) -> int:
     """The rows of :meth:`LandmarkMemory.update`'s array: the landmarks, the view's cells,
-    walled in or not, the walls needed, the routes."""
-    return len(LANDMARKS) * (1 + routes) + VIEW_CELLS * view + walled + walls
+    walled in or not, the walls needed, the plant, the routes."""
+    return len(LANDMARKS) * (1 + routes) + VIEW_CELLS * view + walled + walls + plants
 
 
 def episode_landmarks(frames: np.ndarray, actions: np.ndarray, moves: np.ndarray, size: int,
                       steps: np.ndarray | None = None, view: bool = False, walled: bool = False,
-                      walls: bool = False, routes: bool = False) -> np.ndarray:
-    """int8 [N, :func:`rows`, 2] (see :class:`LandmarkMemory`, with ``view``, ``walled`` and ``walls``):
+                      walls: bool = False, routes: bool = False, plants: bool = False) -> np.ndarray:
+    """int8 [N, :func:`rows`, 2] (see :class:`LandmarkMemory`, with ``view``, ``walled``, ``walls``,
+    ``routes`` and ``plants``):
     the landmarks before each step of one episode, from its frames
     [N, H, W, 3] and actions [N] (step i's frame follows action i - 1); ``moves`` from
     :func:`distill.visual_memory.move_vectors`; ``steps`` the step counts (default 0..N-1)."""
-    memory = LandmarkMemory(size, view, walled, walls, routes)
+    memory = LandmarkMemory(size, view, walled, walls, routes, plants)
     steps = np.arange(len(frames)) if steps is None else steps
-    out = np.empty((len(frames), rows(view, walled, walls, routes), 2), np.int8)
+    out = np.empty((len(frames), rows(view, walled, walls, routes, plants), 2), np.int8)
     for i in range(len(frames)):
         out[i] = memory.update(frames[i], moves[actions[i - 1]] if i else (0, 0), int(steps[i]))
     return out

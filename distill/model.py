@@ -21,8 +21,10 @@ are (:mod:`distill.landmarks`), one token each (:class:`_LandmarkEncoder`); with
 image token (:class:`_ViewEncoder`: in the dark, the ground it remembers); with
 ``walled`` whether it is walled in on that map, one learned vector added to the pocket's
 token (the teacher sleeps only walled in), and with ``walls_needed`` another, for the fewest
-cells it must wall up to be walled in; with ``routes`` the way to each landmark on that map
-(the moves that start a shortest walk there, its steps), added to the landmark's token.
+cells it must wall up to be walled in; with ``plant_clock`` the nearest sapling's growth
+(steps since first seen) and its open sides, added to the plant's token; with ``routes``
+the way to each landmark on that map (the moves that start a shortest walk there, its
+steps), added to the landmark's token.
 With ``inventory`` it reads the counts Crafter
 draws below the world (health, food, drink, energy, each item) exactly, as
 :mod:`distill.inventory` matches them, one learned vector per cell and count added to that
@@ -51,7 +53,7 @@ from torch import Tensor, nn
 from distill import inventory as inv
 from distill.cells import PLAYER
 from distill.config import ModelConfig
-from distill.landmarks import LANDMARKS, ROUTE_FAR, ROUTE_THERE, VIEW_CELLS, WALLS_MOST
+from distill.landmarks import LANDMARKS, PLANT_GROWN, ROUTE_FAR, ROUTE_THERE, VIEW_CELLS, WALLS_MOST
 from distill.landmarks import NONE as LANDMARK_NONE
 from distill.tokenizer import BOS, EOS, PAD
 from distill.visual_memory import WALK_CLASSES
@@ -340,6 +342,8 @@ class Student(nn.Module):
         self.view = _ViewEncoder(self.n_image, d) if cfg.landmark_view else None
         self.walled = nn.Embedding(2, d) if cfg.walled else None  # added to the pocket's token
         self.walls = nn.Embedding(WALLS_MOST + 1, d) if cfg.walls_needed else None  # and so is this
+        # the nearest plant's growth and open sides, added to the plant's token
+        self.plant = nn.ModuleList([nn.Embedding(PLANT_GROWN + 1, d), nn.Embedding(5, d)]) if cfg.plant_clock else None
         # the way to each landmark: its first moves and its steps, added to the landmark's token
         self.routes = nn.ModuleList([nn.Embedding(ROUTE_THERE + 1, d), nn.Embedding(ROUTE_FAR + 1, d)]) \
             if cfg.routes else None
@@ -377,7 +381,8 @@ class Student(nn.Module):
         ids; ``memory`` uint8 [B,S,S,4], the map (a student with ``model.memory`` needs it);
         ``clock`` long [B], the steps played so far (a student with ``model.clock`` needs it);
         ``landmarks`` int8 [B,K,2] (a student with ``model.landmarks`` needs them; with
-        ``landmark_view``, ``walled`` and ``walls_needed`` the rows of :func:`distill.landmarks.rows`).
+        ``landmark_view``, ``walled``, ``walls_needed``, ``plant_clock`` and ``routes`` the rows of
+        :func:`distill.landmarks.rows`).
         ``kv`` collects each block's keys and values (for :meth:`_new_subgoal`)."""
         b = frame.shape[0]
         bos = torch.full((b, 1), BOS, dtype=torch.long, device=frame.device)
@@ -393,12 +398,18 @@ class Student(nn.Module):
             if self.view is not None:  # the view's cells follow the landmarks (distill.landmarks)
                 seen[0] = seen[0] + self.view(landmarks[:, k:k + VIEW_CELLS])
             marks = self.marks(landmarks[:, :k])
-            last = landmarks.shape[1]  # the rows after the view's: walled in or not, the walls needed, the routes
+            last = landmarks.shape[1]  # the rows after the view's: walled in or not, the walls needed, the plant, the routes
             if self.routes is not None:
                 last -= k
                 way = landmarks[:, last:last + k].long()
                 marks = marks + self.routes[0](way[..., 0].clamp(0, ROUTE_THERE)) \
                     + self.routes[1](way[..., 1].clamp(0, ROUTE_FAR))
+            if self.plant is not None:
+                last -= 1
+                grown, sides = landmarks[:, last, 0].long(), landmarks[:, last, 1].long()
+                at = LANDMARKS.index("plant")
+                plant = self.plant[0](grown.clamp(0, PLANT_GROWN)) + self.plant[1](sides.clamp(0, 4))
+                marks = marks + F.pad(plant[:, None], (0, 0, at, k - 1 - at))
             for embed in (self.walls, self.walled):  # each read with the pocket
                 if embed is not None:
                     last -= 1

@@ -592,3 +592,86 @@ def test_a_student_reads_the_routes(run_dir, recorded_run, tmp_path_factory):
     _assert_needs_its_rows(recorded_run, "routes", "routes are read on the landmarks' class map")
     with pytest.raises(DistillConfigError, match="does not mirror model.routes' moves"):
         load("tiny", [f"model.landmarks={SIZE}", "model.routes=true", "train.mirror=0.5"])
+
+
+def test_the_plant_clock_counts_from_the_sapling_and_again_once_it_is_eaten():
+    """A sapling placed by the player is read as growing from the step it appeared, one
+    reading per 25 steps, with its open sides (here only the player's own cell); a ripe
+    plant reads as no sapling, and eaten it grows again from zero; gone, nothing is known."""
+    env = envs.make("crafter", max_steps=400)
+    names = list(env.action_names)
+    noop, do = names.index("noop"), names.index("do")
+    env.reset(1)
+    world, player = env._env._world, env._env._player
+    x, y = player.pos
+    player.facing = (0, 1)
+    for cell, material in (((x, y + 1), "grass"), ((x - 1, y + 1), "stone"), ((x + 1, y + 1), "stone"),
+                           ((x, y + 2), "stone")):
+        world[cell] = material
+    player.inventory["sapling"] = 1
+    memory = lm.LandmarkMemory(SIZE, plants=True)
+    obs, *_ = env.step(names.index("place_plant"))
+    plant_at = (x, y + 1)
+    placed = obs.step
+    at = lm.LANDMARKS.index("plant")
+    while obs.step < placed + 80:
+        rows = memory.update(obs.frame, (0, 0), obs.step)
+        assert tuple(rows[at]) == (0, 1) and tuple(rows[-1]) == ((obs.step - placed) // lm.PLANT_BIN, 1), obs.step
+        obs, *_ = env.step(noop)
+    plant = world[plant_at][1]
+    plant.grown = 301  # ripe
+    obs, *_ = env.step(noop)
+    rows = memory.update(obs.frame, (0, 0), obs.step)
+    assert rows[at, 0] == lm.NONE and tuple(rows[-1]) == (0, 0)
+    assert tuple(rows[lm.LANDMARKS.index("plant-ripe")]) == (0, 1)
+    obs, *_ = env.step(do)  # eaten: a sapling again
+    eaten = obs.step
+    for _ in range(30):
+        rows = memory.update(obs.frame, (0, 0), obs.step)
+        assert tuple(rows[-1]) == ((obs.step - eaten) // lm.PLANT_BIN, 1), obs.step
+        obs, *_ = env.step(noop)
+    world.remove(plant)
+    obs, *_ = env.step(noop)
+    assert tuple(memory.update(obs.frame, (0, 0), obs.step)[-1]) == (0, 0)
+    assert (memory.planted == -1).all()
+
+
+def test_a_plants_open_sides_are_those_a_cow_or_a_zombie_could_step_on():
+    grass, stone, water = cells.CLASS["grass"], cells.CLASS["stone"], cells.CLASS["water"]
+    memory = lm.LandmarkMemory(SIZE, plants=True)
+    c = SIZE // 2
+    memory.classes[:] = grass
+    memory.classes[c, c] = cells.PLAYER
+    memory.classes[c + 1, c] = cells.CLASS["plant"]
+    offset = np.array([0, 1])
+    assert tuple(memory.plant(offset, 0)[0]) == (0, 4)  # unread, so counted from step 0 on: 0
+    memory.classes[c + 2, c] = stone
+    memory.classes[c + 1, c - 1] = water
+    memory.classes[c + 1, c + 1] = cells.UNKNOWN  # never read: it may be open
+    assert tuple(memory.plant(offset, 0)[0]) == (0, 2)  # the player's cell (it walks off) and the unread
+    memory.classes[c + 1, c + 1] = stone
+    memory.planted[c + 1, c] = 10
+    assert tuple(memory.plant(offset, 60)[0]) == (2, 1)  # 50 steps
+    memory.classes[SIZE - 1, 0] = cells.CLASS["plant"]  # at the map's edge: beyond it counts as open
+    memory.classes[SIZE - 2, 0] = stone
+    memory.classes[SIZE - 1, 1] = stone
+    assert tuple(memory.plant(np.array([-c, c]), 10 ** 4)[0]) == (0, 2)
+    assert tuple(memory.plant(np.array([lm.NONE, lm.NONE]), 0)[0]) == (0, 0)
+
+
+def test_a_student_reads_its_plant_clock(run_dir, recorded_run, tmp_path_factory):
+    """model.plant_clock: one row before the routes', in the step table as in play, and it
+    reaches the decision; a table without it is refused."""
+    ckpt = _tiny_student(run_dir, tmp_path_factory, "plant_student", "model.walled=true", "model.plant_clock=true",
+                         "model.routes=true")
+    agent, frames, actions, moves = play_student(ckpt, 4, 60)
+    k = len(lm.LANDMARKS)
+    want = lm.episode_landmarks(frames, actions, moves, SIZE, walled=True, routes=True, plants=True)
+    assert want.shape[1:] == (2 * k + 2, 2)
+    other = want[-1].copy()
+    other[-k - 1] = (5, 3)
+    _assert_read(agent, frames, want[-1], other)
+    cfg = DataConfig(actors=["student"], skip_asleep=False)
+    table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True, routes=True, plant_clock=True)
+    _assert_as_played(table, recorded_run, moves, walled=True, routes=True, plants=True)
+    _assert_needs_its_rows(recorded_run, "plant_clock", "plant_clock is read on the landmarks' class map")
