@@ -89,7 +89,7 @@ class StudentAgent:
         self.visual = VisualMemory(cfg.memory) if cfg.memory else None
         self.landmarks = None if not cfg.landmarks else \
             LandmarkMemory(cfg.landmarks, cfg.landmark_view, cfg.walled, cfg.walls_needed, cfg.routes,
-                       cfg.plant_clock)
+                           cfg.plant_clock)
         self.moves = move_vectors(self.ckpt.action_names, self.ckpt.n_actions)
         self.move = (0, 0)  # of the action observed last, not yet read into the map
         names = list(self.ckpt.action_names)
