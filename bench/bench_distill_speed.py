@@ -39,7 +39,7 @@ from distill.agent import StudentAgent
 from distill.cells import classify
 from distill.checkpoint import load_student
 from distill.data import DistillDataset, split
-from distill.landmarks import LandmarkMemory
+from distill.landmarks import memory_for as landmark_memory_for
 from distill.steps import load_steps_for
 from distill.tokenizer import PAD
 from distill.visual_memory import VisualMemory, cell_colours, move_vectors
@@ -78,9 +78,7 @@ def decisions(checkpoint: Path, runs: list[Path], n: int) -> dict[str, dict[str,
                      clock=full_pass["clock"], landmarks=full_pass["landmarks"])
 
     visual = VisualMemory(cfg.memory) if cfg.memory else None
-    marks = None if not cfg.landmarks else \
-        LandmarkMemory(cfg.landmarks, cfg.landmark_view, cfg.walled, cfg.walls_needed, cfg.routes,
-                       cfg.plant_clock)
+    marks = landmark_memory_for(cfg)
     moves = move_vectors(ckpt.action_names, ckpt.n_actions)
 
     reuse = model._new_subgoal

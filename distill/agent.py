@@ -40,7 +40,7 @@ import torch
 from distill.cells import CLASS, classify
 from distill.checkpoint import load_student
 from distill.config import PLAY_TEMPERATURE
-from distill.landmarks import LandmarkMemory
+from distill.landmarks import memory_for as landmark_memory_for
 from distill.tokenizer import PAD
 from distill.visual_memory import WORLD_COLS, WORLD_ROWS, VisualMemory, cell_colours, move_vectors
 from envs import Env, Observation
@@ -87,9 +87,7 @@ class StudentAgent:
         self.passes = 0
         self.trace = trace  # at the first decision (Student.trace_for_play); then done
         self.visual = VisualMemory(cfg.memory) if cfg.memory else None
-        self.landmarks = None if not cfg.landmarks else \
-            LandmarkMemory(cfg.landmarks, cfg.landmark_view, cfg.walled, cfg.walls_needed, cfg.routes,
-                           cfg.plant_clock)
+        self.landmarks = landmark_memory_for(cfg)
         self.moves = move_vectors(self.ckpt.action_names, self.ckpt.n_actions)
         self.move = (0, 0)  # of the action observed last, not yet read into the map
         names = list(self.ckpt.action_names)

@@ -26,11 +26,16 @@ the textures, the ``crafter`` package.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from distill.cells import CLASS, PLAYER, UNKNOWN, classify
 from distill.visual_memory import WORLD_COLS, WORLD_ROWS, cell_colours, shifted, view_in_map, view_moved
 from envs.crafter_env import DAY_LENGTH
+
+if TYPE_CHECKING:
+    from distill.config import ModelConfig
 
 # The teacher's shelter walls: what no zombie crosses and the player does not dig through
 # by mistake; water is one too unless a skeleton's ground (path) is within SKELETON_REACH
@@ -440,6 +445,14 @@ def _move(cells: int, k: int, w: int) -> int:
 def _spread(cells: int, w: int) -> int:
     """The cells one move from any of ``cells`` (bits, rows of ``w``)."""
     return (cells >> 1) | (cells << 1) | (cells >> w) | (cells << w)
+
+
+def memory_for(cfg: ModelConfig) -> LandmarkMemory | None:
+    """The memory a student of model config ``cfg`` reads its landmark rows from as it
+    plays, or None without ``model.landmarks``."""
+    if not cfg.landmarks:
+        return None
+    return LandmarkMemory(cfg.landmarks, cfg.landmark_view, cfg.walled, cfg.walls_needed, cfg.routes, cfg.plant_clock)
 
 
 def rows(view: bool, walled: bool, walls: bool = False, routes: bool = False, plants: bool = False) -> int:
