@@ -34,7 +34,7 @@ was edited.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ import numpy as np
 import envs
 from distill.landmarks import shut_in
 from distill.visual_memory import MOVES
-from envs.crafter_env import DAY_LENGTH
+from envs.crafter_env import DAY_LENGTH, CrafterEnv
 from envs.episodes import EpisodeMeta, carried_out, episode_dir, read_run, read_steps
 from envs.observation import Observation
 
@@ -103,35 +103,47 @@ def death_cause(before: Observation, action: str, after: Observation) -> str:
     return "other"
 
 
-def replay_nights(meta: EpisodeMeta, actions: Sequence[int], limit: int = 3) -> EpisodeNights:
-    """One recorded episode, replayed from its seed."""
+def replayed(meta: EpisodeMeta, actions: Sequence[int], what: str
+             ) -> Iterator[tuple[CrafterEnv, Observation, int, Observation, bool]]:
+    """One recorded episode replayed from its seed, a step at a time: (the env, the
+    observation the action was taken from, the action, the observation after it, whether
+    the player died). What ``what`` names is read from it (in the errors): an episode
+    that is not seeded Crafter, ends early or ends with other achievements than the
+    record's is a one-line ``ValueError``."""
     if meta.seed is None or meta.env != "crafter":
-        raise ValueError(f"episode {meta.episode_id}: nights are read from seeded Crafter episodes "
+        raise ValueError(f"episode {meta.episode_id}: {what} are read from seeded Crafter episodes "
                          f"(env {meta.env!r}, seed {meta.seed})")
     env = envs.make("crafter", max_steps=max(len(actions), 1))
     obs, _ = env.reset(seed=meta.seed)
-    first = stone = None
-    dark = dark_in = dark_asleep = 0
-    terminated = truncated = False
-    before = obs
+    over = False
     for t, action in enumerate(actions):
-        if terminated or truncated:
+        if over:
             raise ValueError(f"episode {meta.episode_id} ended at step {t} of {len(actions)} when replayed "
                              "from its seed: recorded by another env?")
-        now = enclosed(obs.local_view, limit)
-        if obs.step == DUSK_CHECK:
-            stone = obs.inventory.get("stone", 0)
-        if now and first is None and DUSK <= obs.step < DAY_LENGTH:
-            first = obs.step
-        if DARK[0] <= obs.step % DAY_LENGTH < DARK[1]:
-            dark += 1
-            dark_in += now
-            dark_asleep += bool(obs.extras.get("sleeping"))
-        before = obs
-        obs, _, terminated, truncated, _ = env.step(int(action))
+        after, _, terminated, truncated, _ = env.step(int(action))
+        yield env, obs, int(action), after, terminated
+        obs, over = after, terminated or truncated
     if set(meta.achievements) != set(obs.achievements):
         raise ValueError(f"episode {meta.episode_id} does not replay from seed {meta.seed}: achievements "
                          f"{sorted(obs.achievements)} against the recorded {sorted(meta.achievements)}")
+
+
+def replay_nights(meta: EpisodeMeta, actions: Sequence[int], limit: int = 3) -> EpisodeNights:
+    """One recorded episode, replayed from its seed."""
+    first = stone = None
+    dark = dark_in = dark_asleep = 0
+    terminated = False
+    env = before = obs = None
+    for env, before, _, obs, terminated in replayed(meta, actions, "nights"):
+        now = enclosed(before.local_view, limit)
+        if before.step == DUSK_CHECK:
+            stone = before.inventory.get("stone", 0)
+        if now and first is None and DUSK <= before.step < DAY_LENGTH:
+            first = before.step
+        if DARK[0] <= before.step % DAY_LENGTH < DARK[1]:
+            dark += 1
+            dark_in += now
+            dark_asleep += bool(before.extras.get("sleeping"))
     ending = None
     if terminated and len(actions) < DAY_LENGTH:  # died on day 0
         if len(actions) <= DUSK_CHECK:

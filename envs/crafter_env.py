@@ -119,6 +119,22 @@ class CrafterEnv(Env):
     def close(self) -> None:
         self._env = self._env  # crafter holds no external resources
 
+    def plants(self) -> list[tuple[int, tuple[int, int], int, int]]:
+        """Every plant in the world now, as (a key that stays the plant's while it lives,
+        its cell (x, y), its growth: ripe above 300, its open sides: ground beside it with
+        nothing on it, where a cow, zombie or skeleton could step, each of which kills it).
+        For diagnostics (``distill.plants``); a player sees only the saplings in its view."""
+        world = self._env._world
+        out = []
+        for obj in world.objects:
+            if type(obj).__name__ != "Plant":
+                continue
+            x, y = int(obj.pos[0]), int(obj.pos[1])
+            sides = sum(world[(x + dx, y + dy)][0] in ("grass", "sand", "path") and world[(x + dx, y + dy)][1] is None
+                        for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)))
+            out.append((id(obj), (x, y), int(obj.grown), int(sides)))
+        return out
+
     # -- observation -------------------------------------------------------------------
     def _observe(self, frame: np.ndarray) -> Observation:
         player = self._env._player

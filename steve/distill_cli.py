@@ -290,3 +290,26 @@ def nights(
     _table("died on day 0", endings)
     _table("deaths, on any day (what the view and the vitals show)", deaths)
     _table("subgoals from dusk to the end of day 0 (share of steps)", dusk)
+
+
+@app.command()
+def plants(
+    data: Data,
+    min_length: Annotated[int, typer.Option(min=0, help="only the episodes that lived this many steps")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON, each plant of each episode too")] = False,
+) -> None:
+    """What becomes of the saplings the player plants (replayed from the episodes' seeds,
+    each plant followed): planted at all, their open sides 15 steps later, lost before
+    they ripened (a cow, zombie or skeleton beside them), ripened, eaten once ripe."""
+    from distill.plants import plant_report
+    from envs.episodes import find_runs
+
+    try:
+        report = plant_report(find_runs(data), min_length)
+    except _errors() as err:
+        _fail(str(err))
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    report.pop("per_episode")
+    _table("plants", {k: "-" if v is None else v for k, v in report.items()})
