@@ -6,6 +6,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -273,16 +274,10 @@ def nights(
     killed it (lava, a zombie, a skeleton, a vital at 0) and the subgoals it played under
     from dusk to the end of day 0."""
     from distill.nights import night_report
-    from envs.episodes import find_runs
 
-    try:
-        report = night_report(find_runs(data), limit)
-    except _errors() as err:
-        _fail(str(err))
-    if as_json:
-        print(json.dumps(report, indent=2))
+    report = _replay_report(lambda runs: night_report(runs, limit), data, as_json)
+    if report is None:
         return
-    report.pop("per_episode")
     endings = report.pop("day_0_endings")
     dusk = report.pop("dusk_subgoals")
     deaths = report.pop("deaths")
@@ -302,14 +297,24 @@ def plants(
     each plant followed): planted at all, their open sides 15 steps later, lost before
     they ripened (a cow, zombie or skeleton beside them), ripened, eaten once ripe."""
     from distill.plants import plant_report
+
+    report = _replay_report(lambda runs: plant_report(runs, min_length), data, as_json)
+    if report is not None:
+        _table("plants", {k: "-" if v is None else v for k, v in report.items()})
+
+
+def _replay_report(read: Callable[[list[Path]], dict[str, Any]], data: list[Path], as_json: bool
+                   ) -> dict[str, Any] | None:
+    """``read``'s report over the runs under ``data`` (a bad run: one line, exit 2): printed
+    whole as JSON with ``as_json`` (then None), else returned without its per-episode rows."""
     from envs.episodes import find_runs
 
     try:
-        report = plant_report(find_runs(data), min_length)
+        report = read(find_runs(data))
     except _errors() as err:
         _fail(str(err))
     if as_json:
         print(json.dumps(report, indent=2))
-        return
+        return None
     report.pop("per_episode")
-    _table("plants", {k: "-" if v is None else v for k, v in report.items()})
+    return report
