@@ -32,7 +32,7 @@ import numpy as np
 
 from distill.cells import CLASS, PLAYER, UNKNOWN, classify
 from distill.visual_memory import WORLD_COLS, WORLD_ROWS, cell_colours, shifted, view_in_map, view_moved
-from envs.crafter_env import DAY_LENGTH
+from envs.crafter_env import DAY_LENGTH, PLANT_RIPE
 
 if TYPE_CHECKING:
     from distill.config import ModelConfig
@@ -157,8 +157,8 @@ class LandmarkMemory:
         c = self.size // 2
         x, y = c + int(offset[0]), c + int(offset[1])
         grown = min((step - int(self.planted[y, x])) // PLANT_BIN, PLANT_GROWN) if self.planted[y, x] >= 0 else 0
-        padded = np.pad(_OPEN[self.classes], 1, constant_values=True)  # beyond the map: nothing known
-        sides = int(padded[y, x + 1]) + int(padded[y + 2, x + 1]) + int(padded[y + 1, x]) + int(padded[y + 1, x + 2])
+        sides = sum(not (0 <= cx < self.size and 0 <= cy < self.size) or bool(_OPEN[self.classes[cy, cx]])
+                    for cx, cy in ((x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)))  # beyond the map: nothing known
         return np.array([[grown, sides]], np.int8)
 
     def remembered(self) -> np.ndarray:
@@ -206,7 +206,7 @@ class LandmarkMemory:
 
 
 PLANT_BIN = 25  # steps per reading of a plant's growth
-PLANT_GROWN = 12  # the most it reads: 300 steps, when Crafter's plant is ripe
+PLANT_GROWN = PLANT_RIPE // PLANT_BIN  # the most it reads (12): ripe
 
 
 def _plant_clock(planted: np.ndarray, was: np.ndarray, seen: np.ndarray, step: int) -> None:

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from distill.nights import replayed
+from envs.crafter_env import PLANT_RIPE
 from envs.episodes import EpisodeMeta, carried_out, episode_dir, read_run, read_steps
 
 SIDES_AFTER = 15  # the steps after planting at which the open sides are counted
-RIPE = 300  # Crafter's plant is ripe when it has grown more than this
 
 
 @dataclass
@@ -54,7 +54,7 @@ def follow_plants(meta: EpisodeMeta, actions: Sequence[int]) -> EpisodePlants:
     """One recorded episode, replayed from its seed, each plant followed."""
     alive: dict[int, Plant] = {}
     out = EpisodePlants(meta.episode_id, int(meta.seed or 0), len(actions), "eat_plant" in meta.achievements)
-    for env, before, _, after, _ in replayed(meta, actions, "plants"):
+    for env, _, _, after, _ in replayed(meta, actions, "plants"):
         now = {key: (grown, sides) for key, _, grown, sides in env.plants()}
         for key, plant in list(alive.items()):
             if key not in now:
@@ -68,9 +68,9 @@ def follow_plants(meta: EpisodeMeta, actions: Sequence[int]) -> EpisodePlants:
                 out.plants.append(plant)
             if after.step - plant.planted == SIDES_AFTER:
                 plant.open_sides = sides
-            if grown > RIPE and plant.ripened is None:
+            if grown > PLANT_RIPE and plant.ripened is None:
                 plant.ripened = after.step
-            if plant.ripened is not None and plant.eaten is None and grown <= RIPE:
+            if plant.ripened is not None and plant.eaten is None and grown <= PLANT_RIPE:
                 plant.eaten = after.step  # eaten ripe: the game sets it growing from 0 again
     return out
 

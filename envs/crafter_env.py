@@ -11,6 +11,7 @@ from envs.observation import VITALS, Observation
 
 VOID = "void"  # cells outside the world
 DAY_LENGTH = 300  # Crafter's day, in steps
+PLANT_RIPE = 300  # a plant is ripe once it has grown more than this many updates (Plant.ripe)
 
 
 def daylight(step: int | np.ndarray) -> np.ndarray:
@@ -121,7 +122,7 @@ class CrafterEnv(Env):
 
     def plants(self) -> list[tuple[int, tuple[int, int], int, int]]:
         """Every plant in the world now, as (a key that stays the plant's while it lives,
-        its cell (x, y), its growth: ripe above 300, its open sides: ground beside it with
+        its cell (x, y), its growth: ripe above PLANT_RIPE, its open sides: ground beside it with
         nothing on it, where a cow, zombie or skeleton could step, each of which kills it).
         For diagnostics (``distill.plants``); a player sees only the saplings in its view."""
         world = self._env._world

@@ -10,13 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from envs import Observation
+from envs.crafter_env import PLANT_RIPE
 
 MATERIALS = ("unknown", "void", "grass", "sand", "path", "water", "stone", "tree", "lava",
              "coal", "iron", "diamond", "table", "furnace")
 OBJECTS = ("player", "cow", "zombie", "skeleton", "arrow", "plant", "ripe_plant")
 OBJ_BASE = 32
 DIRS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # left, right, up, down: Crafter's move order
-RIPE = 300  # a plant is ripe after this many updates (Plant.ripe: grown > 300)
+RIPE = PLANT_RIPE  # a plant is ripe after this many updates (Plant.ripe)
 # codes of objects in a local view are OBJ_BASE + index in OBJECTS
 CODE: dict[str, int] = {name: i for i, name in enumerate(MATERIALS)}
 CODE.update({name: OBJ_BASE + i + 1 for i, name in enumerate(OBJECTS)})
