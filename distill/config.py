@@ -77,6 +77,9 @@ class ModelConfig(_Section):
                               "it was first seen, in 25s, up to 300: ripe) and how many of its sides a cow or a "
                               "zombie could step on (distill/landmarks.py LandmarkMemory.plant), added to the "
                               "plant's token: when to come back to it, what is left to wall")
+    plant_spot: bool = Field(False, description="with landmarks: one landmark token more, the grass cell near the "
+                             "player the teacher would plant a sapling on, its sides mostly walls already "
+                             "(distill/landmarks.py plant_spot): where a sapling ripens rather than being eaten")
     routes: bool = Field(False, description="with landmarks: the way to each landmark on the class map, the moves "
                          "that start a shortest walk there and its steps (distill/landmarks.py routes), added to "
                          "the landmark's token: the offsets say where a thing is, not the way around what is between")
@@ -106,6 +109,8 @@ class ModelConfig(_Section):
             raise ValueError("walls_needed is read on the landmarks' class map: it needs model.landmarks")
         if self.plant_clock and not self.landmarks:
             raise ValueError("plant_clock is read on the landmarks' class map: it needs model.landmarks")
+        if self.plant_spot and not self.landmarks:
+            raise ValueError("plant_spot is read on the landmarks' class map: it needs model.landmarks")
         if self.routes and not self.landmarks:
             raise ValueError("routes are read on the landmarks' class map: they need model.landmarks")
         return self

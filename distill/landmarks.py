@@ -68,13 +68,14 @@ class LandmarkMemory:
     (:meth:`view_cells`); with ``walled`` one row more: (1 when the player is walled
     in on the map (:func:`walled`), else 0; 0); with ``walls`` one more: (the cells
     left to wall up, :func:`walls_needed`; 0); with ``plants`` one more: the nearest plant's
-    (growth, open sides), :meth:`plant`; with ``routes`` K more, last: the way to each
-    landmark on the map (:func:`routes`)."""
+    (growth, open sides), :meth:`plant`; with ``spot`` one more: the offset of the grass cell
+    the teacher would plant a sapling on (:func:`plant_spot`); with ``routes`` K more, last:
+    the way to each landmark on the map (:func:`routes`)."""
 
     def __init__(self, size: int, view: bool = False, walled: bool = False, walls: bool = False,
-                 routes: bool = False, plants: bool = False):
+                 routes: bool = False, plants: bool = False, spot: bool = False):
         self.size, self.view, self.walled, self.walls, self.routes = size, view, walled, walls, routes
-        self.plants = plants
+        self.plants, self.spot = plants, spot
         self.rows, self.cols = view_in_map(size, "model.landmarks")
         c = size // 2
         ys, xs = np.mgrid[-c:c + 1, -c:c + 1]
@@ -129,6 +130,8 @@ class LandmarkMemory:
             out.append(np.array([[walls_needed(self.classes), 0]], np.int8))
         if self.plants:
             out.append(self.plant(marks[LANDMARKS.index("plant")], step))
+        if self.spot:
+            out.append(plant_spot(classes)[None])
         if self.routes:
             out.append(self._routes(classes, marks[-1]))
         return np.concatenate(out) if len(out) > 1 else out[0]
@@ -223,6 +226,39 @@ def _plant_clock(planted: np.ndarray, was: np.ndarray, seen: np.ndarray, step: i
 _OPEN = np.zeros(256, bool)  # what a zombie may walk over to the player, and cells never read
 _OPEN[[UNKNOWN, PLAYER] + [CLASS[n] for n in ("grass", "sand", "path", "cow", "zombie", "skeleton", "plant",
                                               "plant-ripe", "arrow-left", "arrow-right", "arrow-up", "arrow-down")]] = True
+
+
+SPOT_REACH = 6  # how far from the player plant_spot looks, as the teacher around its home
+_SIDE_OPEN = _OPEN.copy()  # a plant spot's sides: ground a cow or zombie walks on (a cell never read is no spot's)
+_SIDE_OPEN[UNKNOWN] = False
+_NO_SPOT = np.zeros(256, bool)  # what no spot may have beside it: lava, or a cell never read
+_NO_SPOT[[UNKNOWN, CLASS["lava"]]] = True
+_SPOT_STEPS = {r: np.abs(np.mgrid[-r:r + 1, -r:r + 1]).sum(0) for r in range(SPOT_REACH + 1)}  # steps from the centre
+
+
+def plant_spot(classes: np.ndarray, most_open: int = 3) -> np.ndarray:
+    """int8 [2]: the offset (dx, dy) from the player of the grass cell the teacher would
+    plant its sapling on, or :data:`NONE` twice, on the class map [S, S]. The teacher's
+    rule (``agents.executor.farming._plant_spots``): within :data:`SPOT_REACH` cells each
+    way, a grass cell none of whose sides is lava or unknown, with the fewest sides open to
+    a cow or zombie (at least one: the player stands there to plant), then the nearest.
+    The teacher takes no spot needing more walls than the stone it carries; the map has no
+    inventory, so the open sides are capped at ``most_open`` instead. Its saplings so
+    planted ripen where the students' (planted on open grass) are eaten (session 49,
+    ``steve distill plants``)."""
+    c = classes.shape[0] // 2
+    r = min(SPOT_REACH, c - 1)
+    around = classes[c - r - 1:c + r + 2, c - r - 1:c + r + 2]  # the cells within reach and their sides
+    n = 2 * r + 1
+    sides = [around[1 + dy:1 + dy + n, 1 + dx:1 + dx + n] for dx, dy in _DIRS]
+    open_ = _SIDE_OPEN[sides[0]] + _SIDE_OPEN[sides[1]].astype(np.int64) + _SIDE_OPEN[sides[2]] + _SIDE_OPEN[sides[3]]
+    bad = _NO_SPOT[sides[0]] | _NO_SPOT[sides[1]] | _NO_SPOT[sides[2]] | _NO_SPOT[sides[3]]
+    ok = (around[1:-1, 1:-1] == CLASS["grass"]) & ~bad & (open_ >= 1) & (open_ <= most_open)
+    if not ok.any():
+        return np.full(2, NONE, np.int8)
+    cost = np.where(ok, open_ * 4 * n + _SPOT_STEPS[r], _NOWHERE)
+    at = int(np.argmin(cost.T))  # column by column: ties go to the leftmost, then the top, as the teacher's sort
+    return np.array([at // n - r, at % n - r], np.int8)
 
 
 def shut_in(open_: np.ndarray, limit: int = 3) -> bool:
@@ -452,26 +488,29 @@ def memory_for(cfg: ModelConfig) -> LandmarkMemory | None:
     plays, or None without ``model.landmarks``."""
     if not cfg.landmarks:
         return None
-    return LandmarkMemory(cfg.landmarks, cfg.landmark_view, cfg.walled, cfg.walls_needed, cfg.routes, cfg.plant_clock)
+    return LandmarkMemory(cfg.landmarks, cfg.landmark_view, cfg.walled, cfg.walls_needed, cfg.routes, cfg.plant_clock,
+                          cfg.plant_spot)
 
 
-def rows(view: bool, walled: bool, walls: bool = False, routes: bool = False, plants: bool = False) -> int:
+def rows(view: bool, walled: bool, walls: bool = False, routes: bool = False, plants: bool = False,
+         spot: bool = False) -> int:
     """The rows of :meth:`LandmarkMemory.update`'s array: the landmarks, the view's cells,
-    walled in or not, the walls needed, the plant, the routes."""
-    return len(LANDMARKS) * (1 + routes) + VIEW_CELLS * view + walled + walls + plants
+    walled in or not, the walls needed, the plant, the plant spot, the routes."""
+    return len(LANDMARKS) * (1 + routes) + VIEW_CELLS * view + walled + walls + plants + spot
 
 
 def episode_landmarks(frames: np.ndarray, actions: np.ndarray, moves: np.ndarray, size: int,
                       steps: np.ndarray | None = None, view: bool = False, walled: bool = False,
-                      walls: bool = False, routes: bool = False, plants: bool = False) -> np.ndarray:
+                      walls: bool = False, routes: bool = False, plants: bool = False,
+                      spot: bool = False) -> np.ndarray:
     """int8 [N, :func:`rows`, 2] (see :class:`LandmarkMemory`, with ``view``, ``walled``, ``walls``,
-    ``routes`` and ``plants``):
+    ``routes``, ``plants`` and ``spot``):
     the landmarks before each step of one episode, from its frames
     [N, H, W, 3] and actions [N] (step i's frame follows action i - 1); ``moves`` from
     :func:`distill.visual_memory.move_vectors`; ``steps`` the step counts (default 0..N-1)."""
-    memory = LandmarkMemory(size, view, walled, walls, routes, plants)
+    memory = LandmarkMemory(size, view, walled, walls, routes, plants, spot)
     steps = np.arange(len(frames)) if steps is None else steps
-    out = np.empty((len(frames), rows(view, walled, walls, routes, plants), 2), np.int8)
+    out = np.empty((len(frames), rows(view, walled, walls, routes, plants, spot), 2), np.int8)
     for i in range(len(frames)):
         out[i] = memory.update(frames[i], moves[actions[i - 1]] if i else (0, 0), int(steps[i]))
     return out

@@ -22,7 +22,8 @@ image token (:class:`_ViewEncoder`: in the dark, the ground it remembers); with
 ``walled`` whether it is walled in on that map, one learned vector added to the pocket's
 token (the teacher sleeps only walled in), and with ``walls_needed`` another, for the fewest
 cells it must wall up to be walled in; with ``plant_clock`` the nearest sapling's growth
-(steps since first seen) and its open sides, added to the plant's token; with ``routes``
+(steps since first seen) and its open sides, added to the plant's token; with
+``plant_spot`` one landmark token more, where the teacher would plant; with ``routes``
 the way to each landmark on that map (the moves that start a shortest walk there, its
 steps), added to the landmark's token.
 With ``inventory`` it reads the counts Crafter
@@ -231,10 +232,10 @@ class _LandmarkEncoder(nn.Module):
     none is known), -> K tokens: the landmark's embedding plus one for its column offset
     and one for its row offset (or one for "none known")."""
 
-    def __init__(self, size: int, d: int):
+    def __init__(self, size: int, d: int, kinds: int = len(LANDMARKS)):
         super().__init__()
         self.reach = size // 2
-        self.kind = nn.Embedding(len(LANDMARKS), d)
+        self.kind = nn.Embedding(kinds, d)
         self.dx = nn.Embedding(2 * self.reach + 2, d)  # offsets -reach..reach, then "none known"
         self.dy = nn.Embedding(2 * self.reach + 2, d)
 
@@ -344,11 +345,12 @@ class Student(nn.Module):
         self.walls = nn.Embedding(WALLS_MOST + 1, d) if cfg.walls_needed else None  # and so is this
         # the nearest plant's growth and open sides, added to the plant's token
         self.plant = nn.ModuleList([nn.Embedding(PLANT_GROWN + 1, d), nn.Embedding(5, d)]) if cfg.plant_clock else None
+        self.spot = _LandmarkEncoder(cfg.landmarks, d, kinds=1) if cfg.plant_spot else None  # a landmark token more
         # the way to each landmark: its first moves and its steps, added to the landmark's token
         self.routes = nn.ModuleList([nn.Embedding(ROUTE_THERE + 1, d), nn.Embedding(ROUTE_FAR + 1, d)]) \
             if cfg.routes else None
         self.inventory = _InventoryEncoder(d) if cfg.inventory else None
-        self.n_marks = len(LANDMARKS) if cfg.landmarks else 0
+        self.n_marks = len(LANDMARKS) + bool(cfg.plant_spot) if cfg.landmarks else 0
         # tokens between history and subgoal
         self.n_seen = int(bool(cfg.clock)) + self.n_map + self.n_marks + self.n_image
         self.length = 1 + cfg.max_task_len + cfg.history + self.n_seen + cfg.max_subgoal_len + 1
@@ -381,7 +383,7 @@ class Student(nn.Module):
         ids; ``memory`` uint8 [B,S,S,4], the map (a student with ``model.memory`` needs it);
         ``clock`` long [B], the steps played so far (a student with ``model.clock`` needs it);
         ``landmarks`` int8 [B,K,2] (a student with ``model.landmarks`` needs them; with
-        ``landmark_view``, ``walled``, ``walls_needed``, ``plant_clock`` and ``routes`` the rows of
+        ``landmark_view``, ``walled``, ``walls_needed``, ``plant_clock``, ``plant_spot`` and ``routes`` the rows of
         :func:`distill.landmarks.rows`).
         ``kv`` collects each block's keys and values (for :meth:`_new_subgoal`)."""
         b = frame.shape[0]
@@ -398,12 +400,16 @@ class Student(nn.Module):
             if self.view is not None:  # the view's cells follow the landmarks (distill.landmarks)
                 seen[0] = seen[0] + self.view(landmarks[:, k:k + VIEW_CELLS])
             marks = self.marks(landmarks[:, :k])
-            last = landmarks.shape[1]  # the rows after the view's: walled in or not, the walls needed, the plant, the routes
-            if self.routes is not None:
+            last = landmarks.shape[1]  # the rows after the view's: walled in or not, the walls needed, the plant,
+            if self.routes is not None:  # the plant spot, the routes
                 last -= k
                 way = landmarks[:, last:last + k].long()
                 marks = marks + self.routes[0](way[..., 0].clamp(0, ROUTE_THERE)) \
                     + self.routes[1](way[..., 1].clamp(0, ROUTE_FAR))
+            spot = None
+            if self.spot is not None:
+                last -= 1
+                spot = self.spot(landmarks[:, last:last + 1])
             if self.plant is not None:
                 last -= 1
                 grown, sides = landmarks[:, last, 0].long(), landmarks[:, last, 1].long()
@@ -415,7 +421,7 @@ class Student(nn.Module):
                     last -= 1
                     value = landmarks[:, last:last + 1, 0].long().clamp(0, embed.num_embeddings - 1)
                     marks = marks + F.pad(embed(value), (0, 0, k - 1, 0))
-            seen.insert(0, marks)
+            seen.insert(0, marks if spot is None else torch.cat([marks, spot], 1))
         if self.map is not None:
             if memory is None:
                 raise ValueError("this student reads a map (model.memory): pass memory=")

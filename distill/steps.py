@@ -117,7 +117,7 @@ class StepTable:
     # int8 [N, K, 2]: the offset (dx, dy) of the nearest remembered cell of each landmark
     # before each kept step (load_steps(landmarks=S), see distill.landmarks), or None;
     # [N, K + VIEW_CELLS, 2] with landmark_view: then each view cell's class and staleness;
-    # one row more with each of walled, walls_needed and plant_clock, then K with routes
+    # one row more with each of walled, walls_needed, plant_clock and plant_spot, then K with routes
     # (the rows of distill.landmarks.rows)
     landmarks: np.ndarray | None = None
 
@@ -264,13 +264,14 @@ def _kept(steps: pa.Table, sub: np.ndarray, actor: np.ndarray, cfg: DataConfig, 
 
 def _crafter_cells(steps: pa.Table, shape: tuple[int, ...], actions: np.ndarray, done: np.ndarray,
                    actor: np.ndarray, memory: int, walks: bool, landmarks: int, view: bool = False,
-                   walled: bool = False, walls: bool = False, routes: bool = False, plants: bool = False
-                   ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+                   walled: bool = False, walls: bool = False, routes: bool = False, plants: bool = False,
+                   spot: bool = False) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """What the student reads of Crafter's cells at every step of one episode: its map
     (``memory`` cells per side), where the teacher's walks end, its nearest landmarks
     (``landmarks`` cells per side; with ``view`` the view's cells too, with ``walled`` whether the
     player is walled in, with ``walls`` the walls it needs, with ``plants`` the nearest plant's
-    growth and open sides, with ``routes`` the way to each); None for each one not asked for.
+    growth and open sides, with ``spot`` where the teacher would plant, with ``routes`` the way
+    to each); None for each one not asked for.
     Read over every step, the dropped ones too: the frames are what the player saw."""
     frames = decode_frames(steps.column("frame").to_pylist(), shape)
     moves = move_vectors(_crafter_actions(), int(max(actions.max(), done.max())) + 1)
@@ -282,7 +283,7 @@ def _crafter_cells(steps: pa.Table, shape: tuple[int, ...], actions: np.ndarray,
     marks = None
     if landmarks:
         marks = episode_landmarks(frames, carried, moves, landmarks, steps.column("t").to_numpy(), view, walled, walls,
-                                   routes, plants)
+                                   routes, plants, spot)
     return mem, ends, marks
 
 
@@ -327,19 +328,22 @@ def load_steps_for(runs: Sequence[Path | str], data: DataConfig, model: ModelCon
     landmarks, its walk head."""
     return load_steps(runs, data, memory=model.memory, walks=model.walk_target, landmarks=model.landmarks,
                       landmark_view=model.landmark_view, walled=model.walled,
-                      walls_needed=model.walls_needed, routes=model.routes, plant_clock=model.plant_clock)
+                      walls_needed=model.walls_needed, routes=model.routes, plant_clock=model.plant_clock,
+                      plant_spot=model.plant_spot)
 
 
 def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, walks: bool = False,
                landmarks: int = 0, landmark_view: bool = False, walled: bool = False,
-               walls_needed: bool = False, routes: bool = False, plant_clock: bool = False) -> StepTable:
+               walls_needed: bool = False, routes: bool = False, plant_clock: bool = False,
+               plant_spot: bool = False) -> StepTable:
     """Every kept step of every finished episode of ``runs``; with ``memory`` (the model's
     ``memory``, cells per side) the student's map before each kept step as well; with
     ``walks`` (Crafter) where each of the teacher's walks ends (``StepTable.walk_end``);
     with ``landmarks`` (cells per side) the nearest landmarks the student remembers
     before each kept step (``StepTable.landmarks``), and with ``landmark_view`` the view's cells
     after them, with ``walled`` whether the player is walled in, with ``walls_needed`` the walls
-    it needs, with ``plant_clock`` the nearest plant's growth and open sides, with ``routes``
+    it needs, with ``plant_clock`` the nearest plant's growth and open sides, with ``plant_spot``
+    where the teacher would plant, with ``routes``
     the way to each landmark, last
     (``distill.landmarks.LandmarkMemory``).
 
@@ -430,7 +434,7 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
                     raise ValueError(f"{folder}: model.memory, model.landmarks and model.walk_target read "
                                      f"Crafter's cells, this episode is from {meta.env!r}")
                 cells = _crafter_cells(steps, shape, actions, done, actor, memory, walks, landmarks, landmark_view,
-                                       walled, walls_needed, routes, plant_clock)
+                                       walled, walls_needed, routes, plant_clock, plant_spot)
                 for out, column in zip((memories, walk_end, marks), cells):
                     if column is not None:
                         out.append(column[keep])

@@ -675,3 +675,94 @@ def test_a_student_reads_its_plant_clock(run_dir, recorded_run, tmp_path_factory
     table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True, routes=True, plant_clock=True)
     _assert_as_played(table, recorded_run, moves, walled=True, routes=True, plants=True)
     _assert_needs_its_rows(recorded_run, "plant_clock", "plant_clock is read on the landmarks' class map")
+
+
+def test_the_plant_spot_is_where_the_teachers_own_code_plants_on_drawn_maps():
+    """``plant_spot`` re-states ``agents.executor.farming._plant_spots`` (distill may not
+    import agents): on random maps both pick the same grass cell, or none; the teacher
+    carrying three stones (the spot's cap on open sides), with no home and no failed spot."""
+    from agents.executor.context import SkillContext
+    from agents.executor.executor import CRAFTER_ACTIONS
+    from agents.executor.farming import _plant_spots
+    from agents.executor.navigation import Navigator
+    from agents.executor.worldmap import CODE, WorldMap
+    from agents.techtree import TechTree
+    from tests.agents.conftest import make_obs
+
+    names = ("grass", "sand", "stone", "tree", "water", "lava", "table")
+    share = (0.55, 0.08, 0.2, 0.1, 0.04, 0.01, 0.02)
+    size, c, centre = 33, 16, 32
+    ys, xs = np.mgrid[:size, :size]
+    rng = np.random.default_rng(1)
+    a = {n: i for i, n in enumerate(CRAFTER_ACTIONS)}
+    picked = set()
+    for _ in range(40):
+        drawn = rng.choice(len(names), size=(size, size), p=share)
+        unknown = np.abs(xs - c) + np.abs(ys - c) > rng.integers(1, 12)  # read only so far
+        classes = np.array([cells.CLASS[n] for n in names], np.uint8)[drawn]
+        classes[unknown] = cells.UNKNOWN
+        classes[c, c] = cells.PLAYER
+        obs = make_obs(inventory={"stone": 3, "sapling": 1}, position=(centre, centre))
+        world = WorldMap(64)
+        world.update(obs)
+        world.mat[:, :] = CODE["unknown"]
+        world.mat[centre - c:centre + c + 1, centre - c:centre + c + 1] = np.where(
+            unknown, CODE["unknown"], np.array([CODE[n] for n in names], np.int8)[drawn])
+        world.mat[centre, centre] = CODE["sand"]  # the player stands on ground, no grass to plant on
+        world.obj[:, :] = 0
+        x = SkillContext(obs, world, Navigator(world, a), TechTree.load("full"), a)
+        teacher = _plant_spots(x)
+        want = (lm.NONE, lm.NONE) if not teacher else (teacher[0][0] - centre, teacher[0][1] - centre)
+        assert tuple(lm.plant_spot(classes)) == want
+        picked.add(want)
+    assert len(picked) > 15 and (lm.NONE, lm.NONE) in picked
+
+
+def test_the_plant_spot_has_the_fewest_open_sides_then_is_nearest():
+    """On a drawn map: open grass is no spot; a cell walled on three sides beats one on two
+    nearer; lava or a cell never read beside it rules it out; a cow's cell is open."""
+    size, c = 15, 7
+    grass, stone, lava, cow = (cells.CLASS[n] for n in ("grass", "stone", "lava", "cow"))
+    m = np.full((size, size), grass, np.uint8)
+    m[c, c] = cells.PLAYER
+    assert tuple(lm.plant_spot(m)) == (lm.NONE, lm.NONE)
+    m[c + 2, c - 1:c + 2:2] = stone  # (c, c + 2) walled left and right: two open sides, 2 steps away
+    assert tuple(lm.plant_spot(m)) == (0, 2)
+    m[c - 5, c + 3:c + 6:2] = stone  # (c + 4, c - 5) walled left, right and above: one open side, 9 steps away
+    m[c - 6, c + 4] = stone
+    assert tuple(lm.plant_spot(m)) == (4, -5)
+    m[c - 4, c + 4] = lava  # below it
+    assert tuple(lm.plant_spot(m)) == (0, 2)
+    m[c - 4, c + 4] = cow
+    assert tuple(lm.plant_spot(m)) == (4, -5)
+    m[c - 4, c + 4] = cells.UNKNOWN
+    assert tuple(lm.plant_spot(m)) == (0, 2)
+    m[c - 4, c + 4] = stone  # walled on every side: nowhere to stand and plant
+    assert tuple(lm.plant_spot(m)) == (0, 2)
+    far = np.full((33, 33), grass, np.uint8)
+    far[16, 16] = cells.PLAYER
+    far[8, 15:18:2] = stone  # (16, 8) walled left, right and above, 8 steps up: beyond SPOT_REACH
+    far[7, 16] = stone
+    assert tuple(lm.plant_spot(far)) == (lm.NONE, lm.NONE)
+    far[9, 16] = stone  # and the grass below this stone, 6 steps up: open on three sides, within reach
+    assert tuple(lm.plant_spot(far)) == (0, -6)
+
+
+def test_a_student_reads_its_plant_spot(run_dir, recorded_run, tmp_path_factory):
+    """model.plant_spot: one row before the routes', in the step table as in play, read as
+    one landmark token more that reaches the decision; a table without it is refused."""
+    ckpt = _tiny_student(run_dir, tmp_path_factory, "spot_student", "model.walled=true", "model.plant_spot=true",
+                         "model.routes=true")
+    agent, frames, actions, moves = play_student(ckpt, 4, 60)
+    k = len(lm.LANDMARKS)
+    want = lm.episode_landmarks(frames, actions, moves, SIZE, walled=True, routes=True, spot=True)
+    assert want.shape[1:] == (2 * k + 2, 2)
+    assert agent.model.n_marks == k + 1
+    other = want[-1].copy()
+    other[-k - 1] = (3, -2) if tuple(other[-k - 1]) != (3, -2) else (lm.NONE, lm.NONE)
+    _assert_read(agent, frames, want[-1], other)
+    cfg = DataConfig(actors=["student"], skip_asleep=False)
+    table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True, routes=True, plant_spot=True)
+    _assert_as_played(table, recorded_run, moves, walled=True, routes=True, spot=True)
+    assert (table.landmarks[:, -k - 1, 0] != lm.NONE).any()
+    _assert_needs_its_rows(recorded_run, "plant_spot", "plant_spot is read on the landmarks' class map")
