@@ -219,6 +219,9 @@ class DistillConfig(_Section):
             raise ValueError("train.mirror does not mirror model.landmark_view's cells: use one or the other")
         if self.train.mirror and self.model.routes:
             raise ValueError("train.mirror does not mirror model.routes' moves: use one or the other")
+        if self.train.mirror and self.model.plant_spot:
+            raise ValueError("train.mirror does not mirror model.plant_spot (its ties go to the left): use one or "
+                             "the other")
         return self
 
     def digest(self) -> str:

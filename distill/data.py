@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import Dataset
 
 from distill.config import DataConfig, ModelConfig
-from distill.landmarks import rows as landmark_rows
+from distill.landmarks import Reads
 from distill.steps import StepTable
 from distill.tokenizer import PAD, SPECIALS, Tokenizer, words
 from envs.episodes import ACTORS
@@ -165,11 +165,8 @@ class DistillDataset(Dataset):
     missing); ``has_probs`` bool []; with ``model_cfg.memory`` also ``memory`` uint8
     [S, S, 4], the student's map (the table must be loaded with ``memory=S``); with
     ``model_cfg.clock`` also ``clock`` long [], the env's step counter (the steps played);
-    with ``model_cfg.landmarks`` also ``landmarks`` int8 [K, 2], the nearest landmarks'
-    offsets (``distill.landmarks``; [K + VIEW_CELLS, 2] with ``model_cfg.landmark_view``,
-    a row more with each of ``model_cfg.walled``, ``model_cfg.walls_needed``,
-    ``model_cfg.plant_clock`` and ``model_cfg.plant_spot``, K more with
-    ``model_cfg.routes``);
+    with ``model_cfg.landmarks`` also ``landmarks`` int8 [R, 2], the nearest landmarks'
+    offsets and the rows read after them (R: ``distill.landmarks.Reads.rows``);
     with ``model_cfg.walk_target`` also ``walk_end`` long [], where the teacher's walk ends
     (``distill.visual_memory.NO_WALK`` where the step is not one of its moves).
     """
@@ -189,14 +186,10 @@ class DistillDataset(Dataset):
         if self.landmarks and table.landmarks is None:
             raise ValueError(f"model.landmarks is {self.landmarks}, the step table has none "
                              f"(load_steps(..., landmarks={self.landmarks}))")
-        view, walled, walls, ways, plants, spot = (model_cfg.landmark_view, model_cfg.walled, model_cfg.walls_needed,
-                                                   model_cfg.routes, model_cfg.plant_clock, model_cfg.plant_spot)
-        if self.landmarks and table.landmarks.shape[1] != landmark_rows(view, walled, walls, ways, plants, spot):
-            raise ValueError(f"model.landmark_view is {view}, model.walled {walled}, model.walls_needed {walls}, "
-                             f"model.plant_clock {plants}, model.plant_spot {spot} and model.routes {ways}, the step "
-                             f"table's landmarks have {table.landmarks.shape[1]} rows (load_steps(..., "
-                             f"landmark_view={view}, walled={walled}, walls_needed={walls}, plant_clock={plants}, "
-                             f"plant_spot={spot}, routes={ways}))")
+        reads = Reads.of(model_cfg)
+        if reads is not None and table.landmarks.shape[1] != reads.rows:
+            raise ValueError(f"the model reads {reads.options()}: {reads.rows} landmark rows, the step table's "
+                             f"landmarks have {table.landmarks.shape[1]} (load_steps(..., landmarks={reads}))")
         if self.walks and table.walk_end is None:
             raise ValueError("model.walk_target is on, the step table has no walk ends (load_steps(..., walks=True))")
         if self.memory and (table.memory is None or table.memory.shape[1] != self.memory):

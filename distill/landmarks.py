@@ -26,6 +26,7 @@ the textures, the ``crafter`` package.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -59,6 +60,50 @@ VERSION = 2
 NONE = -128  # the offset of a landmark not known
 VIEW_CELLS = WORLD_ROWS * WORLD_COLS  # with the view's cells (LandmarkMemory(view=True)), one row each
 COW_MEMORY = 30  # cows wander: one seen longer ago than this many steps is forgotten
+
+
+@dataclasses.dataclass(frozen=True)
+class Reads:
+    """What a student reads off its class map: the map's cells per side, and which rows
+    :meth:`LandmarkMemory.update` gives after the nearest landmarks (in this order, the
+    routes last). The one place that lists them: the step table (``load_steps``), the
+    dataset's check of it, the playing agent and the speed bench each take one, built from
+    the model config by :meth:`of`."""
+
+    size: int
+    view: bool = False
+    walled: bool = False
+    walls: bool = False
+    plants: bool = False
+    spot: bool = False
+    routes: bool = False
+
+    @classmethod
+    def of(cls, cfg: ModelConfig) -> Reads | None:
+        """What a student of model config ``cfg`` reads, or None without ``model.landmarks``."""
+        if not cfg.landmarks:
+            return None
+        return cls(int(cfg.landmarks), **{field: bool(getattr(cfg, name)) for field, name in _OPTIONS.items()})
+
+    @property
+    def rows(self) -> int:
+        """The rows of :meth:`LandmarkMemory.update`'s array: the landmarks, the view's cells,
+        walled in or not, the walls needed, the plant, the plant spot, the routes."""
+        return (len(LANDMARKS) * (1 + self.routes) + VIEW_CELLS * self.view + self.walled + self.walls
+                + self.plants + self.spot)
+
+    def memory(self) -> LandmarkMemory:
+        """An empty memory that gives these rows."""
+        return LandmarkMemory(**dataclasses.asdict(self))
+
+    def options(self) -> str:
+        """The switches as the model config names them, for errors."""
+        return ", ".join(f"model.{name} {getattr(self, field)}" for field, name in _OPTIONS.items())
+
+
+# Each of Reads' switches, and the model config's name for it (distill.config.ModelConfig).
+_OPTIONS = {"view": "landmark_view", "walled": "walled", "walls": "walls_needed", "plants": "plant_clock",
+            "spot": "plant_spot", "routes": "routes"}
 
 
 class LandmarkMemory:
@@ -486,31 +531,20 @@ def _spread(cells: int, w: int) -> int:
 def memory_for(cfg: ModelConfig) -> LandmarkMemory | None:
     """The memory a student of model config ``cfg`` reads its landmark rows from as it
     plays, or None without ``model.landmarks``."""
-    if not cfg.landmarks:
-        return None
-    return LandmarkMemory(cfg.landmarks, cfg.landmark_view, cfg.walled, cfg.walls_needed, cfg.routes, cfg.plant_clock,
-                          cfg.plant_spot)
+    reads = Reads.of(cfg)
+    return None if reads is None else reads.memory()
 
 
-def rows(view: bool, walled: bool, walls: bool = False, routes: bool = False, plants: bool = False,
-         spot: bool = False) -> int:
-    """The rows of :meth:`LandmarkMemory.update`'s array: the landmarks, the view's cells,
-    walled in or not, the walls needed, the plant, the plant spot, the routes."""
-    return len(LANDMARKS) * (1 + routes) + VIEW_CELLS * view + walled + walls + plants + spot
-
-
-def episode_landmarks(frames: np.ndarray, actions: np.ndarray, moves: np.ndarray, size: int,
-                      steps: np.ndarray | None = None, view: bool = False, walled: bool = False,
-                      walls: bool = False, routes: bool = False, plants: bool = False,
-                      spot: bool = False) -> np.ndarray:
-    """int8 [N, :func:`rows`, 2] (see :class:`LandmarkMemory`, with ``view``, ``walled``, ``walls``,
-    ``routes``, ``plants`` and ``spot``):
-    the landmarks before each step of one episode, from its frames
+def episode_landmarks(frames: np.ndarray, actions: np.ndarray, moves: np.ndarray, reads: Reads | int,
+                      steps: np.ndarray | None = None) -> np.ndarray:
+    """int8 [N, ``reads.rows``, 2] (see :class:`LandmarkMemory`; ``reads`` a map size alone
+    for the landmarks alone): the landmarks before each step of one episode, from its frames
     [N, H, W, 3] and actions [N] (step i's frame follows action i - 1); ``moves`` from
     :func:`distill.visual_memory.move_vectors`; ``steps`` the step counts (default 0..N-1)."""
-    memory = LandmarkMemory(size, view, walled, walls, routes, plants, spot)
+    reads = reads if isinstance(reads, Reads) else Reads(int(reads))
+    memory = reads.memory()
     steps = np.arange(len(frames)) if steps is None else steps
-    out = np.empty((len(frames), rows(view, walled, walls, routes, plants, spot), 2), np.int8)
+    out = np.empty((len(frames), reads.rows, 2), np.int8)
     for i in range(len(frames)):
         out[i] = memory.update(frames[i], moves[actions[i - 1]] if i else (0, 0), int(steps[i]))
     return out

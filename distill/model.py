@@ -384,7 +384,7 @@ class Student(nn.Module):
         ``clock`` long [B], the steps played so far (a student with ``model.clock`` needs it);
         ``landmarks`` int8 [B,K,2] (a student with ``model.landmarks`` needs them; with
         ``landmark_view``, ``walled``, ``walls_needed``, ``plant_clock``, ``plant_spot`` and ``routes`` the rows of
-        :func:`distill.landmarks.rows`).
+        :attr:`distill.landmarks.Reads.rows`).
         ``kv`` collects each block's keys and values (for :meth:`_new_subgoal`)."""
         b = frame.shape[0]
         bos = torch.full((b, 1), BOS, dtype=torch.long, device=frame.device)

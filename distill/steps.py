@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from distill.checks import reached_mask
 from distill.config import DataConfig, ModelConfig
-from distill.landmarks import episode_landmarks
+from distill.landmarks import Reads, episode_landmarks
 from distill.visual_memory import NO_WALK, episode_memories, move_vectors, walk_ends
 from envs.episodes import (
     ACTORS,
@@ -118,7 +118,7 @@ class StepTable:
     # before each kept step (load_steps(landmarks=S), see distill.landmarks), or None;
     # [N, K + VIEW_CELLS, 2] with landmark_view: then each view cell's class and staleness;
     # one row more with each of walled, walls_needed, plant_clock and plant_spot, then K with routes
-    # (the rows of distill.landmarks.rows)
+    # (distill.landmarks.Reads.rows)
     landmarks: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -263,15 +263,11 @@ def _kept(steps: pa.Table, sub: np.ndarray, actor: np.ndarray, cfg: DataConfig, 
 
 
 def _crafter_cells(steps: pa.Table, shape: tuple[int, ...], actions: np.ndarray, done: np.ndarray,
-                   actor: np.ndarray, memory: int, walks: bool, landmarks: int, view: bool = False,
-                   walled: bool = False, walls: bool = False, routes: bool = False, plants: bool = False,
-                   spot: bool = False) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+                   actor: np.ndarray, memory: int, walks: bool, landmarks: Reads | None
+                   ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """What the student reads of Crafter's cells at every step of one episode: its map
-    (``memory`` cells per side), where the teacher's walks end, its nearest landmarks
-    (``landmarks`` cells per side; with ``view`` the view's cells too, with ``walled`` whether the
-    player is walled in, with ``walls`` the walls it needs, with ``plants`` the nearest plant's
-    growth and open sides, with ``spot`` where the teacher would plant, with ``routes`` the way
-    to each); None for each one not asked for.
+    (``memory`` cells per side), where the teacher's walks end, its landmarks' rows
+    (:class:`distill.landmarks.Reads`); None for each one not asked for.
     Read over every step, the dropped ones too: the frames are what the player saw."""
     frames = decode_frames(steps.column("frame").to_pylist(), shape)
     moves = move_vectors(_crafter_actions(), int(max(actions.max(), done.max())) + 1)
@@ -281,9 +277,8 @@ def _crafter_cells(steps: pa.Table, shape: tuple[int, ...], actions: np.ndarray,
     if walks:
         ends = np.where(actor == ACTORS.index("teacher"), walk_ends(frames, done, moves), NO_WALK).astype(np.int8)
     marks = None
-    if landmarks:
-        marks = episode_landmarks(frames, carried, moves, landmarks, steps.column("t").to_numpy(), view, walled, walls,
-                                   routes, plants, spot)
+    if landmarks is not None:
+        marks = episode_landmarks(frames, carried, moves, landmarks, steps.column("t").to_numpy())
     return mem, ends, marks
 
 
@@ -326,26 +321,17 @@ def _join_frames(blobs: list[bytes], frame_sizes: list[np.ndarray]) -> tuple[np.
 def load_steps_for(runs: Sequence[Path | str], data: DataConfig, model: ModelConfig) -> StepTable:
     """:func:`load_steps` with what ``model`` reads beyond the frame: its map, its
     landmarks, its walk head."""
-    return load_steps(runs, data, memory=model.memory, walks=model.walk_target, landmarks=model.landmarks,
-                      landmark_view=model.landmark_view, walled=model.walled,
-                      walls_needed=model.walls_needed, routes=model.routes, plant_clock=model.plant_clock,
-                      plant_spot=model.plant_spot)
+    return load_steps(runs, data, memory=model.memory, walks=model.walk_target, landmarks=Reads.of(model) or 0)
 
 
 def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, walks: bool = False,
-               landmarks: int = 0, landmark_view: bool = False, walled: bool = False,
-               walls_needed: bool = False, routes: bool = False, plant_clock: bool = False,
-               plant_spot: bool = False) -> StepTable:
+               landmarks: Reads | int = 0) -> StepTable:
     """Every kept step of every finished episode of ``runs``; with ``memory`` (the model's
     ``memory``, cells per side) the student's map before each kept step as well; with
     ``walks`` (Crafter) where each of the teacher's walks ends (``StepTable.walk_end``);
-    with ``landmarks`` (cells per side) the nearest landmarks the student remembers
-    before each kept step (``StepTable.landmarks``), and with ``landmark_view`` the view's cells
-    after them, with ``walled`` whether the player is walled in, with ``walls_needed`` the walls
-    it needs, with ``plant_clock`` the nearest plant's growth and open sides, with ``plant_spot``
-    where the teacher would plant, with ``routes``
-    the way to each landmark, last
-    (``distill.landmarks.LandmarkMemory``).
+    with ``landmarks`` (:class:`distill.landmarks.Reads`, or its cells per side alone) the
+    nearest landmarks the student remembers before each kept step and the rows it reads
+    after them (``StepTable.landmarks``, ``distill.landmarks.LandmarkMemory``).
 
     Filters: ``cfg.min_return`` and ``cfg.min_achievements`` drop whole episodes (from
     their index row); ``cfg.success_only`` keeps the steps of subgoal segments that
@@ -359,6 +345,8 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
     runs = [Path(r) for r in runs]
     if not runs:
         raise ValueError("no run directories given")
+    if not isinstance(landmarks, Reads):
+        landmarks = Reads(int(landmarks)) if landmarks else None
     tasks: list[str] = []
     subgoals: list[str] = []
     episodes: list[EpisodeInfo] = []
@@ -429,12 +417,11 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
             named = {int(a): local_names[k] for a, k in set(zip(actions.tolist(), names.tolist())) if local_names[k]}
             for a, name in named.items():
                 action_names.setdefault(a, name)
-            if memory or walks or landmarks:
+            if memory or walks or landmarks is not None:
                 if meta.env != "crafter":
                     raise ValueError(f"{folder}: model.memory, model.landmarks and model.walk_target read "
                                      f"Crafter's cells, this episode is from {meta.env!r}")
-                cells = _crafter_cells(steps, shape, actions, done, actor, memory, walks, landmarks, landmark_view,
-                                       walled, walls_needed, routes, plant_clock, plant_spot)
+                cells = _crafter_cells(steps, shape, actions, done, actor, memory, walks, landmarks)
                 for out, column in zip((memories, walk_end, marks), cells):
                     if column is not None:
                         out.append(column[keep])
@@ -476,7 +463,7 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
         stats=dict(stats),
         memory=np.concatenate(memories) if memory else None,
         walk_end=np.concatenate(walk_end) if walks else None,
-        landmarks=np.concatenate(marks) if landmarks else None,
+        landmarks=np.concatenate(marks) if landmarks is not None else None,
     )
 
 

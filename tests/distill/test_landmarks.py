@@ -231,7 +231,7 @@ def _assert_as_played(table, recorded_run, moves: np.ndarray, **reads) -> None:
     ``reads``) gives for its episode's frames: training reads what play computes."""
     for e, info in enumerate(table.episodes):
         (rec,) = [r for r in recorded_run.episodes if r.episode_id == info.episode_id]
-        want = lm.episode_landmarks(rec.frames, np.array(rec.actions), moves, SIZE, **reads)
+        want = lm.episode_landmarks(rec.frames, np.array(rec.actions), moves, lm.Reads(SIZE, **reads))
         rows = np.flatnonzero(table.episode == e)
         np.testing.assert_array_equal(table.landmarks[rows], want[table.pos[rows]])
 
@@ -250,7 +250,7 @@ def _assert_needs_its_rows(recorded_run, option: str, without_landmarks: str) ->
     """A student with ``model.<option>`` (and walled) refuses a step table holding only
     walled's rows, and the config refuses the option without model.landmarks."""
     walled_only = load_steps([recorded_run.run_dir], DataConfig(actors=["student"], skip_asleep=False),
-                             landmarks=SIZE, walled=True)
+                             landmarks=lm.Reads(SIZE, walled=True))
     model_cfg = load("tiny", [f"model.landmarks={SIZE}", "model.walled=true", f"model.{option}=true"]).model
     with pytest.raises(ValueError, match=f"model.{option} True"):
         DistillDataset(walled_only, np.arange(len(walled_only)), build_tokenizer(walled_only), model_cfg)
@@ -286,7 +286,7 @@ def test_the_step_table_holds_the_landmarks_of_every_kept_step(recorded_run):
 
 def test_the_step_table_holds_the_view_cells_when_asked(recorded_run):
     cfg = DataConfig(actors=["student"], skip_asleep=False)
-    table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, landmark_view=True)
+    table = load_steps([recorded_run.run_dir], cfg, landmarks=lm.Reads(SIZE, view=True))
     k = len(lm.LANDMARKS)
     assert table.landmarks.shape == (len(table), k + lm.VIEW_CELLS, 2)
     moves = move_vectors(recorded_run.action_names, len(recorded_run.action_names))
@@ -295,7 +295,7 @@ def test_the_step_table_holds_the_view_cells_when_asked(recorded_run):
     plain = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE)
     for table_, view in ((plain, True), (table, False)):
         model_cfg = load("tiny", [f"model.landmarks={SIZE}", f"model.landmark_view={view}"]).model
-        with pytest.raises(ValueError, match=f"landmark_view={view}"):
+        with pytest.raises(ValueError, match=f"model.landmark_view {view}"):
             DistillDataset(table_, np.arange(len(table_)), build_tokenizer(table_), model_cfg)
     with pytest.raises(DistillConfigError, match="landmark_view needs model.landmarks"):
         load("tiny", ["model.landmark_view=true"])
@@ -319,7 +319,7 @@ def test_a_student_with_the_view_cells_plays_with_those_training_gave_it(view_ck
     """Playing, the student reads the view cells load_steps gives for the same frames
     (after its landmarks), and they reach its decision."""
     agent, frames, actions, moves = play_student(view_ckpt, 4, 60)
-    want = lm.episode_landmarks(frames, actions, moves, SIZE, view=True)[-1]
+    want = lm.episode_landmarks(frames, actions, moves, lm.Reads(SIZE, view=True))[-1]
     k = len(lm.LANDMARKS)
     np.testing.assert_array_equal(agent.landmarks.view_cells(), want[k:])
     frame = torch.from_numpy(frames[-1]).permute(2, 0, 1)[None]
@@ -341,7 +341,7 @@ def test_a_student_with_landmarks_plays_with_those_training_gave_it(marks_ckpt):
     """The landmarks the student keeps as it plays are those load_steps reads from the
     recorded episode, and it reads them: other landmarks, other logits."""
     agent, frames, actions, moves = play_student(marks_ckpt, 4, lm.EVENING + 20)
-    want = lm.episode_landmarks(frames, actions, moves, SIZE)[-1]
+    want = lm.episode_landmarks(frames, actions, moves, lm.Reads(SIZE))[-1]
     np.testing.assert_array_equal(agent.landmarks.nearest(len(frames) - 1), want)
     model = agent.model
     frame = torch.from_numpy(frames[-1]).permute(2, 0, 1)[None]
@@ -485,14 +485,14 @@ def test_a_student_reads_the_walls_it_needs(run_dir, recorded_run, tmp_path_fact
     reaches the decision; a table without it is refused."""
     ckpt = _tiny_student(run_dir, tmp_path_factory, "walls_student", "model.walled=true", "model.walls_needed=true")
     agent, frames, actions, moves = play_student(ckpt, 4, 60)
-    want = lm.episode_landmarks(frames, actions, moves, SIZE, walled=True, walls=True)
+    want = lm.episode_landmarks(frames, actions, moves, lm.Reads(SIZE, walled=True, walls=True))
     assert want.shape[1:] == (len(lm.LANDMARKS) + 2, 2)
     assert (lm.walled(agent.landmarks.classes), lm.walls_needed(agent.landmarks.classes)) == tuple(want[-1, -2:, 0])
     other = want[-1].copy()
     other[-1, 0] = (other[-1, 0] + 2) % (lm.WALLS_MOST + 1)
     _assert_read(agent, frames, want[-1], other)
     cfg = DataConfig(actors=["student"], skip_asleep=False)
-    table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True, walls_needed=True)
+    table = load_steps([recorded_run.run_dir], cfg, landmarks=lm.Reads(SIZE, walled=True, walls=True))
     _assert_as_played(table, recorded_run, moves, walled=True, walls=True)
     _assert_needs_its_rows(recorded_run, "walls_needed", "walls_needed is read on the landmarks' class map")
 
@@ -502,14 +502,14 @@ def test_a_student_reads_whether_it_is_walled_in(run_dir, recorded_run, tmp_path
     gives for the same frames, and it reaches the decision; a table without it is refused."""
     ckpt = _tiny_student(run_dir, tmp_path_factory, "walled_student", "model.walled=true")
     agent, frames, actions, moves = play_student(ckpt, 4, 60)
-    want = lm.episode_landmarks(frames, actions, moves, SIZE, walled=True)
+    want = lm.episode_landmarks(frames, actions, moves, lm.Reads(SIZE, walled=True))
     assert want.shape[1:] == (len(lm.LANDMARKS) + 1, 2)
     assert lm.walled(agent.landmarks.classes) == bool(want[-1, -1, 0])
     other = want[-1].copy()
     other[-1, 0] = 1 - other[-1, 0]
     _assert_read(agent, frames, want[-1], other)
     cfg = DataConfig(actors=["student"], skip_asleep=False)
-    table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True)
+    table = load_steps([recorded_run.run_dir], cfg, landmarks=lm.Reads(SIZE, walled=True))
     assert table.landmarks.shape == (len(table), len(lm.LANDMARKS) + 1, 2)
     _assert_as_played(table, recorded_run, moves, walled=True)
     plain = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE)
@@ -577,7 +577,7 @@ def test_a_student_reads_the_routes(run_dir, recorded_run, tmp_path_factory):
     ckpt = _tiny_student(run_dir, tmp_path_factory, "routes_student", "model.walled=true", "model.routes=true")
     agent, frames, actions, moves = play_student(ckpt, 4, 60)
     k = len(lm.LANDMARKS)
-    want = lm.episode_landmarks(frames, actions, moves, SIZE, walled=True, routes=True)
+    want = lm.episode_landmarks(frames, actions, moves, lm.Reads(SIZE, walled=True, routes=True))
     assert want.shape[1:] == (2 * k + 1, 2)
     assert (want[:, -k:, 0] != lm.ROUTE_NONE).any()  # the walks found something to go to
     classes = agent.landmarks.remembered()
@@ -587,7 +587,7 @@ def test_a_student_reads_the_routes(run_dir, recorded_run, tmp_path_factory):
     other[-k:, 0] = (other[-k:, 0] + 3) % (lm.ROUTE_THERE + 1)
     _assert_read(agent, frames, want[-1], other)
     cfg = DataConfig(actors=["student"], skip_asleep=False)
-    table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True, routes=True)
+    table = load_steps([recorded_run.run_dir], cfg, landmarks=lm.Reads(SIZE, walled=True, routes=True))
     _assert_as_played(table, recorded_run, moves, walled=True, routes=True)
     _assert_needs_its_rows(recorded_run, "routes", "routes are read on the landmarks' class map")
     with pytest.raises(DistillConfigError, match="does not mirror model.routes' moves"):
@@ -666,13 +666,13 @@ def test_a_student_reads_its_plant_clock(run_dir, recorded_run, tmp_path_factory
                          "model.routes=true")
     agent, frames, actions, moves = play_student(ckpt, 4, 60)
     k = len(lm.LANDMARKS)
-    want = lm.episode_landmarks(frames, actions, moves, SIZE, walled=True, routes=True, plants=True)
+    want = lm.episode_landmarks(frames, actions, moves, lm.Reads(SIZE, walled=True, routes=True, plants=True))
     assert want.shape[1:] == (2 * k + 2, 2)
     other = want[-1].copy()
     other[-k - 1] = (5, 3)
     _assert_read(agent, frames, want[-1], other)
     cfg = DataConfig(actors=["student"], skip_asleep=False)
-    table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True, routes=True, plant_clock=True)
+    table = load_steps([recorded_run.run_dir], cfg, landmarks=lm.Reads(SIZE, walled=True, routes=True, plants=True))
     _assert_as_played(table, recorded_run, moves, walled=True, routes=True, plants=True)
     _assert_needs_its_rows(recorded_run, "plant_clock", "plant_clock is read on the landmarks' class map")
 
@@ -755,14 +755,16 @@ def test_a_student_reads_its_plant_spot(run_dir, recorded_run, tmp_path_factory)
                          "model.routes=true")
     agent, frames, actions, moves = play_student(ckpt, 4, 60)
     k = len(lm.LANDMARKS)
-    want = lm.episode_landmarks(frames, actions, moves, SIZE, walled=True, routes=True, spot=True)
+    want = lm.episode_landmarks(frames, actions, moves, lm.Reads(SIZE, walled=True, routes=True, spot=True))
     assert want.shape[1:] == (2 * k + 2, 2)
     assert agent.model.n_marks == k + 1
     other = want[-1].copy()
     other[-k - 1] = (3, -2) if tuple(other[-k - 1]) != (3, -2) else (lm.NONE, lm.NONE)
     _assert_read(agent, frames, want[-1], other)
     cfg = DataConfig(actors=["student"], skip_asleep=False)
-    table = load_steps([recorded_run.run_dir], cfg, landmarks=SIZE, walled=True, routes=True, plant_spot=True)
+    table = load_steps([recorded_run.run_dir], cfg, landmarks=lm.Reads(SIZE, walled=True, routes=True, spot=True))
     _assert_as_played(table, recorded_run, moves, walled=True, routes=True, spot=True)
     assert (table.landmarks[:, -k - 1, 0] != lm.NONE).any()
     _assert_needs_its_rows(recorded_run, "plant_spot", "plant_spot is read on the landmarks' class map")
+    with pytest.raises(DistillConfigError, match="train.mirror does not mirror model.plant_spot"):
+        load("tiny", [f"model.landmarks={SIZE}", "model.plant_spot=true", "train.mirror=0.5"])
