@@ -400,8 +400,10 @@ class Student(nn.Module):
             if self.view is not None:  # the view's cells follow the landmarks (distill.landmarks)
                 seen[0] = seen[0] + self.view(landmarks[:, k:k + VIEW_CELLS])
             marks = self.marks(landmarks[:, :k])
-            last = landmarks.shape[1]  # the rows after the view's: walled in or not, the walls needed, the plant,
-            if self.routes is not None:  # the plant spot, the routes
+            # the rows after the view's, read from the end: the routes, the plant spot, the plant, the walls
+            # needed, walled in or not
+            last = landmarks.shape[1]
+            if self.routes is not None:
                 last -= k
                 way = landmarks[:, last:last + k].long()
                 marks = marks + self.routes[0](way[..., 0].clamp(0, ROUTE_THERE)) \
