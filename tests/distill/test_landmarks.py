@@ -127,43 +127,53 @@ def test_the_pocket_is_the_teachers_choice():
     assert lm._pocket(b) not in ((c + 4, c), (c, c - 6))
 
 
-def test_the_pocket_is_where_the_teachers_own_code_goes_on_drawn_maps():
-    """``_pocket`` re-states ``agents.executor.shelter.find_pockets`` (distill may not import
-    agents): on random maps both pick the same entry, or none. The teacher carrying stone
-    to spare and no failed pockets, as the student assumes; the player's cell is ground
-    to the student and an object in the teacher's view, so here the teacher sees none."""
+def _drawn_maps(names: tuple[str, ...], share: tuple[float, ...], seed: int, count: int, reach, inventory: dict):
+    """``count`` random maps of ``names`` (drawn with ``share``), each read out to ``reach(rng)``
+    steps from the player: (the student's class map [33, 33], the teacher's SkillContext on
+    the same ground, its 64 x 64 map with the player at its centre holding ``inventory``).
+    The player's cell is ground to the student and an object in the teacher's view, so here
+    the teacher sees sand under it."""
     from agents.executor.context import SkillContext
     from agents.executor.executor import CRAFTER_ACTIONS
     from agents.executor.navigation import Navigator
-    from agents.executor.shelter import find_pockets
     from agents.executor.worldmap import CODE, WorldMap
     from agents.techtree import TechTree
     from tests.agents.conftest import make_obs
 
-    names = ("grass", "sand", "path", "stone", "tree", "water", "coal", "lava", "table")
-    share = (0.42, 0.1, 0.04, 0.22, 0.08, 0.07, 0.03, 0.02, 0.02)
-    size, c, centre = 33, 16, 32  # the student's map; the teacher's 64 x 64 map with the player at its centre
+    size, c, centre = 33, 16, 32
     ys, xs = np.mgrid[:size, :size]
-    far = np.abs(xs - c) + np.abs(ys - c) > 20  # left unknown: the teacher looks 24 steps out, no further
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     a = {n: i for i, n in enumerate(CRAFTER_ACTIONS)}
-    picked = set()
-    for _ in range(30):
+    for _ in range(count):
         drawn = rng.choice(len(names), size=(size, size), p=share)
+        unknown = np.abs(xs - c) + np.abs(ys - c) > reach(rng)
         classes = np.array([cells.CLASS[n] for n in names], np.uint8)[drawn]
-        classes[far] = cells.UNKNOWN
+        classes[unknown] = cells.UNKNOWN
         classes[c, c] = cells.PLAYER
-        obs = make_obs(inventory={"stone": 99, "wood_pickaxe": 1}, position=(centre, centre))
+        obs = make_obs(inventory=inventory, position=(centre, centre))
         world = WorldMap(64)
         world.update(obs)
         world.mat[:, :] = CODE["unknown"]
-        world.mat[centre - c:centre + c + 1, centre - c:centre + c + 1] = \
-            np.array([CODE[n] for n in names], np.int8)[drawn] * ~far
+        world.mat[centre - c:centre + c + 1, centre - c:centre + c + 1] = np.where(
+            unknown, CODE["unknown"], np.array([CODE[n] for n in names], np.int8)[drawn])
         world.mat[centre, centre] = CODE["sand"]  # ground, not grass: PLAYER is no grass to the student
         world.obj[:, :] = 0
-        x = SkillContext(obs, world, Navigator(world, a), TechTree.load("full"), a)
+        yield classes, SkillContext(obs, world, Navigator(world, a), TechTree.load("full"), a)
+
+
+def test_the_pocket_is_where_the_teachers_own_code_goes_on_drawn_maps():
+    """``_pocket`` re-states ``agents.executor.shelter.find_pockets`` (distill may not import
+    agents): on random maps both pick the same entry, or none. The teacher carrying stone
+    to spare and no failed pockets, as the student assumes; the maps read 20 steps out (the
+    teacher looks 24 steps out, no further)."""
+    from agents.executor.shelter import find_pockets
+
+    names = ("grass", "sand", "path", "stone", "tree", "water", "coal", "lava", "table")
+    share = (0.42, 0.1, 0.04, 0.22, 0.08, 0.07, 0.03, 0.02, 0.02)
+    picked = set()
+    for classes, x in _drawn_maps(names, share, 0, 30, lambda rng: 20, {"stone": 99, "wood_pickaxe": 1}):
         teacher = find_pockets(x, k=1)
-        want = None if not teacher else (teacher[0][0][0] - centre + c, teacher[0][0][1] - centre + c)
+        want = None if not teacher else (teacher[0][0][0] - 16, teacher[0][0][1] - 16)
         assert lm._pocket(classes) == want
         picked.add(want)
     assert len(picked) > 20  # the maps differ where it matters
@@ -659,60 +669,48 @@ def test_a_plants_open_sides_are_those_a_cow_or_a_zombie_could_step_on():
     assert tuple(memory.plant(np.array([lm.NONE, lm.NONE]), 0)[0]) == (0, 0)
 
 
-def test_a_student_reads_its_plant_clock(run_dir, recorded_run, tmp_path_factory):
-    """model.plant_clock: one row before the routes', in the step table as in play, and it
-    reaches the decision; a table without it is refused."""
-    ckpt = _tiny_student(run_dir, tmp_path_factory, "plant_student", "model.walled=true", "model.plant_clock=true",
+def _reads_a_row_before_the_routes(run_dir, recorded_run, tmp_path_factory, option: str, read: str,
+                                   other: tuple[int, int]):
+    """A tiny student with ``model.walled``, ``model.<option>`` and ``model.routes``: the
+    landmark rows of :class:`lm.Reads` with ``read``, one row before the routes', are in the
+    step table as in play, and that row reaches the decision (set to ``other`` on its last
+    frame); a table without it, or the option without landmarks, is refused. Returns the
+    played agent and the table."""
+    ckpt = _tiny_student(run_dir, tmp_path_factory, option, "model.walled=true", f"model.{option}=true",
                          "model.routes=true")
     agent, frames, actions, moves = play_student(ckpt, 4, 60)
     k = len(lm.LANDMARKS)
-    want = lm.episode_landmarks(frames, actions, moves, lm.Reads(SIZE, walled=True, routes=True, plants=True))
+    reads = lm.Reads(SIZE, walled=True, routes=True, **{read: True})
+    want = lm.episode_landmarks(frames, actions, moves, reads)
     assert want.shape[1:] == (2 * k + 2, 2)
-    other = want[-1].copy()
-    other[-k - 1] = (5, 3)
-    _assert_read(agent, frames, want[-1], other)
-    cfg = DataConfig(actors=["student"], skip_asleep=False)
-    table = load_steps([recorded_run.run_dir], cfg, landmarks=lm.Reads(SIZE, walled=True, routes=True, plants=True))
-    _assert_as_played(table, recorded_run, moves, walled=True, routes=True, plants=True)
-    _assert_needs_its_rows(recorded_run, "plant_clock", "plant_clock is read on the landmarks' class map")
+    changed = want[-1].copy()
+    changed[-k - 1] = other if tuple(changed[-k - 1]) != other else (lm.NONE, lm.NONE)
+    _assert_read(agent, frames, want[-1], changed)
+    table = load_steps([recorded_run.run_dir], DataConfig(actors=["student"], skip_asleep=False), landmarks=reads)
+    _assert_as_played(table, recorded_run, moves, walled=True, routes=True, **{read: True})
+    _assert_needs_its_rows(recorded_run, option, f"{option} is read on the landmarks' class map")
+    return agent, table
+
+
+def test_a_student_reads_its_plant_clock(run_dir, recorded_run, tmp_path_factory):
+    """model.plant_clock: one row before the routes', in the step table as in play, and it
+    reaches the decision; a table without it is refused."""
+    _reads_a_row_before_the_routes(run_dir, recorded_run, tmp_path_factory, "plant_clock", "plants", (5, 3))
 
 
 def test_the_plant_spot_is_where_the_teachers_own_code_plants_on_drawn_maps():
     """``plant_spot`` re-states ``agents.executor.farming._plant_spots`` (distill may not
-    import agents): on random maps both pick the same grass cell, or none; the teacher
-    carrying three stones (the spot's cap on open sides), with no home and no failed spot."""
-    from agents.executor.context import SkillContext
-    from agents.executor.executor import CRAFTER_ACTIONS
+    import agents): on random maps, read out to 1-11 steps, both pick the same grass cell,
+    or none; the teacher carrying three stones (the spot's cap on open sides), with no home
+    and no failed spot."""
     from agents.executor.farming import _plant_spots
-    from agents.executor.navigation import Navigator
-    from agents.executor.worldmap import CODE, WorldMap
-    from agents.techtree import TechTree
-    from tests.agents.conftest import make_obs
 
     names = ("grass", "sand", "stone", "tree", "water", "lava", "table")
     share = (0.55, 0.08, 0.2, 0.1, 0.04, 0.01, 0.02)
-    size, c, centre = 33, 16, 32
-    ys, xs = np.mgrid[:size, :size]
-    rng = np.random.default_rng(1)
-    a = {n: i for i, n in enumerate(CRAFTER_ACTIONS)}
     picked = set()
-    for _ in range(40):
-        drawn = rng.choice(len(names), size=(size, size), p=share)
-        unknown = np.abs(xs - c) + np.abs(ys - c) > rng.integers(1, 12)  # read only so far
-        classes = np.array([cells.CLASS[n] for n in names], np.uint8)[drawn]
-        classes[unknown] = cells.UNKNOWN
-        classes[c, c] = cells.PLAYER
-        obs = make_obs(inventory={"stone": 3, "sapling": 1}, position=(centre, centre))
-        world = WorldMap(64)
-        world.update(obs)
-        world.mat[:, :] = CODE["unknown"]
-        world.mat[centre - c:centre + c + 1, centre - c:centre + c + 1] = np.where(
-            unknown, CODE["unknown"], np.array([CODE[n] for n in names], np.int8)[drawn])
-        world.mat[centre, centre] = CODE["sand"]  # the player stands on ground, no grass to plant on
-        world.obj[:, :] = 0
-        x = SkillContext(obs, world, Navigator(world, a), TechTree.load("full"), a)
+    for classes, x in _drawn_maps(names, share, 1, 40, lambda rng: rng.integers(1, 12), {"stone": 3, "sapling": 1}):
         teacher = _plant_spots(x)
-        want = (lm.NONE, lm.NONE) if not teacher else (teacher[0][0] - centre, teacher[0][1] - centre)
+        want = (lm.NONE, lm.NONE) if not teacher else (teacher[0][0] - 32, teacher[0][1] - 32)
         assert tuple(lm.plant_spot(classes)) == want
         picked.add(want)
     assert len(picked) > 15 and (lm.NONE, lm.NONE) in picked
@@ -750,21 +748,12 @@ def test_the_plant_spot_has_the_fewest_open_sides_then_is_nearest():
 
 def test_a_student_reads_its_plant_spot(run_dir, recorded_run, tmp_path_factory):
     """model.plant_spot: one row before the routes', in the step table as in play, read as
-    one landmark token more that reaches the decision; a table without it is refused."""
-    ckpt = _tiny_student(run_dir, tmp_path_factory, "spot_student", "model.walled=true", "model.plant_spot=true",
-                         "model.routes=true")
-    agent, frames, actions, moves = play_student(ckpt, 4, 60)
+    one landmark token more that reaches the decision; a table without it is refused, and
+    so is train.mirror with it."""
+    agent, table = _reads_a_row_before_the_routes(run_dir, recorded_run, tmp_path_factory, "plant_spot", "spot",
+                                                  (3, -2))
     k = len(lm.LANDMARKS)
-    want = lm.episode_landmarks(frames, actions, moves, lm.Reads(SIZE, walled=True, routes=True, spot=True))
-    assert want.shape[1:] == (2 * k + 2, 2)
     assert agent.model.n_marks == k + 1
-    other = want[-1].copy()
-    other[-k - 1] = (3, -2) if tuple(other[-k - 1]) != (3, -2) else (lm.NONE, lm.NONE)
-    _assert_read(agent, frames, want[-1], other)
-    cfg = DataConfig(actors=["student"], skip_asleep=False)
-    table = load_steps([recorded_run.run_dir], cfg, landmarks=lm.Reads(SIZE, walled=True, routes=True, spot=True))
-    _assert_as_played(table, recorded_run, moves, walled=True, routes=True, spot=True)
     assert (table.landmarks[:, -k - 1, 0] != lm.NONE).any()
-    _assert_needs_its_rows(recorded_run, "plant_spot", "plant_spot is read on the landmarks' class map")
     with pytest.raises(DistillConfigError, match="train.mirror does not mirror model.plant_spot"):
         load("tiny", [f"model.landmarks={SIZE}", "model.plant_spot=true", "train.mirror=0.5"])
