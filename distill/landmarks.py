@@ -58,7 +58,7 @@ _LANDMARK_CLASSES = np.array([CLASS[n] for n in LANDMARKS[:-1]])  # the class of
 # their pocket was a cell walled on three sides.
 VERSION = 2
 NONE = -128  # the offset of a landmark not known
-VIEW_CELLS = WORLD_ROWS * WORLD_COLS  # with the view's cells (LandmarkMemory(view=True)), one row each
+VIEW_CELLS = WORLD_ROWS * WORLD_COLS  # with the view's cells (Reads(view=True)), one row each
 COW_MEMORY = 30  # cows wander: one seen longer ago than this many steps is forgotten
 
 
@@ -79,6 +79,11 @@ class Reads:
     routes: bool = False
 
     @classmethod
+    def given(cls, reads: Reads | int) -> Reads:
+        """``reads`` itself, or for a map size alone the landmarks alone."""
+        return reads if isinstance(reads, Reads) else cls(int(reads))
+
+    @classmethod
     def of(cls, cfg: ModelConfig) -> Reads | None:
         """What a student of model config ``cfg`` reads, or None without ``model.landmarks``."""
         if not cfg.landmarks:
@@ -94,7 +99,7 @@ class Reads:
 
     def memory(self) -> LandmarkMemory:
         """An empty memory that gives these rows."""
-        return LandmarkMemory(**dataclasses.asdict(self))
+        return LandmarkMemory(self)
 
     def options(self) -> str:
         """The switches as the model config names them, for errors."""
@@ -107,9 +112,10 @@ _OPTIONS = {"view": "landmark_view", "walled": "walled", "walls": "walls_needed"
 
 
 class LandmarkMemory:
-    """A ``size`` x ``size`` class map centred on the player, from its frames; :meth:`update`
-    returns the offsets of the nearest cell of each of :data:`LANDMARKS`: int8 [K, 2]; with
-    ``view``, [K + VIEW_CELLS, 2]: then the view's cells as the map has them, row by row
+    """A ``reads.size`` x ``reads.size`` class map centred on the player, from its frames
+    (``reads`` a :class:`Reads`, or a map size alone); :meth:`update` returns the offsets
+    of the nearest cell of each of :data:`LANDMARKS`: int8 [K, 2]; with ``reads.view``,
+    [K + VIEW_CELLS, 2]: then the view's cells as the map has them, row by row
     (:meth:`view_cells`); with ``walled`` one row more: (1 when the player is walled
     in on the map (:func:`walled`), else 0; 0); with ``walls`` one more: (the cells
     left to wall up, :func:`walls_needed`; 0); with ``plants`` one more: the nearest plant's
@@ -117,10 +123,9 @@ class LandmarkMemory:
     the teacher would plant a sapling on (:func:`plant_spot`); with ``routes`` K more, last:
     the way to each landmark on the map (:func:`routes`)."""
 
-    def __init__(self, size: int, view: bool = False, walled: bool = False, walls: bool = False,
-                 routes: bool = False, plants: bool = False, spot: bool = False):
-        self.size, self.view, self.walled, self.walls, self.routes = size, view, walled, walls, routes
-        self.plants, self.spot = plants, spot
+    def __init__(self, reads: Reads | int):
+        self.reads = Reads.given(reads)
+        self.size = size = self.reads.size
         self.rows, self.cols = view_in_map(size, "model.landmarks")
         c = size // 2
         ys, xs = np.mgrid[-c:c + 1, -c:c + 1]
@@ -160,24 +165,25 @@ class LandmarkMemory:
         self.last, self.last_seen = frame, seen
         view = self.classes[self.rows, self.cols]
         known = seen != UNKNOWN
-        if self.plants:
+        reads = self.reads
+        if reads.plants:
             _plant_clock(self.planted[self.rows, self.cols], view, seen, step)
         view[known] = seen[known]
         self.age[self.rows, self.cols][known] = 0
         classes = self.remembered()
         marks = self.nearest(step, classes)
         out = [marks]
-        if self.view:
+        if reads.view:
             out.append(self.view_cells())
-        if self.walled:
+        if reads.walled:
             out.append(np.array([[walled(self.classes), 0]], np.int8))
-        if self.walls:
+        if reads.walls:
             out.append(np.array([[walls_needed(self.classes), 0]], np.int8))
-        if self.plants:
+        if reads.plants:
             out.append(self.plant(marks[LANDMARKS.index("plant")], step))
-        if self.spot:
+        if reads.spot:
             out.append(plant_spot(classes)[None])
-        if self.routes:
+        if reads.routes:
             out.append(self._routes(classes, marks[-1]))
         return np.concatenate(out) if len(out) > 1 else out[0]
 
@@ -541,7 +547,7 @@ def episode_landmarks(frames: np.ndarray, actions: np.ndarray, moves: np.ndarray
     for the landmarks alone): the landmarks before each step of one episode, from its frames
     [N, H, W, 3] and actions [N] (step i's frame follows action i - 1); ``moves`` from
     :func:`distill.visual_memory.move_vectors`; ``steps`` the step counts (default 0..N-1)."""
-    reads = reads if isinstance(reads, Reads) else Reads(int(reads))
+    reads = Reads.given(reads)
     memory = reads.memory()
     steps = np.arange(len(frames)) if steps is None else steps
     out = np.empty((len(frames), reads.rows, 2), np.int8)

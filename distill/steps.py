@@ -345,8 +345,7 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
     runs = [Path(r) for r in runs]
     if not runs:
         raise ValueError("no run directories given")
-    if not isinstance(landmarks, Reads):
-        landmarks = Reads(int(landmarks)) if landmarks else None
+    landmarks = Reads.given(landmarks) if landmarks else None
     tasks: list[str] = []
     subgoals: list[str] = []
     episodes: list[EpisodeInfo] = []

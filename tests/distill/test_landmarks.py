@@ -206,7 +206,7 @@ def test_the_view_cells_are_the_maps_and_say_what_was_only_remembered():
     dark's edges) what it remembers there, marked stale, and that is mostly still the
     world's ground."""
     observations, actions, moves = random_moves(seed=2, steps=280)
-    plain, viewed = lm.LandmarkMemory(SIZE), lm.LandmarkMemory(SIZE, view=True)
+    plain, viewed = lm.LandmarkMemory(SIZE), lm.LandmarkMemory(lm.Reads(SIZE, view=True))
     k = len(lm.LANDMARKS)
     stale, stale_right = 0, 0
     for i, obs in enumerate(observations):
@@ -401,7 +401,7 @@ def test_walled_in_on_the_map_as_the_env_shows_it_through_the_night():
     its class map at every step into the dark (where the frame shows little but its
     neighbours), as nights.enclosed reads the env's own view; one wall taken away, not."""
     env, obs, (x, y) = _pocket_world(seed=3)
-    memory = lm.LandmarkMemory(SIZE, walled=True)
+    memory = lm.LandmarkMemory(lm.Reads(SIZE, walled=True))
     noop = list(env.action_names).index("noop")
     k = len(lm.LANDMARKS)
     while obs.step < 220:
@@ -437,7 +437,7 @@ def test_walled_counts_cells_never_read_as_open_and_reachable_ground_up_to_the_l
 
 def test_walled_agrees_with_the_view_on_a_walk_into_the_night():
     observations, actions, moves = random_moves(seed=2, steps=280)
-    memory = lm.LandmarkMemory(SIZE, walled=True)
+    memory = lm.LandmarkMemory(lm.Reads(SIZE, walled=True))
     agree = [memory.update(obs.frame, moves[actions[i - 1]] if i else (0, 0), obs.step)[-1, 0]
              == enclosed(obs.local_view) for i, obs in enumerate(observations)]
     assert np.mean(agree) >= 0.99
@@ -475,12 +475,12 @@ def test_no_walls_needed_exactly_when_walled_in():
     """On a walk into the night the count is 0 where walled is 1 and nowhere else; in a
     pocket it is 0 through the night, and 1 once its end is opened."""
     observations, actions, moves = random_moves(seed=5, steps=300)
-    memory = lm.LandmarkMemory(SIZE, walled=True, walls=True)
+    memory = lm.LandmarkMemory(lm.Reads(SIZE, walled=True, walls=True))
     rows = np.array([memory.update(obs.frame, moves[actions[i - 1]] if i else (0, 0), obs.step)[-2:, 0]
                      for i, obs in enumerate(observations)])
     assert not rows[:, 0].any() and rows[:, 1].min() >= 1 and len(np.unique(rows[:, 1])) >= 3
     env, obs, (x, y) = _pocket_world(seed=3)
-    memory = lm.LandmarkMemory(SIZE, walled=True, walls=True)
+    memory = lm.LandmarkMemory(lm.Reads(SIZE, walled=True, walls=True))
     noop = list(env.action_names).index("noop")
     while obs.step < 220:
         assert tuple(memory.update(obs.frame, (0, 0), obs.step)[-2:, 0]) == (1, 0), obs.step
@@ -571,7 +571,7 @@ def test_the_routes_are_read_again_only_on_a_changed_map(monkeypatch):
     """On a walk (moves and noops) each step's routes are those of its map and pocket,
     and the search is skipped where both are the last step's."""
     observations, actions, moves = random_moves(seed=4, steps=160)
-    memory = lm.LandmarkMemory(SIZE, routes=True)
+    memory = lm.LandmarkMemory(lm.Reads(SIZE, routes=True))
     k, c, search, searched = len(lm.LANDMARKS), SIZE // 2, lm.routes, []
     monkeypatch.setattr(lm, "routes", lambda *args: searched.append(1) or search(*args))
     for i, obs in enumerate(observations):
@@ -619,7 +619,7 @@ def test_the_plant_clock_counts_from_the_sapling_and_again_once_it_is_eaten():
                            ((x, y + 2), "stone")):
         world[cell] = material
     player.inventory["sapling"] = 1
-    memory = lm.LandmarkMemory(SIZE, plants=True)
+    memory = lm.LandmarkMemory(lm.Reads(SIZE, plants=True))
     obs, *_ = env.step(names.index("place_plant"))
     plant_at = (x, y + 1)
     placed = obs.step
@@ -648,7 +648,7 @@ def test_the_plant_clock_counts_from_the_sapling_and_again_once_it_is_eaten():
 
 def test_a_plants_open_sides_are_those_a_cow_or_a_zombie_could_step_on():
     grass, stone, water = cells.CLASS["grass"], cells.CLASS["stone"], cells.CLASS["water"]
-    memory = lm.LandmarkMemory(SIZE, plants=True)
+    memory = lm.LandmarkMemory(lm.Reads(SIZE, plants=True))
     c = SIZE // 2
     memory.classes[:] = grass
     memory.classes[c, c] = cells.PLAYER
