@@ -1,4 +1,4 @@
-"""Recorded runs scored with an interval, and two runs compared seed by seed.
+"""Recorded runs scored with an interval, and two runs (or several pairs) compared seed by seed.
 
 A Crafter score over 100 episodes moves by several points with the seeds played, and
 two agents on the same seeds meet the same worlds: their difference is measured best
@@ -118,35 +118,85 @@ def compare(a: Played, b: Played, resamples: int = RESAMPLES, seed: int = 0) -> 
     """A against B on the seeds both played: each one's score and rates there, A - B, its
     95 % interval from a paired bootstrap over those seeds, and where the difference lies
     (:func:`scores_if_matched`)."""
-    if a.env != b.env:
-        raise ValueError(f"runs of different worlds ({a.env}, {b.env}): compare one world")
-    rows_a = {s: i for i, s in enumerate(a.seeds) if s is not None}
-    rows_b = {s: i for i, s in enumerate(b.seeds) if s is not None}
-    common = sorted(rows_a.keys() & rows_b.keys())
-    if not common:
-        raise ValueError(f"no seed played by both (A: {seed_ranges(a.seeds)}; B: {seed_ranges(b.seeds)})")
-    names = a.names if a.names == b.names else tuple(sorted(set(a.names) | set(b.names)))
-    ta = a.unlocked([rows_a[s] for s in common], names)
-    tb = b.unlocked([rows_b[s] for s in common], names)
-    draws = _draws(len(common), resamples, seed)
-    score_a, score_b = float(scores(ta)), float(scores(tb))
-    rates_a = dict(zip(names, (100.0 * ta.mean(axis=0)).tolist()))
-    rates_b = dict(zip(names, (100.0 * tb.mean(axis=0)).tolist()))
+    pair = _Pair.of(a, b)
+    draws = _draws(len(pair.common), resamples, seed)
+    score_a, score_b = float(scores(pair.a)), float(scores(pair.b))
+    rates_a = dict(zip(pair.names, (100.0 * pair.a.mean(axis=0)).tolist()))
+    rates_b = dict(zip(pair.names, (100.0 * pair.b.mean(axis=0)).tolist()))
     return {
-        "env": a.env,
-        "seeds": len(common),
-        "seed_ranges": seed_ranges(common),
-        "only_a": len(rows_a.keys() - rows_b.keys()),
-        "only_b": len(rows_b.keys() - rows_a.keys()),
+        **pair.seen(),
         "score_a": score_a,
         "score_b": score_b,
         "difference": score_a - score_b,
-        "interval": _interval(scores(ta[draws]) - scores(tb[draws])),
+        "interval": _interval(pair.differences(draws)),
         "resamples": resamples,
         "rates_a": rates_a,
         "rates_b": rates_b,
         "score_a_if_matched": scores_if_matched(rates_a, rates_b),
     }
+
+
+def compare_pairs(pairs: Sequence[tuple[Played, Played]], resamples: int = RESAMPLES, seed: int = 0) -> dict[str, Any]:
+    """One change asked about on several agents: pairs (A_i, B_i), each A against its own
+    B on the seeds both played (a student with and without a playing option, say). Each
+    pair's difference, their mean, how many are above 0, and the mean's 95 % interval from
+    a bootstrap that draws each pair's seeds on its own (``seed + i`` for the i-th pair)
+    and averages the pairs' differences on each draw; the pairs themselves are not drawn:
+    they are the agents asked about, and the interval says how sure their mean is, not how
+    the change would do on other agents."""
+    if not pairs:
+        raise ValueError("no pair of runs to compare")
+    rows, draws = [], []
+    for i, (a, b) in enumerate(pairs):
+        pair = _Pair.of(a, b)
+        score_a, score_b = float(scores(pair.a)), float(scores(pair.b))
+        on_draws = pair.differences(_draws(len(pair.common), resamples, seed + i))
+        rows.append({**pair.seen(), "score_a": score_a, "score_b": score_b, "difference": score_a - score_b,
+                     "interval": _interval(on_draws)})
+        draws.append(on_draws)
+    differences = [r["difference"] for r in rows]
+    return {
+        "env": pairs[0][0].env,
+        "pairs": rows,
+        "mean_difference": float(np.mean(differences)),
+        "interval": _interval(np.mean(draws, axis=0)),
+        "above_zero": sum(d > 0 for d in differences),
+        "resamples": resamples,
+    }
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """Two sides' episodes on the seeds both played, row for row: ``a``, ``b`` [seeds, names]."""
+
+    env: str
+    common: list[int]
+    only_a: int
+    only_b: int
+    names: tuple[str, ...]
+    a: np.ndarray
+    b: np.ndarray
+
+    @classmethod
+    def of(cls, a: Played, b: Played) -> _Pair:
+        if a.env != b.env:
+            raise ValueError(f"runs of different worlds ({a.env}, {b.env}): compare one world")
+        rows_a = {s: i for i, s in enumerate(a.seeds) if s is not None}
+        rows_b = {s: i for i, s in enumerate(b.seeds) if s is not None}
+        common = sorted(rows_a.keys() & rows_b.keys())
+        if not common:
+            raise ValueError(f"no seed played by both (A: {seed_ranges(a.seeds)}; B: {seed_ranges(b.seeds)})")
+        names = a.names if a.names == b.names else tuple(sorted(set(a.names) | set(b.names)))
+        return cls(a.env, common, len(rows_a.keys() - rows_b.keys()), len(rows_b.keys() - rows_a.keys()), names,
+                   a.unlocked([rows_a[s] for s in common], names), b.unlocked([rows_b[s] for s in common], names))
+
+    def seen(self) -> dict[str, Any]:
+        return {"env": self.env, "seeds": len(self.common), "seed_ranges": seed_ranges(self.common),
+                "only_a": self.only_a, "only_b": self.only_b}
+
+    def differences(self, draws: np.ndarray) -> np.ndarray:
+        """A's score less B's on each draw of the seeds (rows of indices into ``common``)."""
+        return scores(self.a[draws]) - scores(self.b[draws])
 
 
 def scores_if_matched(rates_a: dict[str, float], rates_b: dict[str, float]) -> dict[str, float]:

@@ -321,6 +321,49 @@ def episodes_score(
     _show_scores(report, as_json)
 
 
+@episodes_app.command("pairs")
+def episodes_pairs(
+    runs: Annotated[list[Path], typer.Argument(help="A1 B1 A2 B2 ...: each A against the B after it (a run "
+                                                    "directory, or a folder of them)")],
+    resamples: Annotated[int, typer.Option(min=100, help="bootstrap draws")] = 2000,
+    seed: Annotated[int, typer.Option(help="seed of the bootstrap's draws")] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One change on several agents: each A - B paired by seed as with `score --against`,
+    then their mean with a 95 % interval (each pair's seeds drawn on their own)."""
+    from envs.compare import compare_pairs, read_played
+    from envs.episodes import CorruptEpisodeError
+
+    try:
+        if len(runs) % 2:
+            raise ValueError(f"runs come two by two, A1 B1 A2 B2 ...: {len(runs)} given")
+        report = compare_pairs([(read_played([a]), read_played([b])) for a, b in zip(runs[::2], runs[1::2])],
+                               resamples=resamples, seed=seed)
+    except (ValueError, CorruptEpisodeError) as err:
+        fail(str(err))
+    if as_json:
+        console.print_json(json.dumps(report))
+        return
+    from rich.table import Table
+
+    table = Table()
+    for col in ("A", "B", "seeds"):
+        table.add_column(col)
+    for col in ("A score", "B score", "A - B", "95 %"):
+        table.add_column(col, justify="right")
+    table.caption = "A and B by the last part of their paths"
+    for a, b, row in zip(runs[::2], runs[1::2], report["pairs"]):
+        lo, hi = row["interval"]
+        table.add_row(a.name or str(a), b.name or str(b), row["seed_ranges"], f"{row['score_a']:.2f}",
+                      f"{row['score_b']:.2f}", f"{row['difference']:+.2f}", f"{lo:+.1f} to {hi:+.1f}")
+    console.print(table)
+    lo, hi = report["interval"]
+    n = len(report["pairs"])
+    console.print(f"over {n} pairs: [bold]mean A - B {report['mean_difference']:+.2f}[/bold] (95 % {lo:+.2f} to "
+                  f"{hi:+.2f}, {report['resamples']} draws of each pair's seeds), above 0 in "
+                  f"{report['above_zero']} of {n}", highlight=False)
+
+
 def _score_report(a: Any, b: Any = None, **draws: int) -> dict[str, Any]:
     """Runs ``a`` scored with their interval; with runs ``b``, those too and A - B paired by
     seed; ``draws``: the bootstrap's ``resamples`` and ``seed`` (envs.compare's defaults)."""

@@ -8,7 +8,7 @@ import crafter
 import numpy as np
 import pytest
 
-from envs.compare import compare, read_played, score_run, scores, seed_ranges
+from envs.compare import compare, compare_pairs, read_played, score_run, scores, seed_ranges
 from envs.episodes import EpisodeMeta, write_index
 from envs.score import crafter_score, success_rates
 from tests.conftest import run_cli
@@ -135,6 +135,44 @@ def test_where_the_gap_lies_one_achievement_at_a_time(tmp_path):
     assert "A's score at B's %" in text
     report = json.loads(run_cli("episodes", "score", str(a), "--against", str(b), "--json").stdout)
     assert report["paired"]["score_a_if_matched"]["eat_plant"] == pytest.approx(matched["eat_plant"])
+
+
+def test_pairs_averaged_each_drawn_on_its_own_seeds(tmp_path):
+    ep = _ladder(range(200), extra=1)
+    better = set(range(0, 200, 2))
+    on = [read_played([_run(tmp_path / f"a{i}", [ep(s, better) for s in seeds])]) for i, seeds in
+          enumerate((range(0, 60), range(100, 140)))]
+    off = [read_played([_run(tmp_path / f"b{i}", [ep(s) for s in seeds])]) for i, seeds in
+           enumerate((range(0, 70), range(100, 140)))]
+    same = read_played([_run(tmp_path / "same", [ep(s) for s in range(100, 140)])])
+    r = compare_pairs([(on[0], off[0]), (on[1], off[1]), (same, off[1])])
+    alone = [compare(on[0], off[0], seed=0), compare(on[1], off[1], seed=1), compare(same, off[1], seed=2)]
+    for row, want in zip(r["pairs"], alone):  # each pair as `score --against` gives it, its draws seeded apart
+        for key in ("seeds", "seed_ranges", "only_a", "only_b", "score_a", "score_b", "difference", "interval"):
+            assert row[key] == want[key]
+    assert r["pairs"][0]["only_b"] == 10 and r["pairs"][2]["difference"] == 0
+    assert r["mean_difference"] == pytest.approx(np.mean([w["difference"] for w in alone]))
+    assert r["above_zero"] == 2
+    lo, hi = r["interval"]
+    assert 0 <= lo < r["mean_difference"] < hi  # never worse on a seed: no draw's mean is below 0
+    assert hi - lo < min(w["interval"][1] - w["interval"][0] for w in alone[:2])  # three pairs: a narrower mean
+    with pytest.raises(ValueError, match="no seed played by both"):
+        compare_pairs([(on[0], off[0]), (on[0], same)])
+    with pytest.raises(ValueError, match="no pair"):
+        compare_pairs([])
+
+
+def test_cli_pairs(tmp_path):
+    ep = _ladder(range(30), extra=2)
+    a1 = _run(tmp_path / "a1", [ep(s, set(range(30))) for s in range(30)])
+    b1, a2, b2 = (_run(tmp_path / name, [ep(s) for s in range(n)]) for name, n in (("b1", 30), ("a2", 10), ("b2", 10)))
+    report = json.loads(run_cli("episodes", "pairs", str(a1), str(b1), str(a2), str(b2), "--json").stdout)
+    assert [round(p["difference"], 9) > 0 for p in report["pairs"]] == [True, False]
+    assert report["mean_difference"] == pytest.approx(report["pairs"][0]["difference"] / 2)
+    text = run_cli("episodes", "pairs", str(a1), str(b1), str(a2), str(b2)).stdout
+    assert "over 2 pairs: mean A - B +" in text and "above 0 in 1 of 2" in text
+    proc = run_cli("episodes", "pairs", str(a1), str(b1), str(a2), check=False)
+    assert proc.returncode == 2 and "two by two" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_seed_ranges():
