@@ -102,7 +102,8 @@ def _make_agent(config: Any, env: envs.Env, out: Path, store: Any) -> Any:
         return make_agent("student", env, checkpoint=config.agent.checkpoint, task=config.agent.task,
                           sample=config.agent.sample, temperature=config.agent.temperature,
                           min_p=config.agent.min_p, history=config.agent.history,
-                          keep_subgoal=config.agent.keep_subgoal, avoid_lava=config.agent.avoid_lava)
+                          keep_subgoal=config.agent.keep_subgoal, avoid_lava=config.agent.avoid_lava,
+                          subgoal_temperature=config.agent.subgoal_temperature)
     if config.agent.name != "steve":
         return make_agent(config.agent.name, env)
     a = config.agent

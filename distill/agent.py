@@ -3,7 +3,8 @@
 ``steve run --agent student --checkpoint CKPT`` plays it like any agent. Each decision
 writes the student's own subgoal (greedy, see :meth:`distill.model.Student.decide`)
 and then picks the action from the action head: the most likely one, or a sample at
-``temperature`` (by default :data:`distill.config.PLAY_TEMPERATURE`, 0.8) when ``sample``
+``temperature`` (by default :data:`distill.config.PLAY_TEMPERATURE`, 0.8; under the
+subgoals ``subgoal_temperature`` names, its own, 0 the most likely action) when ``sample``
 is set (seeded per episode), leaving out the actions less than ``min_p`` times as likely
 as the most likely one (min-p sampling; 0 keeps them all).
 A sample breaks the loops a greedy student falls into; the cut is meant to keep it from
@@ -33,6 +34,7 @@ reads the actions it chose in its sleep, a history it never saw in training.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -41,7 +43,7 @@ from distill.cells import CLASS, classify
 from distill.checkpoint import load_student
 from distill.config import PLAY_TEMPERATURE
 from distill.landmarks import memory_for as landmark_memory_for
-from distill.tokenizer import PAD
+from distill.tokenizer import PAD, words
 from distill.visual_memory import WORLD_COLS, WORLD_ROWS, VisualMemory, cell_colours, move_vectors
 from envs import Env, Observation
 from envs.observation import VITAL_MAX
@@ -57,7 +59,7 @@ class StudentAgent:
     def __init__(self, env: Env | None = None, checkpoint: str | Path | None = None, task: str = "open",
                  sample: bool = True, temperature: float = PLAY_TEMPERATURE, min_p: float = 0.0, device: str = "cpu",
                  threads: int | None = 1, history: bool = True, trace: bool = True, keep_subgoal: float = 0.0,
-                 avoid_lava: bool = False):
+                 avoid_lava: bool = False, subgoal_temperature: Mapping[str, float] | None = None):
         if checkpoint is None:
             raise ValueError("the student needs a checkpoint: --checkpoint CKPT_DIR")
         if threads:
@@ -71,6 +73,7 @@ class StudentAgent:
             raise ValueError(f"keep_subgoal must be 0 (off) or above 1, got {keep_subgoal}")
         self.keep_subgoal = keep_subgoal
         self.avoid_lava = avoid_lava
+        self.subgoal_temperature = self._temperatures(subgoal_temperature or {})
         self.read_history = history
         known = [(i, n) for i, n in enumerate(self.ckpt.action_names) if n]  # "": not in the training data
         if env is not None and (len(env.action_names) != self.ckpt.n_actions
@@ -134,12 +137,30 @@ class StudentAgent:
         logits = logits[0].float()
         if self.avoid_lava:
             logits = logits.masked_fill(self._into_lava(obs), float("-inf"))
-        if not self.sample:
+        temperature = self.subgoal_temperature.get(self.subgoal, self.temperature)
+        if not self.sample or temperature == 0:
             return int(logits.argmax())
-        probs = torch.softmax(logits / self.temperature, -1)
+        probs = torch.softmax(logits / temperature, -1)
         if self.min_p:
             probs = torch.where(probs >= self.min_p * probs.max(), probs, 0.0)
         return int(torch.multinomial(probs, 1, generator=self.rng))
+
+    def _temperatures(self, given: Mapping[str, float]) -> dict[str, float]:
+        """``subgoal_temperature`` by the subgoals' text as the student decodes it; a name
+        with a word it never saw (it could never say that subgoal), or a temperature below
+        0, is a ValueError."""
+        out = {}
+        for name, temperature in given.items():
+            said = " ".join(words(name))
+            unseen = [w for w in words(name) if w not in self.ckpt.tokenizer.ids]
+            if unseen or not said:
+                raise ValueError(f"subgoal_temperature: {name!r} is not a subgoal this student can say "
+                                 f"(words it never saw: {', '.join(unseen) or 'none given'})")
+            if temperature < 0:
+                raise ValueError(f"subgoal_temperature: {name!r} at {temperature}; a temperature is 0 (the "
+                                 "most likely action) or above")
+            out[said] = float(temperature)
+        return out
 
     def _into_lava(self, obs: Observation) -> torch.Tensor:
         """bool [n_actions]: the moves onto a cell the student reads as lava, on its class

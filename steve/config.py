@@ -43,6 +43,9 @@ class AgentConfig(BaseModel):
                          "times as likely as the most likely one")
     keep_subgoal: float = Field(0.0, ge=0, description="student: keep its subgoal unless the greedy one is at least "
                                 "this many times as likely (above 1; 0: plain greedy)")
+    subgoal_temperature: dict[str, float] = Field(default_factory=dict, description="student: the temperature "
+                                                  "under these subgoals (0: the most likely action), "
+                                                  "e.g. --set 'agent.subgoal_temperature.build shelter=0.4'")
     avoid_lava: bool = Field(False, description="student: never move onto a cell it reads as lava (Crafter)")
     history: bool = Field(True, description="student: read its last actions (false: frame, task and subgoal "
                           "alone; for a student trained with train.history_dropout)")

@@ -197,6 +197,35 @@ def test_min_p_sampling_never_draws_the_unlikely_actions(student_ckpt):
         StudentAgent(None, student_ckpt, min_p=1.0)
 
 
+def test_a_subgoal_temperature_applies_under_that_subgoal_alone(student_ckpt, tmp_path):
+    from agents.runner import _make_agent
+    from steve.config import load as load_run
+
+    env = envs.make("crafter", max_steps=100)
+    obs, _ = env.reset(1)
+    hot = StudentAgent(None, student_ckpt, sample=True, temperature=5.0)
+    hot.reset(obs, 1)
+    first = hot.choose(obs)  # decides its subgoal (the draft, kept while the frame is the same)
+    said = hot.subgoal
+    greedy = int(hot.model.decide(torch.from_numpy(obs.frame.copy()).permute(2, 0, 1)[None], hot.task,
+                                  torch.tensor([list(hot.history)]), hot.draft)[1][0].argmax())
+    other = next(w for w in hot.ckpt.tokenizer.vocab[4:] if w not in said.split())
+    drawn = {}
+    for temps in ({}, {other: 0.0}, {said: 0.0}):
+        agent = StudentAgent(None, student_ckpt, sample=True, temperature=5.0, subgoal_temperature=temps)
+        agent.reset(obs, 1)
+        drawn[len(temps) and next(iter(temps))] = [agent.choose(obs) for _ in range(60)]
+    assert drawn[0][0] == first and drawn[other] == drawn[0] and len(set(drawn[0])) > 3  # elsewhere: as before
+    assert set(drawn[said]) == {greedy}
+    for bad, match in (({"fly away": 0.5}, "never saw: fly, away"), ({said: -1.0}, "0 .the most likely")):
+        with pytest.raises(ValueError, match=match):
+            StudentAgent(None, student_ckpt, subgoal_temperature=bad)
+    config = load_run(overrides=["agent.name=student", f"agent.checkpoint={student_ckpt}",
+                                 f"agent.subgoal_temperature.{said.upper()}=0.4"])  # read as the student says it
+    assert _make_agent(config, env, tmp_path, None).subgoal_temperature == {said: 0.4}
+    env.close()
+
+
 def test_a_student_played_from_the_command_line_samples_at_the_play_temperature(student_ckpt, tmp_path):
     """`steve run --agent student` samples at PLAY_TEMPERATURE (0.8, session 47) unless told
     otherwise; so do the rollouts and the bench, whose defaults name the same constant."""
