@@ -359,7 +359,7 @@ def episodes_pairs(
     console.print(table)
     lo, hi = report["interval"]
     n = len(report["pairs"])
-    console.print(f"over {n} pairs: [bold]mean A - B {report['mean_difference']:+.2f}[/bold] (95 % {lo:+.2f} to "
+    console.print(f"over {n} pair{'s' * (n != 1)}: [bold]mean A - B {report['mean_difference']:+.2f}[/bold] (95 % {lo:+.2f} to "
                   f"{hi:+.2f}, {report['resamples']} draws of each pair's seeds), above 0 in "
                   f"{report['above_zero']} of {n}", highlight=False)
 
