@@ -357,6 +357,10 @@ def episodes_pairs(
         table.add_row(a.name or str(a), b.name or str(b), row["seed_ranges"], f"{row['score_a']:.2f}",
                       f"{row['score_b']:.2f}", f"{row['difference']:+.2f}", f"{lo:+.1f} to {hi:+.1f}")
     console.print(table)
+    for i, row in enumerate(report["pairs"], 1):
+        if row["only_a"] or row["only_b"]:
+            console.print(f"pair {i}: left out, played by one side only: {row['only_a']} of A's seeds, "
+                          f"{row['only_b']} of B's", highlight=False)
     lo, hi = report["interval"]
     n = len(report["pairs"])
     console.print(f"over {n} pair{'s' * (n != 1)}: [bold]mean A - B {report['mean_difference']:+.2f}[/bold] (95 % {lo:+.2f} to "

@@ -170,7 +170,9 @@ def test_cli_pairs(tmp_path):
     assert [round(p["difference"], 9) > 0 for p in report["pairs"]] == [True, False]
     assert report["mean_difference"] == pytest.approx(report["pairs"][0]["difference"] / 2)
     text = run_cli("episodes", "pairs", str(a1), str(b1), str(a2), str(b2)).stdout
-    assert "over 2 pairs: mean A - B +" in text and "above 0 in 1 of 2" in text
+    assert "over 2 pairs: mean A - B +" in text and "above 0 in 1 of 2" in text and "left out" not in text
+    text = run_cli("episodes", "pairs", str(a2), str(b1)).stdout  # b1 played 20 seeds more
+    assert "pair 1: left out, played by one side only: 0 of A's seeds, 20 of B's" in text
     proc = run_cli("episodes", "pairs", str(a1), str(b1), str(a2), check=False)
     assert proc.returncode == 2 and "two by two" in proc.stderr and "Traceback" not in proc.stderr
 
