@@ -151,15 +151,15 @@ class StudentAgent:
         0, is a ValueError."""
         out = {}
         for name, temperature in given.items():
-            said = " ".join(words(name))
-            unseen = [w for w in words(name) if w not in self.ckpt.tokenizer.ids]
+            said = words(name)
+            unseen = [w for w in said if w not in self.ckpt.tokenizer.ids]
             if unseen or not said:
                 raise ValueError(f"subgoal_temperature: {name!r} is not a subgoal this student can say "
                                  f"(words it never saw: {', '.join(unseen) or 'none given'})")
             if temperature < 0:
                 raise ValueError(f"subgoal_temperature: {name!r} at {temperature}; a temperature is 0 (the "
                                  "most likely action) or above")
-            out[said] = float(temperature)
+            out[" ".join(said)] = float(temperature)
         return out
 
     def _into_lava(self, obs: Observation) -> torch.Tensor:

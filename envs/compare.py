@@ -119,16 +119,10 @@ def compare(a: Played, b: Played, resamples: int = RESAMPLES, seed: int = 0) -> 
     95 % interval from a paired bootstrap over those seeds, and where the difference lies
     (:func:`scores_if_matched`)."""
     pair = _Pair.of(a, b)
-    draws = _draws(len(pair.common), resamples, seed)
-    score_a, score_b = float(scores(pair.a)), float(scores(pair.b))
     rates_a = dict(zip(pair.names, (100.0 * pair.a.mean(axis=0)).tolist()))
     rates_b = dict(zip(pair.names, (100.0 * pair.b.mean(axis=0)).tolist()))
     return {
-        **pair.seen(),
-        "score_a": score_a,
-        "score_b": score_b,
-        "difference": score_a - score_b,
-        "interval": _interval(pair.differences(draws)),
+        **pair.report(_draws(len(pair.common), resamples, seed))[0],
         "resamples": resamples,
         "rates_a": rates_a,
         "rates_b": rates_b,
@@ -149,10 +143,8 @@ def compare_pairs(pairs: Sequence[tuple[Played, Played]], resamples: int = RESAM
     rows, draws = [], []
     for i, (a, b) in enumerate(pairs):
         pair = _Pair.of(a, b)
-        score_a, score_b = float(scores(pair.a)), float(scores(pair.b))
-        on_draws = pair.differences(_draws(len(pair.common), resamples, seed + i))
-        rows.append({**pair.seen(), "score_a": score_a, "score_b": score_b, "difference": score_a - score_b,
-                     "interval": _interval(on_draws)})
+        row, on_draws = pair.report(_draws(len(pair.common), resamples, seed + i))
+        rows.append(row)
         draws.append(on_draws)
     differences = [r["difference"] for r in rows]
     return {
@@ -190,13 +182,14 @@ class _Pair:
         return cls(a.env, common, len(rows_a.keys() - rows_b.keys()), len(rows_b.keys() - rows_a.keys()), names,
                    a.unlocked([rows_a[s] for s in common], names), b.unlocked([rows_b[s] for s in common], names))
 
-    def seen(self) -> dict[str, Any]:
+    def report(self, draws: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+        """The seeds, both scores, A - B and its 95 % interval over ``draws`` (rows of
+        indices into ``common``); and A - B on each draw."""
+        score_a, score_b = float(scores(self.a)), float(scores(self.b))
+        on_draws = scores(self.a[draws]) - scores(self.b[draws])
         return {"env": self.env, "seeds": len(self.common), "seed_ranges": seed_ranges(self.common),
-                "only_a": self.only_a, "only_b": self.only_b}
-
-    def differences(self, draws: np.ndarray) -> np.ndarray:
-        """A's score less B's on each draw of the seeds (rows of indices into ``common``)."""
-        return scores(self.a[draws]) - scores(self.b[draws])
+                "only_a": self.only_a, "only_b": self.only_b, "score_a": score_a, "score_b": score_b,
+                "difference": score_a - score_b, "interval": _interval(on_draws)}, on_draws
 
 
 def scores_if_matched(rates_a: dict[str, float], rates_b: dict[str, float]) -> dict[str, float]:

@@ -363,8 +363,8 @@ def episodes_pairs(
                           f"{row['only_b']} of B's", highlight=False)
     lo, hi = report["interval"]
     n = len(report["pairs"])
-    console.print(f"over {n} pair{'s' * (n != 1)}: [bold]mean A - B {report['mean_difference']:+.2f}[/bold] (95 % {lo:+.2f} to "
-                  f"{hi:+.2f}, {report['resamples']} draws of each pair's seeds), above 0 in "
+    console.print(f"over {n} pair{'s' * (n != 1)}: [bold]mean A - B {report['mean_difference']:+.2f}[/bold] "
+                  f"(95 % {lo:+.2f} to {hi:+.2f}, {report['resamples']} draws of each pair's seeds), above 0 in "
                   f"{report['above_zero']} of {n}", highlight=False)
 
 
