@@ -11,6 +11,9 @@ A sample breaks the loops a greedy student falls into; the cut is meant to keep 
 the rare draw into lava or onto a zombie, but on the seeds measured so far it made no
 difference to the score (docs/distill-results.md, session 10). The subgoal goes into the
 recorded steps (``actor`` "student") and the video captions, as the teacher's does.
+Given a subgoal (``choose(obs, subgoal)``), the student acts on it instead of its own:
+the teacher's, in ``steve distill play --plans teacher``, which asks how much of the
+student's gap to the teacher lies in its plan level.
 With ``history`` off the student never reads its last actions: it sees "no action"
 there, as at an episode's start (for a student trained with ``train.history_dropout``).
 A student trained with ``model.memory`` keeps its map of what it saw
@@ -86,6 +89,7 @@ class StudentAgent:
         self.history: deque[int] = deque(maxlen=cfg.history)
         self.draft: torch.Tensor | None = None
         self.subgoal = ""
+        self._given_ids: dict[str, torch.Tensor] = {}  # subgoals given to choose, encoded
         self.rng = torch.Generator().manual_seed(0)
         self.passes = 0
         self.trace = trace  # at the first decision (Student.trace_for_play); then done
@@ -112,7 +116,10 @@ class StudentAgent:
             self.landmarks.reset()
         self.move, self.asleep = (0, 0), False
 
-    def choose(self, obs: Observation) -> int:
+    def choose(self, obs: Observation, subgoal: str | None = None) -> int:
+        """The action for ``obs``, not yet committed (see :meth:`observe`). With ``subgoal``
+        the student acts on that subgoal, another planner's (the teacher's, in
+        ``steve distill play --plans teacher``), instead of writing its own."""
         self.asleep = bool(obs.extras.get("sleeping")) and obs.vitals.get("energy", VITAL_MAX) < VITAL_MAX
         frame = torch.tensor(obs.frame, device=self.device).permute(2, 0, 1)[None]  # a copy: frames may be read-only
         history = torch.tensor([list(self.history)], dtype=torch.long, device=self.device)
@@ -126,8 +133,13 @@ class StudentAgent:
         if self.trace:
             self.trace = False
             self.model.trace_for_play(frame, self.task, history, memory=memory, clock=clock, landmarks=marks)
-        sub, logits, passes = self.model.decide(frame, self.task, history, self.draft, memory=memory, clock=clock,
-                                                landmarks=marks, keep=self.keep_subgoal)
+        if subgoal is not None:
+            sub = self._given(subgoal)
+            logits, passes = self.model.act_on(frame, self.task, history, sub, memory=memory, clock=clock,
+                                               landmarks=marks), 1
+        else:
+            sub, logits, passes = self.model.decide(frame, self.task, history, self.draft, memory=memory,
+                                                    clock=clock, landmarks=marks, keep=self.keep_subgoal)
         self.passes += passes
         if self.draft is None or not torch.equal(sub, self.draft):
             self.subgoal = self.ckpt.tokenizer.decode(sub[0].tolist())
@@ -144,6 +156,21 @@ class StudentAgent:
         if self.min_p:
             probs = torch.where(probs >= self.min_p * probs.max(), probs, 0.0)
         return int(torch.multinomial(probs, 1, generator=self.rng))
+
+    def wrote(self, subgoal: str) -> bool:
+        """Whether the last decision's subgoal is ``subgoal``, as the student would read it
+        (cut and tokenized as its training data's): DAgger's teacher's, say."""
+        return self.draft is not None and torch.equal(self.draft, self._given(subgoal))
+
+    def _given(self, subgoal: str) -> torch.Tensor:
+        """``subgoal`` as the action level reads it: [1, Ls] ids, BOS + words, PAD-padded, cut
+        as the training data's were (a word the student never saw reads as unknown)."""
+        ids = self._given_ids.get(subgoal)
+        if ids is None:
+            n = self.ckpt.config.model.max_subgoal_len
+            said = self.ckpt.tokenizer.encode(subgoal, max_len=n, bos=True)
+            ids = self._given_ids[subgoal] = torch.tensor([said + [PAD] * (n - len(said))], device=self.device)
+        return ids
 
     def _temperatures(self, given: Mapping[str, float]) -> dict[str, float]:
         """``subgoal_temperature`` by the subgoals' text as the student decodes it; a name

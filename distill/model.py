@@ -539,6 +539,15 @@ class Student(nn.Module):
         return StudentOutput(action, subgoal), True
 
     @torch.inference_mode()
+    def act_on(self, frame: Tensor, task: Tensor, history: Tensor, subgoal_in: Tensor,
+               memory: Tensor | None = None, clock: Tensor | None = None,
+               landmarks: Tensor | None = None) -> Tensor:
+        """Action logits ``[B, A]`` under a subgoal given rather than written: ``subgoal_in``
+        (BOS + words, PAD-padded, as in training) is another planner's, the teacher's say.
+        One pass, by the trace where there is one; the subgoal head's words are unused."""
+        return self._full_pass(frame, task, history, subgoal_in, [], memory, clock, landmarks)[0].action_logits
+
+    @torch.inference_mode()
     def trace_for_play(self, frame: Tensor, task: Tensor, history: Tensor, memory: Tensor | None = None,
                        clock: Tensor | None = None, landmarks: Tensor | None = None) -> bool:
         """Trace (``torch.jit.trace``) :meth:`decide`'s full pass for inputs shaped as these

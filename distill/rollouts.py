@@ -7,7 +7,9 @@ in; a :class:`MirrorEnv` underneath carries out the teacher's action with probab
 ``beta`` and the student's otherwise (only inside ``window``, the steps of each Crafter
 day in which the student may take control). ``beta`` 1 records plain teacher episodes
 (``steve distill teacher``, :func:`record_teacher`; pushed off the teacher's path with
-:class:`NoisyEnv`); a job without a teacher is the student alone (the benches).
+:class:`NoisyEnv`); ``beta`` 0 is the student's own episode, labelled (``steve distill
+play``, :func:`play_student`), where the student may act on the teacher's subgoals rather
+than its own; a job without a teacher is the student alone (the benches).
 
 Rollouts run in worker processes behind :class:`RolloutExecutor`, a ``map`` over picklable
 jobs; :class:`LocalPool` is a process pool, :class:`InlinePool` runs in this process.
@@ -49,21 +51,27 @@ log = logging.getLogger(__name__)
 PLAIN = "-plain"  # marks the config hash of episodes whose teacher skipped its errands at dusk
 _MEMORY = re.compile(r"-m(\d+)")  # "-m30": a teacher whose map forgets cells 30 steps out of view
 _NEAR = re.compile(r"-n(\d+)")  # "-n4": a teacher that shelters within 4 cells first
+TEACHER_PLANS = "-tplans"  # marks the config hash of episodes whose student acted on the teacher's subgoals
 DONE = "rollout.json"  # in a rollout's run directory once its episode is recorded: the job and its result
 
 
 class MirrorEnv(Wrapper):
     """Carries out the teacher's action with probability ``beta``, else the student's; the
     student's only at steps whose place in the day (``step % 300``) is inside ``window``.
-    With a student, ``info["taken"]`` names the action carried out."""
+    With a student, ``info["taken"]`` names the action carried out. ``subgoals`` returns
+    the teacher's subgoal of the step (read from the recorder above): with ``follow`` the
+    student acts on it rather than on its own, else ``said`` counts the steps whose subgoal
+    the student wrote as the teacher did."""
 
     def __init__(self, env: envs.Env, student: Any, beta: float, seed: int,
-                 window: tuple[int, int] = (0, DAY_LENGTH)):
+                 window: tuple[int, int] = (0, DAY_LENGTH), subgoals: Callable[[], str] | None = None,
+                 follow: bool = False):
         super().__init__(env)
         self.student, self.beta, self.window = student, beta, window
+        self.subgoals, self.follow = subgoals, follow
         self.rng = np.random.default_rng([seed, 7])
         self.obs: envs.Observation | None = None
-        self.steps = self.student_steps = self.agreed = 0
+        self.steps = self.student_steps = self.agreed = self.said = 0
 
     def reset(self, seed: int | None = None):
         self.obs, info = self.env.reset(seed)
@@ -75,7 +83,12 @@ class MirrorEnv(Wrapper):
         taken = int(action)
         if self.student is not None:
             assert self.obs is not None
-            mine = self.student.choose(self.obs)
+            theirs = self.subgoals() if self.subgoals is not None else None
+            if self.follow and theirs is not None:
+                mine = self.student.choose(self.obs, theirs)
+            else:
+                mine = self.student.choose(self.obs)
+                self.said += int(theirs is not None and self.student.wrote(theirs))
             self.agreed += int(mine == taken)
             if self.rng.random() >= self.beta and self.window[0] <= self.obs.step % DAY_LENGTH < self.window[1]:
                 taken = mine
@@ -153,6 +166,7 @@ class RolloutJob:
     teacher_memory: int | None = None  # steps the teacher's map keeps a cell out of view (None: all episode)
     teacher_near_pocket: int | None = None  # the teacher shelters within this many cells first (None: off)
     noise: float = 0.0  # a random move instead of the teacher's action this often (see NoisyEnv; beta 1 only)
+    teacher_plans: bool = False  # the student acts on the teacher's subgoal, not its own (see play_student)
 
 
 def rollout(job: RolloutJob) -> dict[str, Any]:
@@ -168,6 +182,8 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
         return _student_alone(job)
     if job.noise and job.beta < 1.0:
         raise ValueError("noise pushes the teacher's own episodes (beta 1); DAgger's student already does")
+    if job.teacher_plans and job.beta >= 1.0:
+        raise ValueError("teacher_plans is for a student that acts (beta < 1): at beta 1 the teacher does")
     student = None
     if job.beta < 1.0:
         if job.checkpoint is None:
@@ -183,7 +199,9 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
     window = "" if tuple(job.window) == (0, DAY_LENGTH) else "w{}-{}".format(*job.window)
     mark = _teacher_mark(job.farm_at_dusk, job.teacher_memory, job.teacher_near_pocket, job.noise)
     recorder = EpisodeRecorder(noisy or mirror, Path(job.out), agent=job.label, task=job.task,
-                               config_hash=f"b{job.beta:g}{window}{mark}")
+                               config_hash=f"b{job.beta:g}{window}{mark}" + (TEACHER_PLANS if job.teacher_plans else ""))
+    if student is not None:  # the subgoal the teacher's step is annotated with, as it will be recorded
+        mirror.subgoals, mirror.follow = (lambda: recorder.context["subgoal"]), job.teacher_plans
     recorder.annotate(actor="teacher" if student is None else "expert-relabelled")
     planner = GraphPlanner(prior=job.prior)
     try:
@@ -195,7 +213,9 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
     meta = recorder.finished[-1]
     return _done(job, {"seed": job.seed, "length": meta.length, "achievements": meta.achievements, "run": job.out,
                        "student_steps": mirror.student_steps,
-                       "agreement": mirror.agreed / max(1, mirror.steps) if student else None})
+                       "agreement": mirror.agreed / max(1, mirror.steps) if student else None,
+                       "subgoal_agreement": mirror.said / max(1, mirror.steps)
+                       if student and not job.teacher_plans else None})
 
 
 def _student_alone(job: RolloutJob) -> dict[str, Any]:
@@ -308,10 +328,16 @@ def play(jobs: Sequence[RolloutJob], pool: RolloutExecutor,
         results.append(result)
     names = envs.make("crafter").achievements
     rates = success_rates([r["achievements"] for r in results], names)
-    agreement = [r["agreement"] for r in results if r["agreement"] is not None]
     return {"crafter_score": crafter_score(rates), "success_rates": rates, "episodes": results,
             "mean_length": float(np.mean([r["length"] for r in results])),
-            "agreement": float(np.mean(agreement)) if agreement else None}
+            **{key: _mean_of(results, key) for key in ("agreement", "subgoal_agreement")}}
+
+
+def _mean_of(results: list[dict[str, Any]], key: str) -> float | None:
+    """The mean of the rollouts' ``key`` where they have one (older results, or rollouts
+    without a student or a teacher, have none); None where none has."""
+    values = [r[key] for r in results if r.get(key) is not None]
+    return float(np.mean(values)) if values else None
 
 
 def record_teacher(out: Path, seeds: Sequence[int], max_steps: int, prior: str, pool: RolloutExecutor,
@@ -322,6 +348,21 @@ def record_teacher(out: Path, seeds: Sequence[int], max_steps: int, prior: str, 
     ``out``; with ``noise``, pushed off their path that often (:class:`NoisyEnv`)."""
     jobs = [RolloutJob(seed=s, out=str(Path(out) / f"seed-{s}"), max_steps=max_steps, prior=prior, label="teacher",
                        farm_at_dusk=farm_at_dusk, teacher_memory=memory, teacher_near_pocket=near_pocket, noise=noise)
+            for s in seeds]
+    return play(jobs, pool, progress)
+
+
+def play_student(out: Path, checkpoint: Path, seeds: Sequence[int], pool: RolloutExecutor, teacher_plans: bool,
+                 max_steps: int = 10000, temperature: float = PLAY_TEMPERATURE,
+                 progress: Progress | None = None) -> dict[str, Any]:
+    """The student in control of every step of ``seeds`` (one run directory each under
+    ``out``), the teacher beside it labelling each state it visits (DAgger's rollouts at
+    beta 0, the same episodes as the student alone); with ``teacher_plans`` the student
+    acts on the teacher's subgoal at each step, its own plan level unused. The difference
+    in score says how much of the student's gap to the teacher its plan level holds."""
+    label = "student-teacher-plans" if teacher_plans else "student-labelled"
+    jobs = [RolloutJob(seed=s, out=str(Path(out) / f"seed-{s}"), beta=0.0, checkpoint=str(checkpoint),
+                       max_steps=max_steps, label=label, temperature=temperature, teacher_plans=teacher_plans)
             for s in seeds]
     return play(jobs, pool, progress)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -79,6 +81,11 @@ class EpisodeRecorder(Wrapper):
         for key, value in (("task", task), ("subgoal", subgoal), ("plan", plan), ("actor", actor)):
             if value is not None:
                 self._context[key] = value
+
+    @property
+    def context(self) -> Mapping[str, str]:
+        """What the next step will be recorded with: task, subgoal, plan, actor (read-only)."""
+        return MappingProxyType(self._context)
 
     @property
     def last_obs(self) -> Observation | None:

@@ -217,6 +217,45 @@ def dagger(
     console.print(table)
 
 
+@app.command()
+def play(
+    checkpoint: Annotated[Path, typer.Option(help="the student")],
+    out: Annotated[Path, typer.Option(help="folder for the episodes (one run directory per seed)")],
+    plans: Annotated[str, typer.Option(help="whose subgoals the student acts on: own | teacher")] = "teacher",
+    episodes: Annotated[int, typer.Option(min=1, help="episodes to play")] = 100,
+    seed: Annotated[int, typer.Option(help="seed of the first episode")] = 10000,
+    max_steps: Annotated[int, typer.Option(min=1, help="steps before truncation")] = 10000,
+    temperature: Annotated[Optional[float], typer.Option(
+        min=0.0, help="of the student's action sampling (default: the play temperature)")] = None,
+    workers: Annotated[int, typer.Option(help="parallel processes")] = 2,
+) -> None:
+    """The student plays every step with the teacher beside it, labelling each state it visits.
+    With --plans teacher the student acts on the teacher's subgoal at each step, its own plan
+    level unused: against --plans own (the student's own episodes) the score says how much of
+    its gap to the teacher lies in its plan level. Run again into the same --out, it plays only
+    the seeds that did not finish."""
+    from distill import checkpoint as ck
+    from distill.config import PLAY_TEMPERATURE
+    from distill.rollouts import play_student, pool_for
+
+    if plans not in ("own", "teacher"):
+        _fail(f"--plans is own or teacher, not {plans!r}")
+    try:
+        ck.read(checkpoint)  # a missing or broken checkpoint: said here, not by each worker
+        with _ProgressBar("play", unit="episode") as bar:
+            played = play_student(out, checkpoint, range(seed, seed + episodes), pool_for(workers),
+                                  plans == "teacher", max_steps, PLAY_TEMPERATURE if temperature is None
+                                  else temperature, progress=bar)
+    except _errors() as err:
+        _fail(str(err))
+    whose = "the teacher's" if plans == "teacher" else "its own"
+    _table(f"the student acting on {whose} subgoals, {episodes} episode{'' if episodes == 1 else 's'}",
+           {"crafter_score": played["crafter_score"], "mean_length": played["mean_length"],
+            "action agreement with the teacher": played["agreement"],
+            **({} if plans == "teacher" else {"subgoal agreement with the teacher": played["subgoal_agreement"]}),
+            "out": str(out)})
+
+
 @app.command("eval")
 def evaluate(
     checkpoint: Annotated[Path, typer.Option(help="the student")],

@@ -392,6 +392,25 @@ def test_mirror_env_feeds_the_real_student_its_history(student_ckpt):
     assert 0 < mirror.student_steps < 40
 
 
+def test_mirror_env_counts_the_steps_the_student_writes_the_teacher_s_subgoal(student_ckpt):
+    """Here "the teacher" says at each step the student's previous subgoal: the count is of
+    the steps whose subgoal is the one before, read as the student reads text."""
+    student = StudentAgent(None, student_ckpt, sample=True)
+    mirror = MirrorEnv(envs.make("crafter", max_steps=60), student, 0.0, 0,
+                       subgoals=lambda: f"  {student.subgoal.upper()} ")
+    mirror.reset(0)
+    written, done = [], False
+    while not done:
+        *_, term, trunc, _ = mirror.step(0)
+        written.append(student.subgoal)
+        done = term or trunc
+    assert mirror.said == sum(a == b for a, b in zip(["", *written], written)) and mirror.said >= 40
+    assert student.wrote(written[-1]) and not student.wrote("fly " + written[-1])
+    mirror.follow = True
+    mirror.step(0)
+    assert student.subgoal == written[-1] and mirror.said == sum(a == b for a, b in zip(["", *written], written))
+
+
 class _Painted(Wrapper):
     """Crafter with lava painted left of, right of and above the player in every view it
     reports, and the player reported asleep on steps 50-59."""
@@ -589,6 +608,64 @@ def test_a_teacher_option_plays_otherwise_and_says_so(student_ckpt, tmp_path, op
     with pytest.raises(ValueError, match=f"different --{option.replace('_', '-')}"):
         run_dagger(cfg, [tmp_path / str(v) / "seed-0" for v in (None, value)], student_ckpt, tmp_path / "dg",
                    pool=InlinePool())
+
+
+def test_a_student_given_a_subgoal_acts_on_it(student_ckpt):
+    """``choose(obs, subgoal)``: the action head's pass on that subgoal (the student's own
+    plan level unused), the same logits as the plain pass on it, and other logits under
+    another subgoal."""
+    from distill.tokenizer import PAD
+
+    agent = StudentAgent(None, student_ckpt, sample=False)
+    n = agent.ckpt.config.model.max_subgoal_len
+    env = envs.make("crafter", max_steps=40)
+    obs, _ = env.reset(2)
+    agent.reset(obs, 2)
+    done, steps = False, 0
+    while not done:
+        given = ("collect wood", "eat cow")[steps // 10 % 2]
+        frame = torch.from_numpy(obs.frame.copy()).permute(2, 0, 1)[None]
+        history = torch.tensor([list(agent.history)])
+        logits = {}
+        for text in ("collect wood", "eat cow"):
+            ids = agent.ckpt.tokenizer.encode(text, max_len=n, bos=True)
+            sub = torch.tensor([ids + [PAD] * (n - len(ids))])
+            with torch.inference_mode():
+                logits[text] = agent.model(frame, agent.task, history, sub).action_logits[0]
+        action = agent.choose(obs, given)  # the first call traces the pass
+        assert action == int(logits[given].argmax()) and agent.subgoal == given
+        assert torch.equal(agent.model.act_on(frame, agent.task, history, agent._given(given))[0], logits[given])
+        assert not torch.equal(logits["collect wood"], logits["eat cow"])
+        agent.observe(action)
+        obs, _, term, trunc, _ = env.step(action)
+        done, steps = term or trunc, steps + 1
+    assert agent.passes == steps  # one pass a decision, none to write a subgoal
+    env.close()
+
+
+def test_a_student_on_the_teacher_plans_is_given_each_step_s_label(student_ckpt, tmp_path, monkeypatch):
+    """``teacher_plans``: at every step the student is handed the subgoal the teacher's step
+    is recorded under, and what it chose is what was done; own plans are given nothing."""
+    given, chosen = [], []
+    plain = StudentAgent.choose
+
+    def spy(self, obs, subgoal=None):
+        given.append(subgoal)
+        chosen.append(plain(self, obs, subgoal))
+        return chosen[-1]
+
+    monkeypatch.setattr(StudentAgent, "choose", spy)
+    result = rollout(RolloutJob(seed=3, out=str(tmp_path / "tp"), beta=0.0, checkpoint=str(student_ckpt),
+                                max_steps=120, teacher_plans=True, label="student-teacher-plans"))
+    meta, cols = _episode(tmp_path / "tp")
+    assert given == cols["subgoal"] and len(set(given)) > 1 and all(given)
+    assert cols["taken"] == chosen and result["student_steps"] == meta.length == len(given)
+    assert meta.config_hash == "b0-tplans" and meta.agent == "student-teacher-plans"
+    given.clear()
+    rollout(RolloutJob(seed=3, out=str(tmp_path / "own"), beta=0.0, checkpoint=str(student_ckpt), max_steps=30))
+    assert given and set(given) == {None}
+    with pytest.raises(ValueError, match="beta < 1"):
+        rollout(RolloutJob(seed=3, out=str(tmp_path / "t"), teacher_plans=True, max_steps=10))
 
 
 def test_rollout_needs_a_checkpoint_below_beta_one(tmp_path):

@@ -198,6 +198,29 @@ def test_teacher_records_episodes(tmp_path):
     assert proc.returncode != 0 and "noise" in proc.stderr
 
 
+def test_play_on_the_teacher_plans(ckpt, tmp_path):
+    """``steve distill play``: the student in control, the teacher labelling beside it, on
+    the teacher's subgoals or its own; a bad --plans or checkpoint is one line."""
+    out, _ = ckpt
+    proc = run_cli("distill", "play", "--checkpoint", str(out), "--out", str(tmp_path / "tp"), "--episodes", "1",
+                   "--seed", "4", "--max-steps", "60", "--workers", "1")
+    assert "acting on the teacher's subgoals, 1 episode" in proc.stdout and "crafter_score" in proc.stdout
+    assert "action agreement with the teacher" in proc.stdout and "play: episode 1/1" in proc.stderr, proc.stderr
+    assert "subgoal agreement" not in proc.stdout  # it wrote none of its own
+    (meta,) = read_index(tmp_path / "tp" / "seed-4")
+    assert meta.agent == "student-teacher-plans" and meta.config_hash == "b0-tplans" and meta.length == 60
+    proc = run_cli("distill", "play", "--checkpoint", str(out), "--out", str(tmp_path / "own"), "--episodes", "1",
+                   "--seed", "4", "--max-steps", "60", "--workers", "1", "--plans", "own")
+    assert "acting on its own subgoals" in proc.stdout and "subgoal agreement with the teacher" in proc.stdout
+    (meta,) = read_index(tmp_path / "own" / "seed-4")
+    assert meta.agent == "student-labelled" and meta.config_hash == "b0"
+    _one_line_error(run_cli("distill", "play", "--checkpoint", str(out), "--out", str(tmp_path / "x"),
+                            "--plans", "mine", check=False), "--plans is own or teacher")
+    _one_line_error(run_cli("distill", "play", "--checkpoint", str(tmp_path / "none"), "--out", str(tmp_path / "y"),
+                            check=False), "none")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
 @pytest.mark.slow
 def test_dagger_round(ckpt, run_dir, tmp_path):
     out, _ = ckpt
