@@ -193,6 +193,9 @@ class DaggerConfig(_Section):
     teacher_near_pocket: int | None = Field(None, ge=0, description="cells within which the labelling teacher "
                                             "shelters first (null: off): the --near-pocket of steve distill "
                                             "teacher that recorded the episodes")
+    teacher_stop_when_sealed: bool = Field(False, description="the labelling teacher's night errands end once the "
+                                           "player is sealed in, whoever walled it in: sealed in by the student, "
+                                           "it labels sleep rather than the walk out to the pocket it chose")
     student_window: tuple[int, int] = Field((0, DAY_LENGTH), description="the steps of each 300-step Crafter day in "
                                             "which the student may take control ([start, end)); the teacher "
                                             "plays the rest. [120, 300]: the teacher plays the mornings, the "

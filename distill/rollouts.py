@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 PLAIN = "-plain"  # marks the config hash of episodes whose teacher skipped its errands at dusk
 _MEMORY = re.compile(r"-m(\d+)")  # "-m30": a teacher whose map forgets cells 30 steps out of view
 _NEAR = re.compile(r"-n(\d+)")  # "-n4": a teacher that shelters within 4 cells first
+SEALED = "-sealed"  # marks the config hash of episodes whose teacher slept once sealed in, by whoever
 TEACHER_PLANS = "-tplans"  # marks the config hash of episodes whose student acted on the teacher's subgoals
 DONE = "rollout.json"  # in a rollout's run directory once its episode is recorded: the job and its result
 
@@ -167,6 +168,7 @@ class RolloutJob:
     teacher_near_pocket: int | None = None  # the teacher shelters within this many cells first (None: off)
     noise: float = 0.0  # a random move instead of the teacher's action this often (see NoisyEnv; beta 1 only)
     teacher_plans: bool = False  # the student acts on the teacher's subgoal, not its own (see play_student)
+    teacher_stop_when_sealed: bool = False  # sealed in by the student, the teacher sleeps (agents.executor.Executor)
 
 
 def rollout(job: RolloutJob) -> dict[str, Any]:
@@ -199,14 +201,15 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
     window = "" if tuple(job.window) == (0, DAY_LENGTH) else "w{}-{}".format(*job.window)
     mark = _teacher_mark(job.farm_at_dusk, job.teacher_memory, job.teacher_near_pocket, job.noise)
     recorder = EpisodeRecorder(noisy or mirror, Path(job.out), agent=job.label, task=job.task,
-                               config_hash=f"b{job.beta:g}{window}{mark}" + (TEACHER_PLANS if job.teacher_plans else ""))
+                               config_hash=f"b{job.beta:g}{window}{mark}" + (SEALED if job.teacher_stop_when_sealed else "")
+                               + (TEACHER_PLANS if job.teacher_plans else ""))
     if student is not None:  # the subgoal the teacher's step is annotated with, as it will be recorded
         mirror.subgoals, mirror.follow = (lambda: recorder.context["subgoal"]), job.teacher_plans
     recorder.annotate(actor="teacher" if student is None else "expert-relabelled")
     planner = GraphPlanner(prior=job.prior)
     try:
         executor = Executor(planner.tree, farm_at_dusk=job.farm_at_dusk, memory=job.teacher_memory,
-                            near_pocket=job.teacher_near_pocket)
+                            near_pocket=job.teacher_near_pocket, stop_when_sealed=job.teacher_stop_when_sealed)
         play_episode(recorder, planner, executor, task=job.task, seed=job.seed, stop_when_done=False)
     finally:
         recorder.close()
@@ -353,16 +356,18 @@ def record_teacher(out: Path, seeds: Sequence[int], max_steps: int, prior: str, 
 
 
 def play_student(out: Path, checkpoint: Path, seeds: Sequence[int], pool: RolloutExecutor, teacher_plans: bool,
-                 max_steps: int = 10000, temperature: float = PLAY_TEMPERATURE,
+                 max_steps: int = 10000, temperature: float = PLAY_TEMPERATURE, stop_when_sealed: bool = False,
                  progress: Progress | None = None) -> dict[str, Any]:
     """The student in control of every step of ``seeds`` (one run directory each under
     ``out``), the teacher beside it labelling each state it visits (DAgger's rollouts at
     beta 0, the same episodes as the student alone); with ``teacher_plans`` the student
     acts on the teacher's subgoal at each step, its own plan level unused. The difference
-    in score says how much of the student's gap to the teacher its plan level holds."""
+    in score says how much of the student's gap to the teacher its plan level holds.
+    ``stop_when_sealed``: the teacher's night errands end once the student is sealed in."""
     label = "student-teacher-plans" if teacher_plans else "student-labelled"
     jobs = [RolloutJob(seed=s, out=str(Path(out) / f"seed-{s}"), beta=0.0, checkpoint=str(checkpoint),
-                       max_steps=max_steps, label=label, temperature=temperature, teacher_plans=teacher_plans)
+                       max_steps=max_steps, label=label, temperature=temperature, teacher_plans=teacher_plans,
+                       teacher_stop_when_sealed=stop_when_sealed)
             for s in seeds]
     return play(jobs, pool, progress)
 

@@ -228,6 +228,9 @@ def play(
     temperature: Annotated[Optional[float], typer.Option(
         min=0.0, help="of the student's action sampling (default: the play temperature)")] = None,
     workers: Annotated[int, typer.Option(help="parallel processes")] = 2,
+    teacher_stops_when_sealed: Annotated[bool, typer.Option(
+        help="the teacher's night errands end once the student is sealed in, wherever: sealed in, it says "
+             "sleep rather than walk out to the pocket it chose (config hash -sealed)")] = False,
 ) -> None:
     """The student plays every step with the teacher beside it, labelling each state it visits.
     With --plans teacher the student acts on the teacher's subgoal at each step, its own plan
@@ -245,7 +248,7 @@ def play(
         with _ProgressBar("play", unit="episode") as bar:
             played = play_student(out, checkpoint, range(seed, seed + episodes), pool_for(workers),
                                   plans == "teacher", max_steps, PLAY_TEMPERATURE if temperature is None
-                                  else temperature, progress=bar)
+                                  else temperature, teacher_stops_when_sealed, progress=bar)
     except _errors() as err:
         _fail(str(err))
     whose = "the teacher's" if plans == "teacher" else "its own"

@@ -44,6 +44,7 @@ class SkillContext:
     unminable: dict[str, int] = field(default_factory=dict)  # material -> step a `do` on it did nothing
     replan: bool = False  # set when a guardrail blocked a move: routes must be rebuilt
     near_pocket: int | None = None  # shelter within this many cells first (see shelter.find_pockets)
+    stop_when_sealed: bool = False  # the night's errands end once sealed in, by whoever (see shelter.sleep)
     # what a sheltering program (shelter.night, shelter.sleep) is doing now, in subgoal
     # words ("collect stone", "build shelter", "sleep"): recorded as the step's subgoal
     errand: str | None = None

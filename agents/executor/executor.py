@@ -70,12 +70,16 @@ class Executor:
     map keeps a cell once it is out of view: 0 plays on what is in view alone.
     ``near_pocket`` (cells; None: off) shelters for the night in a pocket within that
     distance first, building its walls if need be, rather than the best one on the map.
+    ``stop_when_sealed`` ends the night's errands (collecting stone, building the shelter)
+    as soon as the player is sealed in, by whoever: for a teacher labelling the states
+    another player reaches, who may wall itself in elsewhere. Off, the teacher finishes
+    the pocket it set out for (in its own play, 8 of 40 episodes differ with it on).
     """
 
     def __init__(self, techtree: TechTree | None = None, action_names: Sequence[str] = CRAFTER_ACTIONS,
                  map_size: int = 64, reflexes: bool = True, night_shelter: bool = True,
                  farm_at_dusk: bool = True, yield_below: float = 0, memory: int | None = None,
-                 near_pocket: int | None = None):
+                 near_pocket: int | None = None, stop_when_sealed: bool = False):
         self.tree = techtree or TechTree.load("full")
         self.action_names = tuple(action_names)
         self.a = {n: i for i, n in enumerate(self.action_names)}
@@ -85,6 +89,7 @@ class Executor:
         self.farm_at_dusk = farm_at_dusk
         self.yield_below = yield_below
         self.near_pocket = near_pocket
+        self.stop_when_sealed = stop_when_sealed
         self.world = WorldMap(map_size, forget_after=memory)
         self.nav = Navigator(self.world, self.a)
         self.ctx: SkillContext | None = None
@@ -96,7 +101,8 @@ class Executor:
         self.world.reset()
         self.nav = Navigator(self.world, self.a)
         self.world.update(obs)
-        self.ctx = SkillContext(obs, self.world, self.nav, self.tree, self.a, near_pocket=self.near_pocket)
+        self.ctx = SkillContext(obs, self.world, self.nav, self.tree, self.a, near_pocket=self.near_pocket,
+                                stop_when_sealed=self.stop_when_sealed)
 
     def program(self, subgoal: Subgoal) -> Skill:
         """The skill that carries out ``subgoal`` (dispatch on kind and target)."""

@@ -241,9 +241,9 @@ def sleep(x: SkillContext) -> Skill:
             low = 2 if x.near_pocket is None else 4  # a pocket close by may need its walls built
             if x.inv("stone") < low and "stone" in x.minable() and x.world.known_near("stone", 12):
                 x.errand = "collect stone"
-                yield from for_steps(x, collect(x, "stone"), 30, lambda: x.inv("stone") >= 4)
+                yield from _watch(x, for_steps(x, collect(x, "stone"), 30, lambda: x.inv("stone") >= 4))
             x.errand = "build shelter"
-            yield from build_shelter(x)
+            yield from _watch(x, build_shelter(x))
         except SkillFailure:
             fails += 1
             if x.vital("energy") < 1 and not 150 <= x.obs.step % 300 < 285 and fails >= 3:
@@ -251,9 +251,27 @@ def sleep(x: SkillContext) -> Skill:
                 yield x.a["sleep"], (x.a["sleep"],)  # by day, better a risky sleep than none
             else:
                 x.errand = "find stone"
-                yield from explore(x, ("stone",))  # pockets are found in stone
+                yield from _watch(x, explore(x, ("stone",)))  # pockets are found in stone
         if x.obs.step == start:  # nothing worked this round: let a step pass, do not spin
             yield x.a["noop"], (x.a["noop"],)
+
+
+def _watch(x: SkillContext, program: Skill) -> Skill:
+    """``program``, or with ``x.stop_when_sealed`` its actions until the player is sealed in,
+    by them or otherwise. Where the teacher labels the states a student reaches (DAgger,
+    ``steve distill play``), the student may wall itself in elsewhere than the pocket the
+    teacher walks to; committed to its own, the teacher's labels would walk it out."""
+    return _until_sealed(x, program) if x.stop_when_sealed else program
+
+
+def _until_sealed(x: SkillContext, program: Skill) -> Skill:
+    try:
+        for act in program:
+            yield act
+            if sealed(x):
+                return
+    finally:
+        program.close()
 
 
 def night(x: SkillContext, before: Skill | None = None) -> Skill:

@@ -63,3 +63,26 @@ def test_the_best_pocket_is_a_walk_away_and_a_near_one_is_built_where_the_player
     # without the stone to build one, the near teacher walks to the pocket that is there
     (e, k, build), *_ = find_pockets(_field(stones=1, near_pocket=4))
     assert (e, build) == ((44, 32), [])
+
+
+def test_sealed_in_by_another_a_teacher_that_stops_when_sealed_sleeps_where_it_stands():
+    """The teacher labelling a student's states sets out for the pocket 12 cells east; the
+    student walls itself in where it stands. Committed, the teacher's errand stays "build
+    shelter" (walk out, east); stopping when sealed, its next label is to sleep there."""
+    from agents.executor.shelter import sleep
+
+    walled = {(-1, 0): "stone", (1, 0): "stone", (0, -1): "stone", (0, 1): "stone"}
+    labels = {}
+    for stop in (False, True):
+        x = _field(stones=8, near_pocket=None)
+        x.stop_when_sealed = stop
+        x.obs = make_obs(inventory={"stone": 8, "wood_pickaxe": 1}, vitals={"energy": 3.0}, step=200)
+        program = sleep(x)
+        first, _ = next(program)
+        assert x.errand == "build shelter" and CRAFTER_ACTIONS[first] == "move_right"  # off to its pocket
+        x.obs = make_obs(inventory={"stone": 8, "wood_pickaxe": 1}, vitals={"energy": 3.0}, step=201,
+                         cells=walled)
+        action, _ = next(program)
+        labels[stop] = (x.errand, CRAFTER_ACTIONS[action])
+        program.close()
+    assert labels == {False: ("build shelter", "move_right"), True: ("sleep", "sleep")}

@@ -203,12 +203,12 @@ def test_play_on_the_teacher_plans(ckpt, tmp_path):
     the teacher's subgoals or its own; a bad --plans or checkpoint is one line."""
     out, _ = ckpt
     proc = run_cli("distill", "play", "--checkpoint", str(out), "--out", str(tmp_path / "tp"), "--episodes", "1",
-                   "--seed", "4", "--max-steps", "60", "--workers", "1")
+                   "--seed", "4", "--max-steps", "60", "--workers", "1", "--teacher-stops-when-sealed")
     assert "acting on the teacher's subgoals, 1 episode" in proc.stdout and "crafter_score" in proc.stdout
     assert "action agreement with the teacher" in proc.stdout and "play: episode 1/1" in proc.stderr, proc.stderr
     assert "subgoal agreement" not in proc.stdout  # it wrote none of its own
     (meta,) = read_index(tmp_path / "tp" / "seed-4")
-    assert meta.agent == "student-teacher-plans" and meta.config_hash == "b0-tplans" and meta.length == 60
+    assert meta.agent == "student-teacher-plans" and meta.config_hash == "b0-sealed-tplans" and meta.length == 60
     proc = run_cli("distill", "play", "--checkpoint", str(out), "--out", str(tmp_path / "own"), "--episodes", "1",
                    "--seed", "4", "--max-steps", "60", "--workers", "1", "--plans", "own")
     assert "acting on its own subgoals" in proc.stdout and "subgoal agreement with the teacher" in proc.stdout
