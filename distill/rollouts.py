@@ -199,10 +199,10 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
     mirror = MirrorEnv(base, student, job.beta, job.seed, tuple(job.window))
     noisy = NoisyEnv(mirror, job.noise, job.seed) if job.noise else None
     window = "" if tuple(job.window) == (0, DAY_LENGTH) else "w{}-{}".format(*job.window)
-    mark = _teacher_mark(job.farm_at_dusk, job.teacher_memory, job.teacher_near_pocket, job.noise)
+    mark = _teacher_mark(job.farm_at_dusk, job.teacher_memory, job.teacher_near_pocket, job.noise,
+                         job.teacher_stop_when_sealed) + (TEACHER_PLANS if job.teacher_plans else "")
     recorder = EpisodeRecorder(noisy or mirror, Path(job.out), agent=job.label, task=job.task,
-                               config_hash=f"b{job.beta:g}{window}{mark}" + (SEALED if job.teacher_stop_when_sealed else "")
-                               + (TEACHER_PLANS if job.teacher_plans else ""))
+                               config_hash=f"b{job.beta:g}{window}{mark}")
     if student is not None:  # the subgoal the teacher's step is annotated with, as it will be recorded
         mirror.subgoals, mirror.follow = (lambda: recorder.context["subgoal"]), job.teacher_plans
     recorder.annotate(actor="teacher" if student is None else "expert-relabelled")
@@ -372,11 +372,13 @@ def play_student(out: Path, checkpoint: Path, seeds: Sequence[int], pool: Rollou
     return play(jobs, pool, progress)
 
 
-def _teacher_mark(farm_at_dusk: bool, memory: int | None, near_pocket: int | None = None, noise: float = 0.0) -> str:
+def _teacher_mark(farm_at_dusk: bool, memory: int | None, near_pocket: int | None = None, noise: float = 0.0,
+                  stop_when_sealed: bool = False) -> str:
     """What sets the teacher apart from the default, for the episodes' config hash (the
-    noise, ``-eP``, changes what it was pushed into, not who labels)."""
+    noise, ``-eP``, changes what it was pushed into, not who labels; :data:`PLAIN` last)."""
     return (("" if memory is None else f"-m{memory}") + ("" if near_pocket is None else f"-n{near_pocket}")
-            + ("" if not noise else f"-e{noise:g}") + ("" if farm_at_dusk else PLAIN))
+            + ("" if not noise else f"-e{noise:g}") + (SEALED if stop_when_sealed else "")
+            + ("" if farm_at_dusk else PLAIN))
 
 
 def check_teacher(table: StepTable, farm_at_dusk: bool, memory: int | None = None,

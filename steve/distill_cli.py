@@ -247,8 +247,9 @@ def play(
         ck.read(checkpoint)  # a missing or broken checkpoint: said here, not by each worker
         with _ProgressBar("play", unit="episode") as bar:
             played = play_student(out, checkpoint, range(seed, seed + episodes), pool_for(workers),
-                                  plans == "teacher", max_steps, PLAY_TEMPERATURE if temperature is None
-                                  else temperature, teacher_stops_when_sealed, progress=bar)
+                                  teacher_plans=plans == "teacher", max_steps=max_steps,
+                                  temperature=PLAY_TEMPERATURE if temperature is None else temperature,
+                                  stop_when_sealed=teacher_stops_when_sealed, progress=bar)
     except _errors() as err:
         _fail(str(err))
     whose = "the teacher's" if plans == "teacher" else "its own"
