@@ -49,7 +49,6 @@ from distill.landmarks import memory_for as landmark_memory_for
 from distill.tokenizer import PAD, words
 from distill.visual_memory import WORLD_COLS, WORLD_ROWS, VisualMemory, cell_colours, move_vectors
 from envs import Env, Observation
-from envs.observation import VITAL_MAX
 
 
 class StudentAgent:
@@ -120,7 +119,7 @@ class StudentAgent:
         """The action for ``obs``, not yet committed (see :meth:`observe`). With ``subgoal``
         the student acts on that subgoal, another planner's (the teacher's, in
         ``steve distill play --plans teacher``), instead of writing its own."""
-        self.asleep = bool(obs.extras.get("sleeping")) and obs.vitals.get("energy", VITAL_MAX) < VITAL_MAX
+        self.asleep = obs.asleep
         frame = torch.tensor(obs.frame, device=self.device).permute(2, 0, 1)[None]  # a copy: frames may be read-only
         history = torch.tensor([list(self.history)], dtype=torch.long, device=self.device)
         memory = marks = None

@@ -137,8 +137,8 @@ class DataConfig(_Section):
     subgoal_weights: dict[str, Annotated[int, Field(ge=1)]] = Field(
         {}, description="a step whose subgoal is named here is drawn this many times as often, e.g. "
         "{build shelter: 3}: the few steps that decide whether the player lives through a night")
-    skip_asleep: bool = Field(True, description="drop the steps taken asleep (a 'sleep' after a 'sleep'): "
-                              "Crafter ignores the action until the player wakes")
+    skip_asleep: bool = Field(True, description="drop the steps taken asleep (a 'sleep' carried out after a "
+                              "'sleep'): Crafter ignores the action until the player wakes")
 
 
 class TrainConfig(_Section):

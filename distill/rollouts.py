@@ -59,10 +59,13 @@ DONE = "rollout.json"  # in a rollout's run directory once its episode is record
 class MirrorEnv(Wrapper):
     """Carries out the teacher's action with probability ``beta``, else the student's; the
     student's only at steps whose place in the day (``step % 300``) is inside ``window``.
-    With a student, ``info["taken"]`` names the action carried out. ``subgoals`` returns
-    the teacher's subgoal of the step (read from the recorder above): with ``follow`` the
-    student acts on it rather than on its own, else ``said`` counts the steps whose subgoal
-    the student wrote as the teacher did."""
+    With a student, ``info["taken"]`` names the action carried out: ``sleep`` while the
+    player is asleep (:attr:`envs.Observation.asleep`), whatever was chosen, as the game
+    does. ``agreed`` counts the steps the student chose the teacher's action, of the
+    ``awake`` steps (asleep, neither choice is carried out). ``subgoals`` returns the
+    teacher's subgoal of the step (read from the recorder above): with ``follow`` the
+    student acts on it rather than on its own, else ``said`` counts the awake steps whose
+    subgoal the student wrote as the teacher did."""
 
     def __init__(self, env: envs.Env, student: Any, beta: float, seed: int,
                  window: tuple[int, int] = (0, DAY_LENGTH), subgoals: Callable[[], str] | None = None,
@@ -72,7 +75,9 @@ class MirrorEnv(Wrapper):
         self.subgoals, self.follow = subgoals, follow
         self.rng = np.random.default_rng([seed, 7])
         self.obs: envs.Observation | None = None
-        self.steps = self.student_steps = self.agreed = self.said = 0
+        self.steps = self.awake = self.student_steps = self.agreed = self.said = 0
+        names = list(env.action_names)
+        self.sleep = names.index("sleep") if "sleep" in names else None
 
     def reset(self, seed: int | None = None):
         self.obs, info = self.env.reset(seed)
@@ -84,16 +89,20 @@ class MirrorEnv(Wrapper):
         taken = int(action)
         if self.student is not None:
             assert self.obs is not None
+            awake = not self.obs.asleep
             theirs = self.subgoals() if self.subgoals is not None else None
             if self.follow and theirs is not None:
                 mine = self.student.choose(self.obs, theirs)
             else:
                 mine = self.student.choose(self.obs)
-                self.said += int(theirs is not None and self.student.wrote(theirs))
-            self.agreed += int(mine == taken)
+                self.said += int(awake and theirs is not None and self.student.wrote(theirs))
+            self.awake += awake
+            self.agreed += int(awake and mine == taken)
             if self.rng.random() >= self.beta and self.window[0] <= self.obs.step % DAY_LENGTH < self.window[1]:
                 taken = mine
                 self.student_steps += 1
+            if not awake and self.sleep is not None:
+                taken = self.sleep
             self.student.observe(taken)
         self.steps += 1
         self.obs, reward, terminated, truncated, info = self.env.step(taken)
@@ -216,8 +225,8 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
     meta = recorder.finished[-1]
     return _done(job, {"seed": job.seed, "length": meta.length, "achievements": meta.achievements, "run": job.out,
                        "student_steps": mirror.student_steps,
-                       "agreement": mirror.agreed / max(1, mirror.steps) if student else None,
-                       "subgoal_agreement": mirror.said / max(1, mirror.steps)
+                       "agreement": mirror.agreed / max(1, mirror.awake) if student else None,
+                       "subgoal_agreement": mirror.said / max(1, mirror.awake)
                        if student and not job.teacher_plans else None})
 
 

@@ -198,14 +198,19 @@ def _crafter_actions() -> tuple[str, ...]:
     return tuple(crafter.constants.actions)
 
 
-def _asleep(action_names: pa.ChunkedArray) -> np.ndarray:
-    """Steps taken asleep: a ``sleep`` right after a ``sleep``. Crafter carries out
+def _asleep(carried: np.ndarray, sleep: int | None) -> np.ndarray:
+    """Steps taken asleep: ``sleep`` carried out right after ``sleep``. Crafter carries out
     ``sleep`` whatever the action until the player is rested, so these labels teach
-    nothing (a teacher sleeping through the night is ~40 % of its steps). Awake and
-    rested in its shelter, the teacher waits with ``noop`` so that its wait is kept;
-    teacher episodes recorded before that hold it as ``sleep`` and lose it here."""
-    sleep = pc.fill_null(pc.equal(action_names, "sleep"), False).to_numpy(zero_copy_only=False).astype(bool)
-    return sleep & np.r_[False, sleep[:-1]]
+    nothing (a teacher sleeping through the night is ~40 % of its steps; a DAgger student
+    sleeps too, and its rollouts record ``sleep`` as carried out there, see
+    :class:`distill.rollouts.MirrorEnv`). Awake and rested in its shelter, the teacher
+    waits with ``noop`` so that its wait is kept; teacher episodes recorded before that
+    hold it as ``sleep`` and lose it here, as do a student's rested choices of ``sleep``.
+    ``sleep`` None (an env without it): none."""
+    if sleep is None:
+        return np.zeros(len(carried), bool)
+    slept = carried == sleep
+    return slept & np.r_[False, slept[:-1]]
 
 
 def _compress_frames(column: pa.ChunkedArray, keep: np.ndarray, size: int, where: str) -> list[bytes]:
@@ -244,17 +249,18 @@ def _actor_codes(column: pa.ChunkedArray) -> np.ndarray:
     return np.array([known.get(a or "teacher", -1) for a in strings], np.int8)[local]
 
 
-def _kept(steps: pa.Table, sub: np.ndarray, actor: np.ndarray, cfg: DataConfig, stats: Counter) -> np.ndarray:
+def _kept(steps: pa.Table, sub: np.ndarray, actor: np.ndarray, done: np.ndarray, sleep: int | None,
+          cfg: DataConfig, stats: Counter) -> np.ndarray:
     """The steps of one episode that ``cfg``'s step filters keep (bool [n]), counting
-    what each filter drops in ``stats``."""
+    what each filter drops in ``stats``; ``done`` the actions carried out, ``sleep`` the
+    env's id of sleep."""
     n = steps.num_rows
     keep = np.ones(n, bool)
     if cfg.success_only:
         keep &= reached_mask(steps, sub)
         stats["steps_subgoal_not_reached"] += int(n - keep.sum())
-    teacher = actor == ACTORS.index("teacher")
     if cfg.skip_asleep:
-        asleep = _asleep(steps.column("action_name")) & teacher
+        asleep = _asleep(done, sleep)
         stats["steps_asleep"] += int((keep & asleep).sum())
         keep &= ~asleep
     by_actor = np.isin(actor, [ACTORS.index(a) for a in cfg.actors])
@@ -336,8 +342,8 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
     Filters: ``cfg.min_return`` and ``cfg.min_achievements`` drop whole episodes (from
     their index row); ``cfg.success_only`` keeps the steps of subgoal segments that
     reached their subgoal (see :func:`distill.checks.reached_mask`); ``cfg.actors`` keeps the steps
-    taken by those actors; ``cfg.skip_asleep`` drops the teacher's steps taken asleep
-    (:func:`_asleep`). A run directory that does not exist or holds no finished
+    taken by those actors; ``cfg.skip_asleep`` drops the steps taken asleep
+    (:func:`_asleep`; a DAgger student's only where its rollout recorded them so). A run directory that does not exist or holds no finished
     episode is a one-line ``ValueError``; an episode with a status other than
     complete/recovered, without step files, with fewer steps than its index row says,
     or with a corrupt file raises :class:`envs.episodes.CorruptEpisodeError` naming it.
@@ -346,6 +352,7 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
     if not runs:
         raise ValueError("no run directories given")
     landmarks = Reads.given(landmarks) if landmarks else None
+    sleep = _crafter_actions().index("sleep")  # of a Crafter episode's actions (see _asleep)
     tasks: list[str] = []
     subgoals: list[str] = []
     episodes: list[EpisodeInfo] = []
@@ -391,7 +398,7 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
             sub = _codes(steps.column("subgoal"), subgoals)
             actor = _actor_codes(steps.column("actor"))
             actors_seen.update(str(x) for x in pc.unique(steps.column("actor")).to_pylist())
-            keep = _kept(steps, sub, actor, cfg, stats)
+            keep = _kept(steps, sub, actor, done, sleep if meta.env == "crafter" else None, cfg, stats)
             if not keep.any():
                 continue
             e = len(episodes)

@@ -41,6 +41,12 @@ class Observation:
         rows, cols = self.local_view.shape
         return rows // 2, cols // 2
 
+    @property
+    def asleep(self) -> bool:
+        """Asleep and not yet rested: the step carries out ``sleep`` whatever action is
+        given (Crafter's rule; an env that reports no sleep is never asleep)."""
+        return bool(self.extras.get("sleeping")) and self.vitals.get("energy", VITAL_MAX) < VITAL_MAX
+
     def text(self) -> str:
         """A compact rendering for prompts and people (see :mod:`envs.text`)."""
         from envs.text import render_observation

@@ -394,21 +394,57 @@ def test_mirror_env_feeds_the_real_student_its_history(student_ckpt):
 
 def test_mirror_env_counts_the_steps_the_student_writes_the_teacher_s_subgoal(student_ckpt):
     """Here "the teacher" says at each step the student's previous subgoal: the count is of
-    the steps whose subgoal is the one before, read as the student reads text."""
+    the awake steps whose subgoal is the one before, read as the student reads text."""
     student = StudentAgent(None, student_ckpt, sample=True)
     mirror = MirrorEnv(envs.make("crafter", max_steps=60), student, 0.0, 0,
                        subgoals=lambda: f"  {student.subgoal.upper()} ")
     mirror.reset(0)
-    written, done = [], False
+    written, awake, done = [], [], False
     while not done:
+        awake.append(not mirror.obs.asleep)
         *_, term, trunc, _ = mirror.step(0)
         written.append(student.subgoal)
         done = term or trunc
-    assert mirror.said == sum(a == b for a, b in zip(["", *written], written)) and mirror.said >= 40
+    said = sum(a == b and w for a, b, w in zip(["", *written], written, awake))
+    assert mirror.said == said and said >= 30 and mirror.awake == sum(awake)
     assert student.wrote(written[-1]) and not student.wrote("fly " + written[-1])
     mirror.follow = True
     mirror.step(0)
-    assert student.subgoal == written[-1] and mirror.said == sum(a == b for a, b in zip(["", *written], written))
+    assert student.subgoal == written[-1] and mirror.said == said
+
+
+class _Sleeper(_Scripted):
+    """A stand-in student that wants ``sleep`` at its first choice, then ``action``."""
+
+    def __init__(self, action: int, sleep: int):
+        super().__init__(action)
+        self.sleep = sleep
+
+    def choose(self, obs):
+        return self.action if self.observed else self.sleep
+
+
+def test_mirror_env_records_sleep_while_the_player_sleeps_and_counts_agreement_awake():
+    """Asleep, the game carries out ``sleep`` whatever was chosen: so the step is recorded
+    (what the replay, the history and the training data read), and the student's choice
+    there counts neither for nor against its agreement with the teacher."""
+    env = envs.make("crafter", max_steps=100)
+    names = list(env.action_names)
+    left, sleep = names.index("move_left"), names.index("sleep")
+    student = _Sleeper(left, sleep)
+    mirror = MirrorEnv(env, student, 0.0, 0)
+    mirror.reset(0)
+    env._env._player.inventory["energy"] = 8  # tired enough to fall asleep
+    asleep, taken = [], []
+    for _ in range(30):  # the teacher asks for move_left throughout
+        asleep.append(mirror.obs.asleep)
+        taken.append(mirror.step(left)[-1]["taken"])
+    assert asleep[0] is False and 3 < sum(asleep) < 29 and not asleep[-1]  # slept, then woke
+    assert taken == [sleep] + [sleep if a else left for a in asleep[1:]]
+    assert student.observed == taken
+    assert mirror.steps == 30 and mirror.awake == 30 - sum(asleep)
+    assert mirror.agreed == mirror.awake - 1  # awake, only the first choice (sleep) was not the teacher's
+    env.close()
 
 
 class _Painted(Wrapper):
@@ -473,16 +509,18 @@ def test_rollout_records_the_teacher_labels_of_the_student_states(student_ckpt, 
     student = StudentAgent(None, student_ckpt, sample=True)
     obs, _ = env.reset(1)
     student.reset(obs, 1)
-    done_by_student = []
+    done_by_student, awake = [], []
+    sleep = list(env.action_names).index("sleep")
     for t in range(n):
         assert np.array_equal(obs.frame, cols["frame"][t]), t
         a = student.act(obs)
-        done_by_student.append(a)
+        awake.append(not obs.asleep)
+        done_by_student.append(a if awake[-1] else sleep)  # asleep, the game sleeps on
         obs, *_ = env.step(a)
     labels = cols["action"]
-    agree = np.mean([a == b for a, b in zip(labels, done_by_student)])
+    agree = np.mean([a == b for a, b, w in zip(labels, done_by_student, awake) if w])
     assert agree < 0.9  # labels are not the executed actions
-    assert result["agreement"] == pytest.approx(agree)
+    assert result["agreement"] == pytest.approx(agree)  # of the steps awake
     assert cols["taken"] == done_by_student  # which are kept beside them
 
     # Training reads the labels as targets and what was done as the history, and the

@@ -126,14 +126,17 @@ def test_actor_filter(recorded_run, table):
 
 def test_steps_taken_asleep_are_dropped(tmp_path):
     sleep = lambda **kw: _step(action=6, action_name="sleep", **kw)  # noqa: E731
+    student = lambda taken, **kw: dict(actor="expert-relabelled", taken=taken, **kw)  # noqa: E731
     write_episodes(tmp_path, [("e", [_step(action=1, action_name="move_left"), sleep(), sleep(), sleep(),
                                      _step(action=0, action_name="noop"), sleep(),
-                                     sleep(actor="expert-relabelled")], {})])
+                                     sleep(**student(5)),  # the student chose "do", awake: a decision
+                                     sleep(**student(6)), sleep(**student(6)),
+                                     _step(**student(6))], {})])  # asleep, whatever the teacher said
     table = load_steps([tmp_path], DataConfig())
-    assert table.pos.tolist() == [0, 1, 4, 5, 6]  # the first sleep of each run is a decision; a label
-    assert describe(table)["dropped"]["steps_asleep"] == 2  # on a student's state is kept
+    assert table.pos.tolist() == [0, 1, 4, 5, 6, 7]  # the first sleep carried out of each run is a decision
+    assert describe(table)["dropped"]["steps_asleep"] == 4
     assert table.history(2, 3).tolist() == [6, 6, 6]  # the history still holds the steps asleep
-    assert len(load_steps([tmp_path], DataConfig(skip_asleep=False))) == 7
+    assert len(load_steps([tmp_path], DataConfig(skip_asleep=False))) == 10
 
 
 def test_joined_tables_equal_one_read_of_all_runs(tmp_path):
