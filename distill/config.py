@@ -196,6 +196,10 @@ class DaggerConfig(_Section):
     teacher_stop_when_sealed: bool = Field(False, description="the labelling teacher's night errands end once the "
                                            "player is sealed in, whoever walled it in: sealed in by the student, "
                                            "it labels sleep rather than the walk out to the pocket it chose")
+    teacher_replan: bool = Field(False, description="the labelling teacher's night errands start over from where "
+                                 "the player stands after each step the student played otherwise: each label is "
+                                 "the teacher's first action from that state, not a step toward the pocket it "
+                                 "chose (or gave up as failed) where it stood before")
     student_window: tuple[int, int] = Field((0, DAY_LENGTH), description="the steps of each 300-step Crafter day in "
                                             "which the student may take control ([start, end)); the teacher "
                                             "plays the rest. [120, 300]: the teacher plays the mornings, the "

@@ -60,7 +60,7 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
                            checkpoint=str(current), max_steps=d.max_steps, prior=d.teacher_prior,
                            farm_at_dusk=d.teacher_farm_at_dusk, label=f"dagger-{k}", window=d.student_window,
                            teacher_memory=d.teacher_memory, teacher_near_pocket=d.teacher_near_pocket,
-                           teacher_stop_when_sealed=d.teacher_stop_when_sealed)
+                           teacher_stop_when_sealed=d.teacher_stop_when_sealed, teacher_replan=d.teacher_replan)
                 for i in range(d.episodes)]
         played = None if k < len(done) else play(jobs, pool, rollout_progress)
         new = [Path(job.out) for job in jobs]

@@ -52,6 +52,7 @@ PLAIN = "-plain"  # marks the config hash of episodes whose teacher skipped its 
 _MEMORY = re.compile(r"-m(\d+)")  # "-m30": a teacher whose map forgets cells 30 steps out of view
 _NEAR = re.compile(r"-n(\d+)")  # "-n4": a teacher that shelters within 4 cells first
 SEALED = "-sealed"  # marks the config hash of episodes whose teacher slept once sealed in, by whoever
+REPLAN = "-replan"  # and of those whose teacher started its night errands over after each step overruled
 TEACHER_PLANS = "-tplans"  # marks the config hash of episodes whose student acted on the teacher's subgoals
 DONE = "rollout.json"  # in a rollout's run directory once its episode is recorded: the job and its result
 
@@ -178,6 +179,7 @@ class RolloutJob:
     noise: float = 0.0  # a random move instead of the teacher's action this often (see NoisyEnv; beta 1 only)
     teacher_plans: bool = False  # the student acts on the teacher's subgoal, not its own (see play_student)
     teacher_stop_when_sealed: bool = False  # sealed in by the student, the teacher sleeps (agents.executor.Executor)
+    teacher_replan: bool = False  # its night errands start over after each step the student played otherwise
 
 
 def rollout(job: RolloutJob) -> dict[str, Any]:
@@ -209,7 +211,8 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
     noisy = NoisyEnv(mirror, job.noise, job.seed) if job.noise else None
     window = "" if tuple(job.window) == (0, DAY_LENGTH) else "w{}-{}".format(*job.window)
     mark = _teacher_mark(job.farm_at_dusk, job.teacher_memory, job.teacher_near_pocket, job.noise,
-                         job.teacher_stop_when_sealed) + (TEACHER_PLANS if job.teacher_plans else "")
+                         job.teacher_stop_when_sealed, job.teacher_replan)
+    mark += TEACHER_PLANS if job.teacher_plans else ""
     recorder = EpisodeRecorder(noisy or mirror, Path(job.out), agent=job.label, task=job.task,
                                config_hash=f"b{job.beta:g}{window}{mark}")
     if student is not None:  # the subgoal the teacher's step is annotated with, as it will be recorded
@@ -218,7 +221,8 @@ def rollout(job: RolloutJob) -> dict[str, Any]:
     planner = GraphPlanner(prior=job.prior)
     try:
         executor = Executor(planner.tree, farm_at_dusk=job.farm_at_dusk, memory=job.teacher_memory,
-                            near_pocket=job.teacher_near_pocket, stop_when_sealed=job.teacher_stop_when_sealed)
+                            near_pocket=job.teacher_near_pocket, stop_when_sealed=job.teacher_stop_when_sealed,
+                            replan_when_overruled=job.teacher_replan)
         play_episode(recorder, planner, executor, task=job.task, seed=job.seed, stop_when_done=False)
     finally:
         recorder.close()
@@ -366,27 +370,30 @@ def record_teacher(out: Path, seeds: Sequence[int], max_steps: int, prior: str, 
 
 def play_student(out: Path, checkpoint: Path, seeds: Sequence[int], pool: RolloutExecutor, teacher_plans: bool,
                  max_steps: int = 10000, temperature: float = PLAY_TEMPERATURE, stop_when_sealed: bool = False,
-                 progress: Progress | None = None) -> dict[str, Any]:
+                 replan: bool = False, progress: Progress | None = None) -> dict[str, Any]:
     """The student in control of every step of ``seeds`` (one run directory each under
     ``out``), the teacher beside it labelling each state it visits (DAgger's rollouts at
     beta 0, the same episodes as the student alone); with ``teacher_plans`` the student
     acts on the teacher's subgoal at each step, its own plan level unused. The difference
     in score says how much of the student's gap to the teacher its plan level holds.
-    ``stop_when_sealed``: the teacher's night errands end once the student is sealed in."""
+    ``stop_when_sealed``: the teacher's night errands end once the student is sealed in;
+    ``replan``: they start over from where the student stands after each step it played
+    otherwise (``agents.executor.Executor``'s ``replan_when_overruled``)."""
     label = "student-teacher-plans" if teacher_plans else "student-labelled"
     jobs = [RolloutJob(seed=s, out=str(Path(out) / f"seed-{s}"), beta=0.0, checkpoint=str(checkpoint),
                        max_steps=max_steps, label=label, temperature=temperature, teacher_plans=teacher_plans,
-                       teacher_stop_when_sealed=stop_when_sealed)
+                       teacher_stop_when_sealed=stop_when_sealed, teacher_replan=replan)
             for s in seeds]
     return play(jobs, pool, progress)
 
 
 def _teacher_mark(farm_at_dusk: bool, memory: int | None, near_pocket: int | None = None, noise: float = 0.0,
-                  stop_when_sealed: bool = False) -> str:
+                  stop_when_sealed: bool = False, replan: bool = False) -> str:
     """What sets the teacher apart from the default, for the episodes' config hash (the
     noise, ``-eP``, changes what it was pushed into, not who labels; :data:`PLAIN` last)."""
     return (("" if memory is None else f"-m{memory}") + ("" if near_pocket is None else f"-n{near_pocket}")
             + ("" if not noise else f"-e{noise:g}") + (SEALED if stop_when_sealed else "")
+            + (REPLAN if replan else "")
             + ("" if farm_at_dusk else PLAIN))
 
 

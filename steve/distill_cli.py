@@ -231,6 +231,9 @@ def play(
     teacher_stops_when_sealed: Annotated[bool, typer.Option(
         help="the teacher's night errands end once the student is sealed in, wherever: sealed in, it says "
              "sleep rather than walk out to the pocket it chose (config hash -sealed)")] = False,
+    teacher_replans: Annotated[bool, typer.Option(
+        help="the teacher's night errands start over from where the student stands after each step it "
+             "played otherwise: the label is the teacher's first action from there (config hash -replan)")] = False,
 ) -> None:
     """The student plays every step with the teacher beside it, labelling each state it visits.
     With --plans teacher the student acts on the teacher's subgoal at each step, its own plan
@@ -249,7 +252,8 @@ def play(
             played = play_student(out, checkpoint, range(seed, seed + episodes), pool_for(workers),
                                   teacher_plans=plans == "teacher", max_steps=max_steps,
                                   temperature=PLAY_TEMPERATURE if temperature is None else temperature,
-                                  stop_when_sealed=teacher_stops_when_sealed, progress=bar)
+                                  stop_when_sealed=teacher_stops_when_sealed, replan=teacher_replans,
+                                  progress=bar)
     except _errors() as err:
         _fail(str(err))
     whose = "the teacher's" if plans == "teacher" else "its own"

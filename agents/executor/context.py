@@ -45,6 +45,8 @@ class SkillContext:
     replan: bool = False  # set when a guardrail blocked a move: routes must be rebuilt
     near_pocket: int | None = None  # shelter within this many cells first (see shelter.find_pockets)
     stop_when_sealed: bool = False  # the night's errands end once sealed in, by whoever (see shelter.sleep)
+    replan_when_overruled: bool = False  # the night's errands start over after another's action (shelter.sleep)
+    overruled: bool = False  # the action carried out last was not the one chosen (another player's)
     # what a sheltering program (shelter.night, shelter.sleep) is doing now, in subgoal
     # words ("collect stone", "build shelter", "sleep"): recorded as the step's subgoal
     errand: str | None = None

@@ -74,12 +74,18 @@ class Executor:
     as soon as the player is sealed in, by whoever: for a teacher labelling the states
     another player reaches, who may wall itself in elsewhere. Off, the teacher finishes
     the pocket it set out for (in its own play, 8 of 40 episodes differ with it on).
+    ``replan_when_overruled`` starts the night's errands over, from where the player now
+    is, whenever the action carried out was not the one chosen (``info["taken"]``: another
+    player is in control): the label of each state is then its first action, as if the
+    teacher had arrived there itself, rather than a step of the pocket it chose, or gave up
+    as failed, where it stood before.
     """
 
     def __init__(self, techtree: TechTree | None = None, action_names: Sequence[str] = CRAFTER_ACTIONS,
                  map_size: int = 64, reflexes: bool = True, night_shelter: bool = True,
                  farm_at_dusk: bool = True, yield_below: float = 0, memory: int | None = None,
-                 near_pocket: int | None = None, stop_when_sealed: bool = False):
+                 near_pocket: int | None = None, stop_when_sealed: bool = False,
+                 replan_when_overruled: bool = False):
         self.tree = techtree or TechTree.load("full")
         self.action_names = tuple(action_names)
         self.a = {n: i for i, n in enumerate(self.action_names)}
@@ -90,6 +96,7 @@ class Executor:
         self.yield_below = yield_below
         self.near_pocket = near_pocket
         self.stop_when_sealed = stop_when_sealed
+        self.replan_when_overruled = replan_when_overruled
         self.world = WorldMap(map_size, forget_after=memory)
         self.nav = Navigator(self.world, self.a)
         self.ctx: SkillContext | None = None
@@ -102,7 +109,8 @@ class Executor:
         self.nav = Navigator(self.world, self.a)
         self.world.update(obs)
         self.ctx = SkillContext(obs, self.world, self.nav, self.tree, self.a, near_pocket=self.near_pocket,
-                                stop_when_sealed=self.stop_when_sealed)
+                                stop_when_sealed=self.stop_when_sealed,
+                                replan_when_overruled=self.replan_when_overruled)
 
     def program(self, subgoal: Subgoal) -> Skill:
         """The skill that carries out ``subgoal`` (dispatch on kind and target)."""
@@ -218,6 +226,7 @@ class Executor:
             else:
                 obs, reward, terminated, truncated, info = env.step(action)
             res.before_last, x.obs = x.obs, obs
+            x.overruled = info.get("taken", action) != action
             self.world.update(obs)
             res.steps += 1
             if reflexes is not None and reflexes.waiting():

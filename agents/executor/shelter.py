@@ -10,6 +10,7 @@ it needs no stone at all (digging P and Q gives two).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -241,9 +242,9 @@ def sleep(x: SkillContext) -> Skill:
             low = 2 if x.near_pocket is None else 4  # a pocket close by may need its walls built
             if x.inv("stone") < low and "stone" in x.minable() and x.world.known_near("stone", 12):
                 x.errand = "collect stone"
-                yield from _watch(x, for_steps(x, collect(x, "stone"), 30, lambda: x.inv("stone") >= 4))
+                yield from _watch(x, lambda: for_steps(x, collect(x, "stone"), 30, lambda: x.inv("stone") >= 4))
             x.errand = "build shelter"
-            yield from _watch(x, build_shelter(x))
+            yield from _watch(x, lambda: build_shelter(x))
         except SkillFailure:
             fails += 1
             if x.vital("energy") < 1 and not 150 <= x.obs.step % 300 < 285 and fails >= 3:
@@ -251,17 +252,37 @@ def sleep(x: SkillContext) -> Skill:
                 yield x.a["sleep"], (x.a["sleep"],)  # by day, better a risky sleep than none
             else:
                 x.errand = "find stone"
-                yield from _watch(x, explore(x, ("stone",)))  # pockets are found in stone
+                yield from _watch(x, lambda: explore(x, ("stone",)))  # pockets are found in stone
         if x.obs.step == start:  # nothing worked this round: let a step pass, do not spin
             yield x.a["noop"], (x.a["noop"],)
 
 
-def _watch(x: SkillContext, program: Skill) -> Skill:
-    """``program``, or with ``x.stop_when_sealed`` its actions until the player is sealed in,
-    by them or otherwise. Where the teacher labels the states a student reaches (DAgger,
-    ``steve distill play``), the student may wall itself in elsewhere than the pocket the
-    teacher walks to; committed to its own, the teacher's labels would walk it out."""
+def _watch(x: SkillContext, make: Callable[[], Skill]) -> Skill:
+    """The program ``make`` returns; with ``x.replan_when_overruled`` made again from where
+    the player is each time another's action was carried out instead of its own; with
+    ``x.stop_when_sealed`` its actions until the player is sealed in, by them or otherwise.
+    Where the teacher labels the states a student reaches (DAgger, ``steve distill play``),
+    the student may wall itself in elsewhere than the pocket the teacher walks to, or stop
+    short of the one it walks to (which the teacher, pushed out of it, gives up as failed);
+    committed to its own, the teacher's labels would walk it out or away."""
+    program = _afresh(x, make) if x.replan_when_overruled else make()
     return _until_sealed(x, program) if x.stop_when_sealed else program
+
+
+def _afresh(x: SkillContext, make: Callable[[], Skill]) -> Skill:
+    program = make()
+    try:
+        while True:
+            try:
+                act = next(program)
+            except StopIteration:
+                return
+            yield act
+            if x.overruled:
+                program.close()
+                program = make()
+    finally:
+        program.close()
 
 
 def _until_sealed(x: SkillContext, program: Skill) -> Skill:

@@ -86,3 +86,52 @@ def test_sealed_in_by_another_a_teacher_that_stops_when_sealed_sleeps_where_it_s
         labels[stop] = (x.errand, CRAFTER_ACTIONS[action])
         program.close()
     assert labels == {False: ("build shelter", "move_right"), True: ("sleep", "sleep")}
+
+
+def test_overruled_a_teacher_that_replans_walks_to_the_pocket_nearest_where_the_player_is():
+    """Two pockets: 12 cells east of the player (the best at the start) and 13 west. The
+    teacher sets out east; another player walks the player four cells west instead, where
+    the west pocket is the nearer. Committed, the teacher's label still walks east;
+    starting over after each step overruled, it walks west."""
+    from agents.executor.shelter import sleep
+
+    labels = {}
+    for replan in (False, True):
+        x = _field(stones=8, near_pocket=None)
+        for cx, cy in ((18, 31), (18, 33), (17, 31), (17, 33), (16, 32)):  # entry (19, 32), facing west
+            x.world.mat[cy, cx] = CODE["stone"]
+        x.replan_when_overruled = replan
+        x.obs = make_obs(inventory={"stone": 8, "wood_pickaxe": 1}, vitals={"energy": 3.0}, step=200)
+        program = sleep(x)
+        first, _ = next(program)
+        assert x.errand == "build shelter" and CRAFTER_ACTIONS[first] == "move_right"  # off to the east pocket
+        for i in range(1, 5):  # the other player's moves were carried out instead
+            x.obs = make_obs(inventory={"stone": 8, "wood_pickaxe": 1}, vitals={"energy": 3.0}, step=200 + i,
+                             position=(32 - i, 32), facing=(-1, 0))
+            x.world.update(x.obs)  # as the executor does after each step
+            x.overruled = True
+            action, _ = next(program)
+        labels[replan] = (x.errand, CRAFTER_ACTIONS[action])
+        program.close()
+    assert labels == {False: ("build shelter", "move_right"), True: ("build shelter", "move_left")}
+
+
+def test_the_executor_knows_when_its_action_was_overruled(crafter):
+    """``info["taken"]`` other than the action chosen (another player's carried out, as in
+    a DAgger rollout) sets ``overruled`` for the skills; the executor's own does not."""
+    from agents.executor import Executor
+    from agents.plan import Check, Subgoal
+    from envs.base import Wrapper
+
+    class Noop(Wrapper):  # carries out noop, whatever was chosen
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.env.step(0)
+            return obs, reward, terminated, truncated, dict(info, taken=0)
+
+    goal = Subgoal(name="collect wood", kind="collect", target="wood", budget=3,
+                   check=Check(type="inventory", key="wood", value=5))
+    for env, overruled in ((crafter, False), (Noop(crafter), True)):
+        ex = Executor(reflexes=False)
+        obs, _ = crafter.reset(seed=1)
+        res = ex.run(env, obs, goal)
+        assert res.steps == 3 and ex.ctx.overruled is overruled and any(a != 0 for a in res.actions)

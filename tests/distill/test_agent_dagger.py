@@ -714,7 +714,7 @@ def test_rollout_needs_a_checkpoint_below_beta_one(tmp_path):
 def test_run_dagger_one_round(run_dir, student_ckpt, tmp_path):
     cfg = load("tiny", ["dagger.rounds=1", "dagger.episodes=2", "dagger.max_steps=120", "dagger.beta=[0.0]",
                         "dagger.steps_per_round=3", "dagger.seed=5", "dagger.student_window=[60,300]",
-                        "dagger.teacher_stop_when_sealed=true"])
+                        "dagger.teacher_stop_when_sealed=true", "dagger.teacher_replan=true"])
     seen = []
     rounds = run_dagger(cfg, [run_dir], student_ckpt, tmp_path / "dg", pool=InlinePool(), on_round=seen.append)
     assert len(rounds) == 1 and seen == rounds
@@ -724,7 +724,8 @@ def test_run_dagger_one_round(run_dir, student_ckpt, tmp_path):
     for seed in (5, 6):
         meta, cols = _episode(tmp_path / "dg" / "round-0" / "rollouts" / f"seed-{seed}")
         assert meta.seed == seed and meta.agent == "dagger-0" and set(cols["actor"]) == {"expert-relabelled"}
-        assert meta.config_hash == "b0w60-300-sealed"  # the teacher played the first 60 steps; sealed, it sleeps
+        # the teacher played the first 60 steps; sealed, it sleeps; overruled, it starts its night over
+        assert meta.config_hash == "b0w60-300-sealed-replan"
     new = ck.read(tmp_path / "dg" / "round-0" / "student")
     assert new.step == 3 and Path(r["checkpoint"]) == tmp_path / "dg" / "round-0" / "student"
     assert new.tokenizer.vocab == ck.read(student_ckpt).tokenizer.vocab  # fine-tuned from the student

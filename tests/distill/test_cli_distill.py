@@ -210,10 +210,10 @@ def test_play_on_the_teacher_plans(ckpt, tmp_path):
     (meta,) = read_index(tmp_path / "tp" / "seed-4")
     assert meta.agent == "student-teacher-plans" and meta.config_hash == "b0-sealed-tplans" and meta.length == 60
     proc = run_cli("distill", "play", "--checkpoint", str(out), "--out", str(tmp_path / "own"), "--episodes", "1",
-                   "--seed", "4", "--max-steps", "60", "--workers", "1", "--plans", "own")
+                   "--seed", "4", "--max-steps", "60", "--workers", "1", "--plans", "own", "--teacher-replans")
     assert "acting on its own subgoals" in proc.stdout and "subgoal agreement with the teacher" in proc.stdout
     (meta,) = read_index(tmp_path / "own" / "seed-4")
-    assert meta.agent == "student-labelled" and meta.config_hash == "b0"
+    assert meta.agent == "student-labelled" and meta.config_hash == "b0-replan"
     _one_line_error(run_cli("distill", "play", "--checkpoint", str(out), "--out", str(tmp_path / "x"),
                             "--plans", "mine", check=False), "--plans is own or teacher")
     _one_line_error(run_cli("distill", "play", "--checkpoint", str(tmp_path / "none"), "--out", str(tmp_path / "y"),
