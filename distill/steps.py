@@ -342,11 +342,12 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
     Filters: ``cfg.min_return`` and ``cfg.min_achievements`` drop whole episodes (from
     their index row); ``cfg.success_only`` keeps the steps of subgoal segments that
     reached their subgoal (see :func:`distill.checks.reached_mask`); ``cfg.actors`` keeps the steps
-    taken by those actors; ``cfg.skip_asleep`` drops the steps taken asleep
-    (:func:`_asleep`; a DAgger student's only where its rollout recorded them so). A run directory that does not exist or holds no finished
-    episode is a one-line ``ValueError``; an episode with a status other than
-    complete/recovered, without step files, with fewer steps than its index row says,
-    or with a corrupt file raises :class:`envs.episodes.CorruptEpisodeError` naming it.
+    taken by those actors; ``cfg.skip_asleep`` drops the steps taken asleep (:func:`_asleep`;
+    a DAgger student's where its rollout recorded them so, since session 53). A run
+    directory that does not exist or holds no finished episode is a one-line
+    ``ValueError``; an episode with a status other than complete/recovered, without step
+    files, with fewer steps than its index row says, or with a corrupt file raises
+    :class:`envs.episodes.CorruptEpisodeError` naming it.
     """
     runs = [Path(r) for r in runs]
     if not runs:
