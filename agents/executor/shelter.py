@@ -270,19 +270,17 @@ def _watch(x: SkillContext, make: Callable[[], Skill]) -> Skill:
 
 
 def _afresh(x: SkillContext, make: Callable[[], Skill]) -> Skill:
-    program = make()
-    try:
-        while True:
-            try:
-                act = next(program)
-            except StopIteration:
+    while True:
+        program = make()
+        try:
+            for act in program:
+                yield act
+                if x.overruled:
+                    break
+            else:
                 return
-            yield act
-            if x.overruled:
-                program.close()
-                program = make()
-    finally:
-        program.close()
+        finally:
+            program.close()
 
 
 def _until_sealed(x: SkillContext, program: Skill) -> Skill:
