@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distill.config import DistillConfig
-from distill.rollouts import RolloutExecutor, RolloutJob, check_teacher, first_difference, play, pool_for
+from distill.rollouts import (RolloutExecutor, RolloutJob, check_teacher, first_difference, play, pool_for,
+                              with_defaults)
 
 if TYPE_CHECKING:
     from distill.trainer import Progress
@@ -94,6 +95,13 @@ _STARTED = "dagger.json"
 _FREE = {"rounds", "workers"}  # dagger options a run may continue with changed: more rounds, other processes
 
 
+def _started_config(cfg: DistillConfig) -> dict[str, Any]:
+    """What of ``cfg`` a run continues only with: all but :data:`_FREE`."""
+    config = cfg.model_dump(mode="json")
+    config["dagger"] = {k: v for k, v in config["dagger"].items() if k not in _FREE}
+    return config
+
+
 def _rounds_done(out: Path, cfg: DistillConfig, data: list[Path], checkpoint: Path) -> list[dict[str, Any]]:
     """The summaries of the rounds ``out`` holds from an earlier call that started as this
     one (:data:`_STARTED`: the config but :data:`_FREE`, the data, the start checkpoint's
@@ -102,8 +110,7 @@ def _rounds_done(out: Path, cfg: DistillConfig, data: list[Path], checkpoint: Pa
     kill cut short (dropped)."""
     from distill import checkpoint as ck
 
-    config = cfg.model_dump(mode="json")
-    config["dagger"] = {k: v for k, v in config["dagger"].items() if k not in _FREE}
+    config = _started_config(cfg)
     weights = ck.resolve(checkpoint) / ck.MODEL_FILE
     ours = {"config": config, "data": [str(p.resolve()) for p in data],
             "checkpoint": hashlib.sha256(weights.read_bytes()).hexdigest()}  # its weights, wherever it lies
@@ -118,6 +125,8 @@ def _rounds_done(out: Path, cfg: DistillConfig, data: list[Path], checkpoint: Pa
         theirs = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise ValueError(f"{path}: unreadable ({err}); use another --out") from None
+    if isinstance(theirs, dict):  # options added since it started, at their defaults, are what it ran
+        theirs["config"] = with_defaults(theirs.get("config"), _started_config(DistillConfig()))
     if theirs != ours:
         what = {"config": f"another config ({first_difference(theirs.get('config'), config)})",
                 "data": "other data", "checkpoint": "another checkpoint (other weights)"}

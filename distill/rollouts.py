@@ -273,6 +273,10 @@ def _as_json(job: RolloutJob) -> dict[str, Any]:
     return {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(job))).items() if k != "out"}
 
 
+_JOB_DEFAULTS = json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(RolloutJob)
+                                       if f.default is not dataclasses.MISSING}))
+
+
 def _finished(job: RolloutJob) -> dict[str, Any] | None:
     """``job``'s result when its run directory holds its finished rollout (:data:`DONE`);
     None when it is to be played, its folder cleared of any episode cut short. The rollout
@@ -286,7 +290,7 @@ def _finished(job: RolloutJob) -> dict[str, Any] | None:
             theirs, result = saved["job"], saved["result"]
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{path}: unreadable ({err}); delete {out} to play that rollout again") from None
-        if theirs != (ours := _as_json(job)):
+        if (theirs := with_defaults(theirs, _JOB_DEFAULTS)) != (ours := _as_json(job)):
             raise ValueError(f"{out} holds the rollout of another job ({first_difference(theirs, ours)}): "
                              "use another folder")
         return result
@@ -430,6 +434,16 @@ def _check_option(hashes: set[str], mark: re.Pattern, ours: int | None, flag: st
         how = f"without --{flag}" if n is None else f"with --{flag} {n}"
         raise ValueError(f"the teacher episodes were recorded {how}: set dagger.teacher_{key}="
                          f"{'null' if n is None else n} so that the same teacher labels")
+
+
+def with_defaults(saved: Any, defaults: Any) -> Any:
+    """``saved``, a record written by older code, with each key it lacks (at any depth) set
+    to its value in ``defaults``: an option added since with a default that does what the
+    older code did, so that a run the older code started continues. Any other key is kept
+    as saved."""
+    if not (isinstance(saved, dict) and isinstance(defaults, dict)):
+        return saved
+    return {**defaults, **{k: with_defaults(v, defaults.get(k)) for k, v in saved.items()}}
 
 
 def first_difference(a: Any, b: Any, where: str = "") -> str:

@@ -62,6 +62,17 @@ def test_a_teacher_run_again_plays_only_what_did_not_finish(tmp_path):
     pool = Counting()
     record_teacher(tmp_path, [0, 1, 2], max_steps=40, prior="full", pool=pool)
     assert pool.played == []
+    # recorded by older code, before two options were added: at their defaults, the same job
+    done = tmp_path / "seed-0" / DONE
+    saved = json.loads(done.read_text())
+    for key in ("teacher_replan", "teacher_plans"):
+        del saved["job"][key]
+    done.write_text(json.dumps(saved))
+    record_teacher(tmp_path, [0, 1, 2], max_steps=40, prior="full", pool=pool)
+    assert pool.played == []
+    with pytest.raises(ValueError, match="another job \\(teacher_replan: False there, True now\\)"):
+        play([RolloutJob(seed=0, out=str(tmp_path / "seed-0"), max_steps=40, label="teacher", teacher_replan=True)],
+             InlinePool())
     # another job into the same folder, or episodes nobody marked finished: refused, kept
     with pytest.raises(ValueError, match="another job \\(max_steps: 40 there, 60 now\\)"):
         record_teacher(tmp_path, [0], max_steps=60, prior="full", pool=InlinePool())
@@ -112,6 +123,15 @@ def test_dagger_run_again_continues_where_it_stopped(teacher_and_student, tmp_pa
     more = run_dagger(_dagger(3, "dagger.workers=2"), [teacher], student, out, pool=pool)
     assert [Path(p).parts[-3] for p in pool.played] == ["round-2", "round-2"]
     assert more[:2] == first and more[2]["checkpoint"] == str(out / "round-2" / "student")
+
+    started = json.loads((out / "dagger.json").read_text())  # as older code wrote it, before two options
+    for key in ("teacher_stop_when_sealed", "teacher_replan"):
+        del started["config"]["dagger"][key]
+    (out / "dagger.json").write_text(json.dumps(started))
+    pool = Counting()
+    assert run_dagger(_dagger(3), [teacher], student, out, pool=pool) == more and pool.played == []
+    with pytest.raises(ValueError, match="another config \\(dagger.teacher_replan: False there, True now\\)"):
+        run_dagger(_dagger(3, "dagger.teacher_replan=true"), [teacher], student, out, pool=InlinePool())
 
     with pytest.raises(ValueError, match="another config \\(dagger.beta: \\[0.5, 0.0\\] there, \\[0.9\\] now\\)"):
         run_dagger(_dagger(2, "dagger.beta=[0.9]"), [teacher], student, out, pool=InlinePool())
