@@ -200,6 +200,9 @@ class DaggerConfig(_Section):
                                  "the player stands after each step the student played otherwise: each label is "
                                  "the teacher's first action from that state, not a step toward the pocket it "
                                  "chose (or gave up as failed) where it stood before")
+    teacher_check: bool = Field(True, description="the labelling teacher must be the one that recorded the teacher "
+                                "episodes (its options read from their config hash); false labels with another, "
+                                "an experiment: the student then learns from two teachers at once")
     student_window: tuple[int, int] = Field((0, DAY_LENGTH), description="the steps of each 300-step Crafter day in "
                                             "which the student may take control ([start, end)); the teacher "
                                             "plays the rest. [120, 300]: the teacher plays the mornings, the "

@@ -50,7 +50,8 @@ def run_dagger(cfg: DistillConfig, data: Sequence[Path], checkpoint: Path, out: 
     out.mkdir(parents=True, exist_ok=True)
     runs = [Path(p) for p in data]
     table = load_steps_for(runs, cfg.data, cfg.model)  # read once; each round adds its rollouts
-    check_teacher(table, d.teacher_farm_at_dusk, d.teacher_memory, d.teacher_near_pocket)
+    if d.teacher_check:
+        check_teacher(table, d.teacher_farm_at_dusk, d.teacher_memory, d.teacher_near_pocket)
     done = _rounds_done(out, cfg, runs, Path(checkpoint))
     current = Path(checkpoint)
     rounds = []

@@ -605,6 +605,12 @@ def test_a_teacher_without_dusk_farming_shelters_without_planting(student_ckpt, 
     with pytest.raises(ValueError, match="with and without"):
         run_dagger(cfg, [tmp_path / str(farm) / "seed-0" for farm in (False, True)], student_ckpt, tmp_path / "dg",
                    pool=InlinePool())
+    # unless told to label with another teacher: the farming one labels the plain episodes
+    other = load("tiny", ["dagger.rounds=1", "dagger.episodes=1", "dagger.max_steps=20", "dagger.teacher_check=false"])
+    assert len(run_dagger(other, [tmp_path / "False" / "seed-0"], student_ckpt, tmp_path / "other",
+                          pool=InlinePool())) == 1
+    (labelled,) = read_index(tmp_path / "other" / "round-0" / "rollouts" / "seed-0")
+    assert labelled.config_hash == "b0.5"  # no -plain: the teacher that labelled farms at dusk
     # today's teacher labels: accepted, also with the "rest in shelter" its planner plans
     # when health runs low (session 28: that word alone had DAgger refuse every teacher run)
     (part,) = episode_dir(tmp_path / "True" / "seed-0", metas[True].episode_id).glob("part-*.parquet")
