@@ -139,6 +139,9 @@ class DataConfig(_Section):
         "{build shelter: 3}: the few steps that decide whether the player lives through a night")
     skip_asleep: bool = Field(True, description="drop the steps taken asleep (a 'sleep' carried out after a "
                               "'sleep'): Crafter ignores the action until the player wakes")
+    relabelled_skip: list[str] = Field([], description="subgoals whose expert-relabelled (DAgger) steps are "
+                                       "dropped, e.g. [build shelter]: on the student's states the teacher labels "
+                                       "the first step of its walk to a pocket it remembers, seldom a wall")
 
 
 class TrainConfig(_Section):

@@ -250,10 +250,10 @@ def _actor_codes(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def _kept(steps: pa.Table, sub: np.ndarray, actor: np.ndarray, done: np.ndarray, sleep: int | None,
-          cfg: DataConfig, stats: Counter) -> np.ndarray:
+          cfg: DataConfig, stats: Counter, subgoals: list[str]) -> np.ndarray:
     """The steps of one episode that ``cfg``'s step filters keep (bool [n]), counting
     what each filter drops in ``stats``; ``done`` the actions carried out, ``sleep`` the
-    env's id of sleep."""
+    env's id of sleep, ``subgoals`` the names ``sub`` indexes."""
     n = steps.num_rows
     keep = np.ones(n, bool)
     if cfg.success_only:
@@ -263,6 +263,11 @@ def _kept(steps: pa.Table, sub: np.ndarray, actor: np.ndarray, done: np.ndarray,
         asleep = _asleep(done, sleep)
         stats["steps_asleep"] += int((keep & asleep).sum())
         keep &= ~asleep
+    if cfg.relabelled_skip:
+        skipped = (actor == ACTORS.index("expert-relabelled")) & np.isin(
+            sub, [i for i, name in enumerate(subgoals) if name in cfg.relabelled_skip])
+        stats["steps_relabelled_skipped"] += int((keep & skipped).sum())
+        keep &= ~skipped
     by_actor = np.isin(actor, [ACTORS.index(a) for a in cfg.actors])
     stats["steps_other_actors"] += int((keep & ~by_actor).sum())
     return keep & by_actor
@@ -341,7 +346,8 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
 
     Filters: ``cfg.min_return`` and ``cfg.min_achievements`` drop whole episodes (from
     their index row); ``cfg.success_only`` keeps the steps of subgoal segments that
-    reached their subgoal (see :func:`distill.checks.reached_mask`); ``cfg.actors`` keeps the steps
+    reached their subgoal (see :func:`distill.checks.reached_mask`); ``cfg.relabelled_skip``
+    drops the expert-relabelled steps under those subgoals; ``cfg.actors`` keeps the steps
     taken by those actors; ``cfg.skip_asleep`` drops the steps taken asleep (:func:`_asleep`;
     a DAgger student's where its rollout recorded them so, since session 53). A run
     directory that does not exist or holds no finished episode is a one-line
@@ -399,7 +405,7 @@ def load_steps(runs: Sequence[Path | str], cfg: DataConfig, memory: int = 0, wal
             sub = _codes(steps.column("subgoal"), subgoals)
             actor = _actor_codes(steps.column("actor"))
             actors_seen.update(str(x) for x in pc.unique(steps.column("actor")).to_pylist())
-            keep = _kept(steps, sub, actor, done, sleep if meta.env == "crafter" else None, cfg, stats)
+            keep = _kept(steps, sub, actor, done, sleep if meta.env == "crafter" else None, cfg, stats, subgoals)
             if not keep.any():
                 continue
             e = len(episodes)

@@ -374,3 +374,17 @@ def test_subgoal_in_and_out_line_up(table):
                 assert sout[j] == sin[j + 1]
             if length == 8:
                 assert tok.decode(sin) == text and tok.decode([x for x in sout if x != -100]) == text
+
+
+def test_relabelled_steps_under_skipped_subgoals_are_dropped(tmp_path):
+    """``relabelled_skip`` drops DAgger's labels under the named subgoals, and only
+    theirs: the teacher's own steps under those subgoals stay."""
+    relabelled = dict(actor="expert-relabelled", taken=1)
+    write_episodes(tmp_path, [("e", [_step(subgoal="build shelter"), _step(subgoal="build shelter", **relabelled),
+                                     _step(subgoal="eat cow", **relabelled), _step(subgoal="place plant", **relabelled),
+                                     _step(subgoal="build shelter", **relabelled)], {})])
+    assert len(load_steps([tmp_path], DataConfig())) == 5
+    table = load_steps([tmp_path], DataConfig(relabelled_skip=["build shelter", "place plant", "unheard of"]))
+    assert table.pos.tolist() == [0, 2]
+    assert [table.subgoal_text(i) for i in range(len(table))] == ["build shelter", "eat cow"]
+    assert describe(table)["dropped"]["steps_relabelled_skipped"] == 3
