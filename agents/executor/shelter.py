@@ -270,6 +270,8 @@ def _watch(x: SkillContext, make: Callable[[], Skill]) -> Skill:
 
 
 def _afresh(x: SkillContext, make: Callable[[], Skill]) -> Skill:
+    """The program ``make`` returns, made again after each step ``x.overruled``; ends when
+    one runs to its end (a failure raises through, as the program's own would)."""
     while True:
         program = make()
         try:
