@@ -19,6 +19,9 @@ Steps, each skipped when its output is given:
    of those episodes, subgoal decoding included;
 6. with a GPU: training samples/s and model FLOPs utilisation on it.
 
+Training samples/s on the CPU is measured while it trains; with ``--checkpoint`` it is
+read from that student's own training log (:func:`logged_training_rate`).
+
 Writes ``bench/results/distill.json`` and prints a Markdown table.
 """
 
@@ -86,6 +89,28 @@ def _percentiles(times: list[float], passes: float) -> dict[str, float]:
     ms = np.array(times[50:] or times) * 1000  # the first decisions warm caches up
     return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
             "mean_ms": float(ms.mean()), "passes_per_decision": passes}
+
+
+def logged_training_rate(checkpoint: Path) -> dict[str, Any] | None:
+    """Training samples/s as the run that trained ``checkpoint`` logged it (its
+    ``metrics.jsonl``, beside the ``ckpt-*`` folders): the median of the logged windows up
+    to the checkpoint's step, on whatever host trained it. What a bench given
+    ``--checkpoint``, which trains nothing, can say of training; None without that log."""
+    ckpt = read(checkpoint)
+    log_file = ckpt.path.parent / "metrics.jsonl"
+    if not log_file.is_file():
+        return None
+    rates = []
+    for line in log_file.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
+        if isinstance(row, dict) and row.get("split") == "train" and row.get("step", 0) <= ckpt.step and "samples_per_s" in row:
+            rates.append(row["samples_per_s"])
+    if not rates:
+        return None
+    return {"samples_per_s": float(np.median(rates)), "windows": len(rates), "log": str(log_file)}
 
 
 def gpu_throughput(cfg_name: str, runs: list[Path], steps: int = 60) -> dict[str, Any] | None:
@@ -252,8 +277,13 @@ def main() -> None:
         "latency_all_cores": latency(checkpoint, eval_runs, threads=os.cpu_count() or 2, **options),
         "gpu": gpu_throughput(args.config, runs),
     })
+    if "train" not in report:
+        report["train_logged"] = logged_training_rate(checkpoint)
     (args.out.parent / "distill.json").write_text(json.dumps(report, indent=2))
     samples = report.get("train", {}).get("train_samples_per_s")
+    logged = report.get("train_logged")
+    samples_text = (f"{samples:.0f}" if samples is not None
+                    else f"{logged['samples_per_s']:.0f} (as its training logged it)" if logged else "not measured")
     lat = report["latency_1_thread"]
     print(f"latency with {os.cpu_count()} threads: p50 {report['latency_all_cores']['p50_ms']:.2f} ms")
     print("| parameters | teacher score | student score | ratio | action agreement | latency p50 / p95 (1 thread) "
@@ -261,7 +291,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     print(f"| {report['parameters']:,} | {teacher['crafter_score']:.1f} | {student['crafter_score']:.1f} | "
           f"{report['ratio']:.2f} | {offline['action_agreement']:.3f} | {lat['p50_ms']:.2f} / {lat['p95_ms']:.2f} ms | "
-          f"{samples if samples is None else round(samples)} |")
+          f"{samples_text} |")
     print(f"ended on day 0: teacher {report['teacher']['ended_on_day_0']}, "
           f"student {report['student']['ended_on_day_0']} of {len(seeds)}")
     nights = {who: report[who]["nights"] for who in ("teacher", "student")}

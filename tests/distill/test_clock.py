@@ -3,8 +3,6 @@ in training (the recorded ``t``) and in play (the observation's ``step``)."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
@@ -18,7 +16,7 @@ from distill.steps import load_steps
 from distill.tokenizer import BOS, PAD
 from distill.trainer import train
 from envs.episodes import iter_episodes
-from tests.conftest import ROOT
+from tests.conftest import load_bench
 
 CLOCK = ["model.clock=300", "model.clock_bin=5"]
 
@@ -91,9 +89,7 @@ def test_a_student_with_a_clock_plays_reading_the_steps_it_has_played(clock_ckpt
 def test_the_bench_times_a_clock_student_on_the_recorded_step_counters(clock_ckpt, run_dir):
     """bench/bench_distill.py's latency feeds the student what it reads in play: the frame,
     the step counter and the vitals (a bare frame once crashed it)."""
-    spec = importlib.util.spec_from_file_location("bench_distill", ROOT / "bench" / "bench_distill.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("bench_distill")
     read: list[int] = []
     decide = Student.decide
 

@@ -26,6 +26,7 @@ from distill.steps import load_steps
 from distill.model import Student
 from distill.trainer import _StepBatches, lr_factor, train
 from envs.recorder import EpisodeRecorder
+from tests.conftest import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,6 +55,24 @@ def trained(run_dir, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("trained") / "ckpt"
     cfg = load("tiny", ["train.steps=4", "train.save_every=2", "train.eval_every=2", "train.log_every=1"])
     return out, train(cfg, [run_dir], out)
+
+
+def test_the_bench_reads_a_checkpoints_training_rate_from_its_own_log(trained, tmp_path):
+    """bench_distill.py given --checkpoint trains nothing; the issue's table still has a
+    training samples/s: the median of what the student's training logged up to its step."""
+    out = tmp_path / "ckpt"
+    shutil.copytree(trained[0], out)
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    rates = {r["step"]: r["samples_per_s"] for r in rows if r["split"] == "train"}
+    assert sorted(rates) == [1, 2, 3, 4]
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write('{"split": "train", "step": 5, "samples_')  # cut short by a kill
+    rate = load_bench("bench_distill").logged_training_rate
+    assert rate(out)["samples_per_s"] == pytest.approx(np.median(list(rates.values())))  # the latest: step 4
+    assert rate(out / "ckpt-0000002") == {"samples_per_s": pytest.approx(np.median([rates[1], rates[2]])),
+                                          "windows": 2, "log": str(out / "metrics.jsonl")}
+    (out / "metrics.jsonl").unlink()
+    assert rate(out) is None
 
 
 def _random_student(cfg, tok, n_actions=17, seed=0) -> Student:
