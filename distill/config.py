@@ -180,7 +180,7 @@ class TrainConfig(_Section):
 
 
 class DaggerConfig(_Section):
-    rounds: int = Field(2, ge=0)
+    rounds: int = Field(2, ge=1, description="rounds of roll out, label, retrain (run again with more to go on)")
     episodes: int = Field(8, ge=1, description="rollouts per round (seeds seed .. seed+episodes-1)")
     seed: int = Field(0, ge=0, description="first seed: the teacher's own seeds mirror its worlds")
     max_steps: int = Field(10000, ge=1)

@@ -380,6 +380,13 @@ def test_student_window_must_lie_inside_a_day():
     assert load("tiny", ["dagger.student_window=[120,300]"]).dagger.student_window == (120, 300)
 
 
+def test_dagger_needs_a_round():
+    """--rounds 0 once wrote a dagger.json and printed an empty table: a typo, refused."""
+    with pytest.raises(DistillConfigError, match="dagger.rounds"):
+        load("tiny", ["dagger.rounds=0"])
+    assert load("tiny", ["dagger.rounds=1"]).dagger.rounds == 1
+
+
 def test_mirror_env_without_student_is_the_teacher():
     mirror, executed, teacher = _drive(0.0, None)
     assert executed == teacher and mirror.student_steps == 0
