@@ -106,7 +106,8 @@ def logged_training_rate(checkpoint: Path) -> dict[str, Any] | None:
             row = json.loads(line)
         except json.JSONDecodeError:  # a line cut short by a kill
             continue
-        if isinstance(row, dict) and row.get("split") == "train" and row.get("step", 0) <= ckpt.step and "samples_per_s" in row:
+        if (isinstance(row, dict) and row.get("split") == "train" and "samples_per_s" in row
+                and row.get("step", 0) <= ckpt.step):
             rates.append(row["samples_per_s"])
     if not rates:
         return None
