@@ -48,7 +48,7 @@ from distill.data import DistillDataset, split
 from distill.evaluation import evaluate
 from distill.nights import night_report
 from distill.steps import load_steps_for
-from distill.trainer import train
+from distill.trainer import read_metrics, train
 from envs.compare import scores_if_matched
 from envs.crafter_env import DAY_LENGTH
 from envs.episodes import decode_frames, find_runs, iter_episodes
@@ -98,17 +98,8 @@ def logged_training_rate(checkpoint: Path) -> dict[str, Any] | None:
     ``--checkpoint``, which trains nothing, can say of training; None without that log."""
     ckpt = read(checkpoint)
     log_file = ckpt.path.parent / "metrics.jsonl"
-    if not log_file.is_file():
-        return None
-    rates = []
-    for line in log_file.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by a kill
-            continue
-        if (isinstance(row, dict) and row.get("split") == "train" and "samples_per_s" in row
-                and row.get("step", 0) <= ckpt.step):
-            rates.append(row["samples_per_s"])
+    rates = [row["samples_per_s"] for row in read_metrics(log_file)
+             if row.get("split") == "train" and "samples_per_s" in row and row.get("step", 0) <= ckpt.step]
     if not rates:
         return None
     return {"samples_per_s": float(np.median(rates)), "windows": len(rates), "log": str(log_file)}

@@ -152,11 +152,6 @@ def _rounds_done(out: Path, cfg: DistillConfig, data: list[Path], checkpoint: Pa
 
 def _last_validation(metrics: Path) -> dict[str, Any]:
     """The last validation row of a trainer's ``metrics.jsonl`` (empty when there is none)."""
-    for line in reversed(metrics.read_text().splitlines() if metrics.exists() else []):
-        try:
-            row = json.loads(line)
-        except ValueError:  # a line a kill cut short
-            continue
-        if row.get("split") == "val":
-            return row
-    return {}
+    from distill.trainer import read_metrics
+
+    return next((row for row in reversed(read_metrics(metrics)) if row.get("split") == "val"), {})

@@ -120,18 +120,24 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
 
 
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl``, in order; a line a kill cut short is left out, and
+    a file not yet written has none."""
+    rows = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
 def _trim_metrics(path: Path, step: int) -> None:
     """After a resume, drop log lines past the checkpoint (they will be written again)."""
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= step:
-                keep.append(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill
-    path.write_text("".join(k + "\n" for k in keep))
+    if path.exists():
+        path.write_text("".join(json.dumps(r) + "\n" for r in read_metrics(path) if r.get("step", 0) <= step))
 
 
 def train(cfg: DistillConfig, runs: Sequence[Path], out: Path, init: Path | None = None,
@@ -293,9 +299,9 @@ def plot_losses(metrics: Path, png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not metrics.exists():  # saved before the first log line
+    rows = read_metrics(metrics)
+    if not rows:  # saved before the first log line
         return
-    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for part, key, style in (("train", "loss", "-"), ("val", "val_loss", "o-")):
         pts = [(r["step"], r[key]) for r in rows if r.get("split") == part and key in r]
